@@ -1,0 +1,416 @@
+/* ddpm.h — libddpm: denoising diffusion models (DDPM, DDIM, DPM-Solver++) in C11.
+
+   WHAT IT DOES
+     libddpm holds the mathematics of Gaussian diffusion (Ho et al. 2020) and the pieces around it:
+     noise schedules computed in double, the forward process q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0),
+     the reverse samplers (DDPM ancestral, DDIM, DPM-Solver++ 2M) written against a model callback, a
+     counter-based random generator whose stream of numbers depends only on (seed, stream, counter), and
+     readers and writers for the file formats a diffusion toolkit meets (safetensors, PNG, MNIST IDX,
+     CIFAR-10 binary batches).
+
+   USAGE (this example is compiled and run by the test suite as tests/test_header_example.c)
+
+       #include <ddpm.h>
+       #include <stdio.h>
+
+       // A stand-in network: eps(x, t) = 0.1 x.  A real one is a U-Net.
+       static ddpm_status model(void *user, float *out, const float *x, const int64_t *t,
+                                int64_t n, int64_t d) {
+           (void)user; (void)t;
+           for (int64_t i = 0; i < n * d; i++) out[i] = 0.1f * x[i];
+           return DDPM_OK;
+       }
+
+       int main(void) {
+           ddpm_schedule_config sc;
+           ddpm_schedule_config_default(&sc);            // linear, T = 1000, 1e-4 .. 0.02
+           sc.name = "cosine";
+           ddpm_diffusion *dif = NULL;
+           if (ddpm_diffusion_create(&sc, &dif) != DDPM_OK) {
+               fprintf(stderr, "ddpm: %s\n", ddpm_last_error());
+               return 1;
+           }
+           ddpm_sampler_config cfg;
+           ddpm_sampler_config_default(&cfg, DDPM_SAMPLER_DDIM);   // 50 steps, eta 0
+           cfg.seed = 42;
+           double x[4 * 16];                                        // [N=4, D=16]
+           ddpm_rng_normal_f64(cfg.seed, ddpm_rng_stream(DDPM_STREAM_INIT, 0, 0), 0, x, 4 * 16);
+           ddpm_status st = ddpm_sample_loop(dif, &cfg, model, NULL, x, 4, 16, 0);
+           if (st != DDPM_OK) fprintf(stderr, "ddpm: %s\n", ddpm_last_error());
+           ddpm_diffusion_free(dif);
+           return st == DDPM_OK ? 0 : 1;
+       }
+
+   CONVENTIONS
+     - Errors: every fallible function returns a ddpm_status. On failure it also sets a per-thread message
+       that names the problem (and, where it can, the fix); ddpm_last_error() returns it. The library never
+       prints and never exits.
+     - Ownership: an object made by ddpm_X_create / ddpm_X_open / ddpm_X_read is released by the matching
+       ddpm_X_free / ddpm_X_close, and every free accepts NULL. Pointers returned by accessors stay valid
+       until the owning object is freed. Inputs are never retained unless the comment says so.
+     - Tensors are NCHW, row-major, W fastest. Image pixels (ddpm_image) are HWC interleaved 8-bit.
+       Model space is [-1, 1]: pixel p in 0..255 maps to p / 127.5 - 1.
+     - Diffusion index k = 0..T-1 is diffusers' timestep: betas[k] is beta_{k+1} of Ho et al.;
+       alphas_cumprod[k] = prod_{j<=k} (1 - betas[j]); alpha_bar_{-1} = 1.
+     - Sampler state and schedule arithmetic are double; the network's input and output are float.
+     - Random numbers: Philox4x32-10 keyed by the 64-bit seed. Normal number j of stream s is fixed by
+       (seed, s, j) alone, so results never depend on thread count or on how a batch is split.
+     - Thread safety: distinct objects may be used from distinct threads; error messages are per thread.
+*/
+#ifndef DDPM_H
+#define DDPM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DDPM_VERSION_MAJOR 0
+#define DDPM_VERSION_MINOR 1
+#define DDPM_VERSION_PATCH 0
+
+/* ===================================================================================== status */
+
+typedef enum {
+    DDPM_OK = 0,
+    DDPM_ERR_INVALID_ARG,  /* a caller's argument or option is out of range or inconsistent */
+    DDPM_ERR_NOMEM,        /* an allocation failed */
+    DDPM_ERR_IO,           /* a file could not be opened, read, written or renamed */
+    DDPM_ERR_FORMAT,       /* a file's contents are malformed, truncated or hostile */
+    DDPM_ERR_UNSUPPORTED,  /* valid input that this library does not implement */
+    DDPM_ERR_NUMERIC,      /* NaN or infinity where a finite number is required */
+    DDPM_ERR_INTERRUPTED,  /* a callback asked to stop (for example on Ctrl-C) */
+    DDPM_ERR_INTERNAL      /* a bug: please report it */
+} ddpm_status;
+
+const char *ddpm_last_error(void);            /* message of the last failure on this thread ("" if none) */
+const char *ddpm_status_name(ddpm_status s);  /* "ok", "invalid argument", ... */
+void ddpm_clear_error(void);
+const char *ddpm_version(void);               /* "0.1.0" */
+
+/* Allocator hook: every allocation of the library goes through it. NULL restores malloc/realloc/free.
+   Set it before creating any object; objects must be freed under the allocator that made them. */
+typedef struct {
+    void *(*alloc)(void *user, size_t size);
+    void *(*realloc)(void *user, void *ptr, size_t size);
+    void (*free)(void *user, void *ptr);
+    void *user;
+} ddpm_allocator;
+void ddpm_set_allocator(const ddpm_allocator *a);
+
+/* Threads used by the library's parallel loops (OpenMP) and BLAS. n <= 0 means all cores. */
+void ddpm_set_threads(int n);
+int ddpm_get_threads(void);
+
+/* ===================================================================================== dtypes */
+
+typedef enum {
+    DDPM_DTYPE_F64, DDPM_DTYPE_F32, DDPM_DTYPE_F16, DDPM_DTYPE_BF16,
+    DDPM_DTYPE_I64, DDPM_DTYPE_I32, DDPM_DTYPE_I16, DDPM_DTYPE_I8, DDPM_DTYPE_U8, DDPM_DTYPE_BOOL
+} ddpm_dtype;
+size_t ddpm_dtype_size(ddpm_dtype t);          /* bytes per element */
+const char *ddpm_dtype_name(ddpm_dtype t);     /* safetensors spelling: "F32", "BF16", ... */
+float ddpm_f16_to_f32(uint16_t h);
+uint16_t ddpm_f32_to_f16(float f);             /* round to nearest even */
+float ddpm_bf16_to_f32(uint16_t h);
+uint16_t ddpm_f32_to_bf16(float f);            /* round to nearest even; NaN stays NaN */
+
+/* ===================================================================================== RNG
+   Philox4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3").
+   Key = seed (low word first). Counter = (element block j: low, high, stream: low, high).
+   Uniform j of stream s is the j-th 32-bit word of the sequence; normal j pairs words by Box-Muller. */
+
+void ddpm_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* Stream ids: purpose (8 bits) | step (24 bits) | item (32 bits). The noise of image `item` at
+   sampler step `step` is stream ddpm_rng_stream(DDPM_STREAM_SAMPLER, step, item). */
+enum {
+    DDPM_STREAM_INIT = 1,      /* x_T of sampling, image = item */
+    DDPM_STREAM_SAMPLER = 2,   /* per-step noise of ancestral / eta > 0 samplers */
+    DDPM_STREAM_NOISING = 3,   /* forward-process noise (ddpm noise, training) */
+    DDPM_STREAM_TRAIN = 4,     /* timesteps, data order, dropout */
+    DDPM_STREAM_PARAM_INIT = 5 /* weight initialisation */
+};
+uint64_t ddpm_rng_stream(uint32_t purpose, uint32_t step, uint32_t item);
+
+/* out[i] = value number (counter + i) of stream `stream`, i < n. Parallel inside; results are
+   identical for any thread count. */
+void ddpm_rng_uniform_u32(uint64_t seed, uint64_t stream, uint64_t counter, uint32_t *out, size_t n);
+void ddpm_rng_uniform_f64(uint64_t seed, uint64_t stream, uint64_t counter, double *out, size_t n); /* (0,1) */
+void ddpm_rng_normal_f64(uint64_t seed, uint64_t stream, uint64_t counter, double *out, size_t n);
+void ddpm_rng_normal_f32(uint64_t seed, uint64_t stream, uint64_t counter, float *out, size_t n);
+
+/* ===================================================================================== schedules */
+
+typedef struct {
+    const char *name;      /* linear | scaled_linear | cosine (= squaredcos_cap_v2) | sqrt | sigmoid |
+                              sigmoid_chen | file:PATH (betas: text, one per line, or safetensors "betas") */
+    int T;                 /* number of diffusion steps, >= 1 (default 1000) */
+    double beta_start;     /* linear, scaled_linear, sigmoid (default 1e-4) */
+    double beta_end;       /* (default 0.02) */
+    int scale_to_T;        /* linear: multiply both ends by 1000/T (improved-diffusion), default 0 */
+    double cosine_s;       /* cosine offset s (default 0.008) */
+    double sqrt_s;         /* sqrt offset s (default 1e-4) */
+    double max_beta;       /* clip for alpha_bar schedules (default 0.999) */
+    double sigmoid_start, sigmoid_end, sigmoid_tau; /* sigmoid_chen: -3, 3, 1 */
+} ddpm_schedule_config;
+void ddpm_schedule_config_default(ddpm_schedule_config *c);
+
+/* Names accepted by ddpm_schedule_config.name (without file:), NULL-terminated. */
+extern const char *const ddpm_schedule_names[];
+
+/* betas [cfg->T] in double. */
+ddpm_status ddpm_schedule_betas(const ddpm_schedule_config *cfg, double *betas);
+
+/* The Gaussian diffusion of the original code (GaussianDiffusion): every table in double, [T] each.
+   alphas_cumprod_prev[0] = 1. posterior_log_variance_clipped[0] = log(posterior_variance[1]). */
+typedef struct {
+    int T;
+    double *betas, *alphas, *alphas_cumprod, *alphas_cumprod_prev;
+    double *sqrt_alphas_cumprod, *sqrt_one_minus_alphas_cumprod, *log_one_minus_alphas_cumprod;
+    double *sqrt_recip_alphas_cumprod, *sqrt_recipm1_alphas_cumprod;
+    double *posterior_variance, *posterior_log_variance_clipped;
+    double *posterior_mean_coef1, *posterior_mean_coef2;
+} ddpm_diffusion;
+
+ddpm_status ddpm_diffusion_create(const ddpm_schedule_config *cfg, ddpm_diffusion **out);
+ddpm_status ddpm_diffusion_from_betas(const double *betas, int T, ddpm_diffusion **out); /* 0 < beta < 1 */
+void ddpm_diffusion_free(ddpm_diffusion *d);
+
+/* Forward process and posterior. Arrays are [N, D] (D = C*H*W), timesteps t are [N], 0 <= t < T.
+   Outputs may alias inputs of the same shape. */
+typedef enum { DDPM_PRED_EPS, DDPM_PRED_X0, DDPM_PRED_V } ddpm_prediction;
+
+void ddpm_q_sample(const ddpm_diffusion *d, float *xt, const float *x0, const float *eps,
+                   const int64_t *t, int64_t N, int64_t D);                /* sqrt(ab) x0 + sqrt(1-ab) eps */
+void ddpm_q_sample_f64(const ddpm_diffusion *d, double *xt, const double *x0, const double *eps,
+                       const int64_t *t, int64_t N, int64_t D);
+void ddpm_q_mean_variance(const ddpm_diffusion *d, double *mean /*[N,D]*/, double *var /*[N]*/,
+                          double *log_var /*[N]*/, const double *x0, const int64_t *t, int64_t N, int64_t D);
+void ddpm_q_posterior(const ddpm_diffusion *d, double *mean /*[N,D]*/, double *var /*[N]*/,
+                      double *log_var_clipped /*[N]*/, const double *x0, const double *xt,
+                      const int64_t *t, int64_t N, int64_t D);
+void ddpm_predict_x0_from_eps(const ddpm_diffusion *d, double *x0, const double *xt, const double *eps,
+                              const int64_t *t, int64_t N, int64_t D);
+void ddpm_predict_x0_from_v(const ddpm_diffusion *d, double *x0, const double *xt, const double *v,
+                            const int64_t *t, int64_t N, int64_t D);
+void ddpm_predict_eps_from_x0(const ddpm_diffusion *d, double *eps, const double *xt, const double *x0,
+                              const int64_t *t, int64_t N, int64_t D);
+/* v = sqrt(ab) eps - sqrt(1-ab) x0 (Salimans & Ho 2022), the v-prediction target. */
+void ddpm_velocity(const ddpm_diffusion *d, float *v, const float *x0, const float *eps,
+                   const int64_t *t, int64_t N, int64_t D);
+void ddpm_velocity_f64(const ddpm_diffusion *d, double *v, const double *x0, const double *eps,
+                       const int64_t *t, int64_t N, int64_t D);
+/* The training target for an objective: eps, x0, or v. */
+void ddpm_training_target(const ddpm_diffusion *d, ddpm_prediction objective, float *target,
+                          const float *x0, const float *eps, const int64_t *t, int64_t N, int64_t D);
+
+/* KL(N(m1, exp(lv1)) || N(m2, exp(lv2))) elementwise, in nats. */
+double ddpm_normal_kl(double mean1, double logvar1, double mean2, double logvar2);
+/* log-likelihood of x in [-1,1] discretised to 256 bins under N(mean, exp(2 log_scale)), in nats
+   (Ho et al. 2020, sec. 3.3; improved-diffusion's discretized_gaussian_log_likelihood). */
+double ddpm_discretized_gaussian_loglik(double x, double mean, double log_scale);
+
+/* ===================================================================================== samplers
+   Samplers know nothing of networks: they call `model` for the network output at (x_t, t). */
+
+typedef ddpm_status (*ddpm_model_fn)(void *user, float *out /*[N,D]*/, const float *x /*[N,D]*/,
+                                     const int64_t *t /*[N]*/, int64_t N, int64_t D);
+/* Noise for loop step `step_index` (the i-th model call), [N, D]. Used to replay stored noise. */
+typedef ddpm_status (*ddpm_noise_fn)(void *user, double *out, int step_index, int64_t timestep,
+                                     int64_t N, int64_t D);
+/* Called after every step with the new sample and the step's x0 prediction; non-OK stops the loop
+   (return DDPM_ERR_INTERRUPTED on Ctrl-C). */
+typedef ddpm_status (*ddpm_step_fn)(void *user, int step_index, int num_steps, int64_t timestep,
+                                    const double *x /*[N,D]*/, const double *x0_pred /*[N,D]*/,
+                                    int64_t N, int64_t D);
+
+typedef enum { DDPM_SAMPLER_DDPM, DDPM_SAMPLER_DDIM, DDPM_SAMPLER_DPMPP2M } ddpm_sampler_kind;
+typedef enum { DDPM_VAR_FIXED_SMALL, DDPM_VAR_FIXED_LARGE } ddpm_variance;
+typedef enum { DDPM_SPACING_LEADING, DDPM_SPACING_TRAILING, DDPM_SPACING_LINSPACE } ddpm_spacing;
+
+typedef struct {
+    ddpm_sampler_kind kind;
+    int steps;                 /* inference steps; DDPM default T (1000), DDIM 50, DPM++ 20 */
+    ddpm_prediction prediction;/* what the model outputs (default eps) */
+    ddpm_variance variance;    /* DDPM: fixed_small (default) or fixed_large */
+    int clip_sample;           /* clamp x0_hat to [-clip_range, clip_range] (DDPM, DDIM; default 1) */
+    double clip_range;         /* default 1.0 */
+    double eta;                /* DDIM: 0 deterministic .. 1 DDPM-like (default 0) */
+    ddpm_spacing spacing;      /* DDPM/DDIM default leading; DPM++ default linspace */
+    int steps_offset;          /* added to leading timesteps (default 0) */
+    int step_along_list;       /* DDIM: previous timestep = next list entry instead of t - T/n */
+    int set_alpha_to_one;      /* DDIM: alpha_bar after the last step is 1 (default 1) */
+    int solver_order;          /* DPM++: 1 or 2 (default 2) */
+    int lower_order_final;     /* DPM++: first-order last step (default 1) */
+    uint64_t seed;             /* RNG seed for per-step noise */
+    ddpm_noise_fn noise;       /* NULL: noise from the RNG, stream (DDPM_STREAM_SAMPLER, step, item) */
+    void *noise_user;
+    ddpm_step_fn on_step;      /* NULL: none */
+    void *step_user;
+} ddpm_sampler_config;
+void ddpm_sampler_config_default(ddpm_sampler_config *c, ddpm_sampler_kind kind);
+
+/* The timesteps the sampler visits, in order, for T training steps: out[cfg->steps]. */
+ddpm_status ddpm_sampler_timesteps(const ddpm_sampler_config *cfg, int T, int64_t *out);
+
+/* Run the reverse process. x [N, D]: x_T in, x_0 out. first_item is the global index of row 0, so
+   that a batch split into pieces draws the same noise as the whole batch. */
+ddpm_status ddpm_sample_loop(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                             ddpm_model_fn model, void *model_user,
+                             double *x, int64_t N, int64_t D, int64_t first_item);
+
+/* One DDPM / DDIM update on n numbers, as diffusers' step(). prev_t < 0 means "after the last step".
+   noise may be NULL (no noise, giving the posterior mean). x0_pred receives x0_hat after clipping. */
+typedef struct {
+    double alpha_prod_t, alpha_prod_t_prev, variance, std_dev_t;
+} ddpm_step_info;
+ddpm_status ddpm_ddpm_step(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, int64_t t,
+                           int64_t prev_t, const double *model_out, const double *x, const double *noise,
+                           double *x_prev, double *x0_pred, int64_t n, ddpm_step_info *info);
+ddpm_status ddpm_ddim_step(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, int64_t t,
+                           int64_t prev_t, const double *model_out, const double *x, const double *noise,
+                           double *x_prev, double *x0_pred, int64_t n, ddpm_step_info *info);
+
+/* ===================================================================================== safetensors
+   An 8-byte little-endian header length, a JSON header, raw little-endian data. Every file is treated
+   as hostile: the header is bounded (100 MB), offsets lie inside the data, tensors do not overlap,
+   byte length = dtype size x shape, names are unique. */
+
+#define DDPM_ST_MAX_DIMS 8
+typedef struct {
+    const char *name;
+    ddpm_dtype dtype;
+    int ndim;
+    int64_t shape[DDPM_ST_MAX_DIMS];
+    int64_t numel;
+    uint64_t offset, nbytes;   /* inside the data section */
+} ddpm_st_tensor;
+
+typedef struct ddpm_safetensors ddpm_safetensors;
+ddpm_status ddpm_st_open(const char *path, ddpm_safetensors **out);
+ddpm_status ddpm_st_open_memory(const void *buf, size_t len, ddpm_safetensors **out); /* copies buf */
+void ddpm_st_close(ddpm_safetensors *st);
+int ddpm_st_count(const ddpm_safetensors *st);
+const ddpm_st_tensor *ddpm_st_at(const ddpm_safetensors *st, int i);   /* in file order */
+const ddpm_st_tensor *ddpm_st_find(const ddpm_safetensors *st, const char *name);
+const void *ddpm_st_data(const ddpm_safetensors *st, const ddpm_st_tensor *t); /* raw LE bytes */
+/* Convert a tensor to float / double / int64 (any float dtype to float, any int dtype to int64);
+   count must equal numel. */
+ddpm_status ddpm_st_read_f32(const ddpm_safetensors *st, const char *name, float *out, int64_t count);
+ddpm_status ddpm_st_read_f64(const ddpm_safetensors *st, const char *name, double *out, int64_t count);
+ddpm_status ddpm_st_read_i64(const ddpm_safetensors *st, const char *name, int64_t *out, int64_t count);
+int ddpm_st_metadata_count(const ddpm_safetensors *st);
+void ddpm_st_metadata_at(const ddpm_safetensors *st, int i, const char **key, const char **value);
+const char *ddpm_st_metadata_get(const ddpm_safetensors *st, const char *key); /* NULL if absent */
+
+typedef struct ddpm_st_writer ddpm_st_writer;
+ddpm_status ddpm_st_writer_create(ddpm_st_writer **out);
+/* Copies name, shape and data. Data is given in the named dtype, little-endian host order. */
+ddpm_status ddpm_st_writer_add(ddpm_st_writer *w, const char *name, ddpm_dtype dtype, int ndim,
+                               const int64_t *shape, const void *data);
+ddpm_status ddpm_st_writer_set_metadata(ddpm_st_writer *w, const char *key, const char *value);
+/* Atomic: writes PATH.tmp.*, fsyncs, renames over PATH. An existing PATH is untouched on failure. */
+ddpm_status ddpm_st_writer_save(ddpm_st_writer *w, const char *path);
+void ddpm_st_writer_free(ddpm_st_writer *w);
+
+/* ===================================================================================== images */
+
+typedef struct {
+    int width, height, channels;   /* channels: 1 (gray) or 3 (RGB) */
+    uint8_t *pixels;               /* [height, width, channels] */
+} ddpm_image;
+
+ddpm_status ddpm_image_alloc(ddpm_image *img, int width, int height, int channels); /* zeroed */
+void ddpm_image_free(ddpm_image *img);   /* frees pixels, zeroes the struct */
+
+/* PNG through libpng. Reading accepts any PNG and converts to 8-bit gray or RGB (alpha is composited
+   on white; palettes expanded; 16-bit reduced). text: NULL or NULL-terminated {key, value, ...} pairs
+   written as tEXt chunks. Writing is atomic. */
+ddpm_status ddpm_png_read(const char *path, ddpm_image *out);
+ddpm_status ddpm_png_read_memory(const void *buf, size_t len, ddpm_image *out);
+ddpm_status ddpm_png_write(const char *path, const ddpm_image *img, const char *const *text);
+/* Reads the tEXt value for key into a new string (free with ddpm_free), or *value = NULL if absent. */
+ddpm_status ddpm_png_read_text(const char *path, const char *key, char **value);
+
+/* A grid of N images from model space [-1, 1] (values clamped), [N, C, H, W] with C 1 or 3:
+   `cols` per row (<= 0: ceil(sqrt(N))), `pad` pixels of `pad_value` around and between cells. */
+ddpm_status ddpm_image_grid(ddpm_image *out, const float *x, int N, int C, int H, int W,
+                            int cols, int pad, uint8_t pad_value);
+/* Image to model space: out [C, H, W] = pixel / 127.5 - 1. */
+void ddpm_image_to_f32(const ddpm_image *img, float *out);
+
+void ddpm_free(void *p);   /* frees memory the library handed to the caller */
+
+/* ===================================================================================== datasets */
+
+/* IDX (MNIST, Fashion-MNIST): gzip or raw, unsigned-byte type only (magic 0x0000080N), big-endian
+   dimensions, data length checked against them. */
+typedef struct {
+    int ndim;            /* 1..4 */
+    int64_t dims[4];
+    uint8_t *data;       /* prod(dims) bytes */
+} ddpm_idx;
+ddpm_status ddpm_idx_read(const char *path, ddpm_idx *out);
+ddpm_status ddpm_idx_read_memory(const void *buf, size_t len, ddpm_idx *out); /* gzip detected */
+void ddpm_idx_free(ddpm_idx *idx);
+
+/* CIFAR-10 binary batch (`*.bin` or `*.bin.gz`): records of 1 label byte + 3072 pixel bytes. */
+typedef struct {
+    int64_t count;
+    uint8_t *labels;     /* [count] */
+    uint8_t *images;     /* [count, 3, 32, 32] */
+} ddpm_cifar;
+ddpm_status ddpm_cifar_read(const char *path, ddpm_cifar *out);
+ddpm_status ddpm_cifar_read_memory(const void *buf, size_t len, ddpm_cifar *out);
+void ddpm_cifar_free(ddpm_cifar *c);
+
+/* A labelled image set in memory. kind: "mnist", "fashion-mnist" (train-/t10k-*-idx?-ubyte[.gz] in
+   dir), "cifar10" (data_batch_*.bin[.gz] or test_batch.bin[.gz] in dir). */
+typedef struct {
+    int64_t count;
+    int channels, height, width;
+    int num_classes;
+    uint8_t *pixels;     /* [count, channels, height, width] */
+    int32_t *labels;     /* [count] */
+} ddpm_dataset;
+ddpm_status ddpm_dataset_load(const char *kind, const char *dir, int train, ddpm_dataset *out);
+void ddpm_dataset_free(ddpm_dataset *ds);
+/* Image `index` in model space: out [C, H, W]. */
+ddpm_status ddpm_dataset_get_f32(const ddpm_dataset *ds, int64_t index, float *out);
+
+/* ===================================================================================== plots
+   Line plots drawn with cairo into a PNG (through ddpm_png_write, so text chunks are kept). */
+
+typedef struct {
+    const char *label;        /* legend entry */
+    const double *x, *y;      /* [n] */
+    int n;
+    double rgb[3];            /* 0..1; all negative = automatic palette */
+    int dashed;
+} ddpm_plot_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int width, height;        /* pixels (default 900 x 560 when 0) */
+    double xmin, xmax, ymin, ymax; /* axis ranges; xmin == xmax (or ymin == ymax) = automatic */
+    const ddpm_plot_series *series;
+    int nseries;
+    const char *const *text;  /* tEXt pairs, as ddpm_png_write */
+} ddpm_plot;
+
+ddpm_status ddpm_plot_lines(const char *path, const ddpm_plot *p);
+/* Render a plot into an RGB image instead of a file. */
+ddpm_status ddpm_plot_render(const ddpm_plot *p, ddpm_image *out);
+
+/* A row of images with a caption under each (e.g. "t = 250"), from an [N, C, H, W] batch in model
+   space, each cell scaled up by `scale` (nearest) — the picture of the forward process. */
+ddpm_status ddpm_image_strip(ddpm_image *out, const float *x, int N, int C, int H, int W,
+                             const char *const *captions, int scale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DDPM_H */

@@ -1,0 +1,58 @@
+/* core.h — internal core services: error messages, allocation, arenas, threads. */
+#ifndef DD_CORE_H
+#define DD_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ddpm.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DD_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DD_PRINTF(a, b)
+#endif
+
+/* Sets this thread's error message (printf-style) and returns `status`, so that a failure is
+   `return dd_error(DDPM_ERR_FORMAT, "%s: header length %llu exceeds file size", path, n);` */
+ddpm_status dd_error(ddpm_status status, const char *fmt, ...) DD_PRINTF(2, 3);
+/* Prefixes the current message with "<prefix>: " and returns status (for adding a file name). */
+ddpm_status dd_error_prefix(ddpm_status status, const char *prefix);
+
+/* Allocation through the allocator hook. dd_alloc / dd_calloc set DDPM_ERR_NOMEM's message on
+   failure (caller returns DDPM_ERR_NOMEM). Sizes are checked for overflow. */
+void *dd_alloc(size_t size);
+void *dd_calloc(size_t count, size_t size);
+void *dd_realloc(void *ptr, size_t size);
+void dd_free(void *ptr);
+char *dd_strdup(const char *s);
+/* a * b with overflow detection: returns 0 and sets *out on success, -1 on overflow. */
+int dd_mul_size(size_t a, size_t b, size_t *out);
+
+/* Arena: one block, bump allocation aligned to 64 bytes, freed all at once. */
+typedef struct {
+    uint8_t *base;
+    size_t size, used;
+} dd_arena;
+ddpm_status dd_arena_init(dd_arena *a, size_t size);
+void *dd_arena_alloc(dd_arena *a, size_t size);   /* NULL (with message) when full */
+void dd_arena_reset(dd_arena *a);
+void dd_arena_free(dd_arena *a);
+
+/* Tensor view: borrowed float data with up to 4 dims, NCHW. */
+typedef struct {
+    float *data;
+    int ndim;
+    int64_t shape[4];
+} dd_tensor;
+dd_tensor dd_tensor_view(float *data, int ndim, const int64_t *shape);
+int64_t dd_tensor_numel(const dd_tensor *t);
+
+/* Whole-file helpers (bounded by max_size; 0 = no bound). */
+ddpm_status dd_read_file(const char *path, size_t max_size, uint8_t **data, size_t *len);
+/* Atomic write: PATH.tmp.<pid>, fsync, rename; on failure PATH is untouched and the temp removed. */
+ddpm_status dd_write_file_atomic(const char *path, const void *data, size_t len);
+/* gunzip a gzip buffer (or copy if not gzip) with an output bound. */
+ddpm_status dd_maybe_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out, size_t *out_len,
+                            const char *what);
+
+#endif
