@@ -241,7 +241,7 @@ typedef struct {
     double eta;                /* DDIM: 0 deterministic .. 1 DDPM-like (default 0) */
     ddpm_spacing spacing;      /* DDPM/DDIM default leading; DPM++ default linspace */
     int steps_offset;          /* added to leading timesteps (default 0) */
-    int step_along_list;       /* DDIM: previous timestep = next list entry instead of t - T/n */
+    int step_along_list;       /* DDIM, DDPM: previous timestep = next list entry instead of t - T/n */
     int set_alpha_to_one;      /* DDIM: alpha_bar after the last step is 1 (default 1) */
     int solver_order;          /* DPM++: 1 or 2 (default 2) */
     int lower_order_final;     /* DPM++: first-order last step (default 1) */

@@ -1,0 +1,201 @@
+/* cmd_noise.c — `ddpm noise`: one image pushed through the closed-form forward process
+   x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (one eps for every t), written as a captioned strip. */
+#include <ddpm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+#define MAX_STEPS 64
+
+static const cli_option options[] = {
+    {"image", "FILE.png", NULL, "the image to noise (gray or RGB PNG)"},
+    {"data", "NAME", NULL, "or an image of a dataset: mnist, fashion-mnist or cifar10"},
+    {"data-dir", "DIR", NULL, "folder with the dataset files (with --data)"},
+    {"index", "I", "0", "image number in the dataset"},
+    {"split", "train|test", "train", "dataset split"},
+    {"t", "T1,T2,...", "0,50,100,250,500,999", "timesteps to show, 0 <= t < T"},
+    {"schedule", "NAME", "linear", "noise schedule, one of those of 'ddpm schedule'"},
+    {"T", "N", "1000", "number of diffusion steps"},
+    {"beta-start", "B", "1e-4", "first beta of linear, scaled_linear and sigmoid"},
+    {"beta-end", "B", "0.02", "last beta of linear, scaled_linear and sigmoid"},
+    {"seed", "S", "0", "seed of the noise eps"},
+    {"scale", "K", "4", "enlarge every cell K times (nearest neighbour), 1..64"},
+    {"out", "FILE.png", NULL, "the strip to write (required)"},
+    {NULL, NULL, NULL, NULL},
+};
+
+typedef struct {
+    int C, H, W;
+    float *x0;   /* [C, H, W] in model space */
+    uint32_t item;
+} source;
+
+static int load_image(const char *path, source *src) {
+    ddpm_image img;
+    memset(&img, 0, sizeof img);
+    if (ddpm_png_read(path, &img) != DDPM_OK) return cli_fail();
+    src->C = img.channels;
+    src->H = img.height;
+    src->W = img.width;
+    src->item = 0;
+    src->x0 = malloc(sizeof(float) * (size_t)img.channels * (size_t)img.height * (size_t)img.width);
+    if (!src->x0) {
+        ddpm_image_free(&img);
+        fprintf(stderr, "ddpm: error: out of memory for a %d x %d image\n", img.width, img.height);
+        return CLI_FAIL;
+    }
+    ddpm_image_to_f32(&img, src->x0);
+    ddpm_image_free(&img);
+    return CLI_OK;
+}
+
+static int load_dataset(const cli_args *a, source *src) {
+    static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10"};
+    const char *kind = cli_str(a, "data"), *split = cli_str(a, "split");
+    int known = 0;
+    for (int i = 0; i < 3; i++) known |= strcmp(kind, kinds[i]) == 0;
+    if (!known) {
+        const char *near = cli_closest(kind, kinds, 3);
+        if (near) return cli_usage_error("--data %s: unknown dataset (did you mean '%s'?)", kind, near);
+        return cli_usage_error("--data %s: unknown dataset (choose from mnist, fashion-mnist, cifar10)", kind);
+    }
+    if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0)
+        return cli_usage_error("--split %s: must be train or test", split);
+    int rc = cli_require(a, "data-dir");
+    long long index;
+    if (rc == CLI_OK) rc = cli_int(a, "index", 0, 0x7fffffff, &index);
+    if (rc != CLI_OK) return rc;
+    ddpm_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    if (ddpm_dataset_load(kind, cli_str(a, "data-dir"), strcmp(split, "train") == 0, &ds) != DDPM_OK)
+        return cli_fail();
+    if (index >= ds.count) {
+        rc = cli_usage_error("--index %lld: the %s %s split has %lld images (0..%lld)", index, kind, split,
+                             (long long)ds.count, (long long)ds.count - 1);
+        ddpm_dataset_free(&ds);
+        return rc;
+    }
+    src->C = ds.channels;
+    src->H = ds.height;
+    src->W = ds.width;
+    src->item = (uint32_t)index;
+    src->x0 = malloc(sizeof(float) * (size_t)ds.channels * (size_t)ds.height * (size_t)ds.width);
+    if (!src->x0) {
+        ddpm_dataset_free(&ds);
+        fprintf(stderr, "ddpm: error: out of memory\n");
+        return CLI_FAIL;
+    }
+    rc = ddpm_dataset_get_f32(&ds, index, src->x0) == DDPM_OK ? CLI_OK : cli_fail();
+    ddpm_dataset_free(&ds);
+    return rc;
+}
+
+static int run(const cli_command *cmd, const cli_args *a) {
+    (void)cmd;
+    long long T, ts[MAX_STEPS], scale;
+    uint64_t seed;
+    double beta_start, beta_end;
+    int nt = 0;
+    source src = {0, 0, 0, NULL, 0};
+    ddpm_diffusion *d = NULL;
+    float *eps = NULL, *x0s = NULL, *xt = NULL;
+    int64_t *tv = NULL;
+    char *settings = NULL;
+    char captions_buf[MAX_STEPS][32];
+    const char *captions[MAX_STEPS];
+    ddpm_image strip;
+    memset(&strip, 0, sizeof strip);
+
+    int rc = cli_require(a, "out");
+    if (rc == CLI_OK && cli_given(a, "image") == cli_given(a, "data"))
+        rc = cli_usage_error("'ddpm noise' needs exactly one of --image FILE.png or --data NAME --data-dir DIR");
+    if (rc == CLI_OK && cli_given(a, "image") && (cli_given(a, "data-dir") || cli_given(a, "index")))
+        rc = cli_usage_error("--data-dir and --index go with --data, not with --image");
+    if (rc == CLI_OK) rc = cli_check_schedule("schedule", cli_str(a, "schedule"));
+    if (rc == CLI_OK) rc = cli_int(a, "T", 1, 1000000, &T);
+    if (rc == CLI_OK) rc = cli_int_list(a, "t", 0, 0x7fffffff, ts, MAX_STEPS, &nt);
+    for (int i = 0; rc == CLI_OK && i < nt; i++)
+        if (ts[i] >= T)
+            rc = cli_usage_error("--t %s: timestep %lld is out of range; need 0 <= t < T = %lld", cli_str(a, "t"),
+                                 ts[i], T);
+    if (rc == CLI_OK) rc = cli_double(a, "beta-start", 0, 1, 1, &beta_start);
+    if (rc == CLI_OK) rc = cli_double(a, "beta-end", 0, 1, 1, &beta_end);
+    if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
+    if (rc == CLI_OK) rc = cli_int(a, "scale", 1, 64, &scale);
+    if (rc != CLI_OK) return rc;
+
+    ddpm_schedule_config sc;
+    ddpm_schedule_config_default(&sc);
+    sc.name = cli_str(a, "schedule");
+    sc.T = (int)T;
+    sc.beta_start = beta_start;
+    sc.beta_end = beta_end;
+    if (ddpm_diffusion_create(&sc, &d) != DDPM_OK) return cli_fail();
+
+    rc = cli_given(a, "image") ? load_image(cli_str(a, "image"), &src) : load_dataset(a, &src);
+    if (rc != CLI_OK) goto done;
+    size_t D = (size_t)src.C * (size_t)src.H * (size_t)src.W;   /* one image, [C, H, W] */
+    eps = malloc(sizeof(float) * D);
+    x0s = malloc(sizeof(float) * D * (size_t)nt);                /* [nt, C, H, W] */
+    xt = malloc(sizeof(float) * D * (size_t)nt);
+    tv = malloc(sizeof(int64_t) * (size_t)nt);
+    settings = cli_settings(a);
+    if (!eps || !x0s || !xt || !tv || !settings) {
+        fprintf(stderr, "ddpm: error: out of memory\n");
+        rc = CLI_FAIL;
+        goto done;
+    }
+    /* one eps for every t: the strip shows a single trajectory of the closed form */
+    ddpm_rng_normal_f32(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, src.item), 0, eps, D);
+    for (int i = 0; i < nt; i++) {
+        memcpy(x0s + (size_t)i * D, src.x0, sizeof(float) * D);
+        tv[i] = ts[i];
+        snprintf(captions_buf[i], sizeof captions_buf[i], "t = %lld", ts[i]);
+        captions[i] = captions_buf[i];
+    }
+    float *epss = xt;   /* eps repeated [nt, D], then overwritten in place by x_t */
+    for (int i = 0; i < nt; i++) memcpy(epss + (size_t)i * D, eps, sizeof(float) * D);
+    ddpm_q_sample(d, xt, x0s, epss, tv, nt, (int64_t)D);
+    if (cli_interrupted()) {
+        fprintf(stderr, "ddpm: error: interrupted\n");
+        rc = CLI_INTERRUPTED;
+        goto done;
+    }
+    if (ddpm_image_strip(&strip, xt, nt, src.C, src.H, src.W, captions, (int)scale) != DDPM_OK) {
+        rc = cli_fail();
+        goto done;
+    }
+    char software[64];
+    snprintf(software, sizeof software, "ddpm %s", ddpm_version());
+    const char *text[] = {"ddpm", settings, "Software", software, NULL};
+    if (ddpm_png_write(cli_str(a, "out"), &strip, text) != DDPM_OK) {
+        rc = cli_fail();
+        goto done;
+    }
+    printf("wrote %s (%d x %d, %d steps)\n", cli_str(a, "out"), strip.width, strip.height, nt);
+done:
+    ddpm_image_free(&strip);
+    ddpm_diffusion_free(d);
+    free(src.x0);
+    free(eps);
+    free(x0s);
+    free(xt);
+    free(tv);
+    free(settings);
+    return rc;
+}
+
+const cli_command cli_cmd_noise = {
+    "noise",
+    "show the forward process q(x_t | x_0) on one image as a captioned strip",
+    "(--image FILE.png | --data NAME --data-dir DIR [--index I]) --out FILE.png [options]",
+    NULL, 0, 0, options,
+    "x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps with the same eps for every t, drawn from\n"
+    "stream (noising, 0, index) of the seed, so the strip is one trajectory of the closed form.\n\n"
+    "examples:\n"
+    "  ddpm noise --data mnist --data-dir data/mnist --index 0 --out noising.png\n"
+    "  ddpm noise --image cat.png --t 0,100,300,600,999 --schedule cosine --out cat_noise.png\n",
+    run,
+};

@@ -1,0 +1,232 @@
+/* cmd_schedule.c — `ddpm schedule`: computes noise schedules and every table of the Gaussian diffusion,
+   writes them as CSV and plots sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) against t. */
+#include <ddpm.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+#define MAX_SCHEDULES 16
+#define MAX_T 1000000
+
+static const cli_option options[] = {
+    {"schedule", "NAME[,NAME...]", "linear",
+     "comma-separated schedules: linear, scaled_linear, cosine, sqrt, sigmoid, sigmoid_chen, file:PATH"},
+    {"T", "N", "1000", "number of diffusion steps"},
+    {"beta-start", "B", "1e-4", "first beta of linear, scaled_linear and sigmoid"},
+    {"beta-end", "B", "0.02", "last beta of linear, scaled_linear and sigmoid"},
+    {"scale-to-T", NULL, NULL, "linear: multiply both betas by 1000/T (improved-diffusion)"},
+    {"csv", "FILE", NULL, "write every diffusion table as CSV ('-' = standard output)"},
+    {"plot", "FILE.png", NULL, "plot sqrt(alpha_bar) (solid) and sqrt(1 - alpha_bar) (dashed) against t"},
+    {"width", "PX", "1000", "plot width in pixels"},
+    {"height", "PX", "600", "plot height in pixels"},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* Tableau 10, the plot's automatic palette: both curves of a schedule share its colour. */
+static const double colours[10][3] = {
+    {0x1f / 255.0, 0x77 / 255.0, 0xb4 / 255.0}, {0xff / 255.0, 0x7f / 255.0, 0x0e / 255.0},
+    {0x2c / 255.0, 0xa0 / 255.0, 0x2c / 255.0}, {0xd6 / 255.0, 0x27 / 255.0, 0x28 / 255.0},
+    {0x94 / 255.0, 0x67 / 255.0, 0xbd / 255.0}, {0x8c / 255.0, 0x56 / 255.0, 0x4b / 255.0},
+    {0xe3 / 255.0, 0x77 / 255.0, 0xc2 / 255.0}, {0x7f / 255.0, 0x7f / 255.0, 0x7f / 255.0},
+    {0xbc / 255.0, 0xbd / 255.0, 0x22 / 255.0}, {0x17 / 255.0, 0xbe / 255.0, 0xcf / 255.0},
+};
+
+static const char *const columns[] = {
+    "t", "beta", "alpha", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
+    "posterior_mean_coef1", "posterior_mean_coef2",
+};
+
+typedef struct {
+    char *names[MAX_SCHEDULES];
+    int n;
+    char *buf;
+} name_list;
+
+/* Splits --schedule into names and checks each against the library's list (file:PATH passes through). */
+/* Splits --schedule into names and checks each against the library's list (file:PATH passes through). */
+static int parse_names(const char *s, name_list *out) {
+    memset(out, 0, sizeof *out);
+    out->buf = malloc(strlen(s) + 1);
+    if (!out->buf) {
+        fprintf(stderr, "ddpm: error: out of memory\n");
+        return CLI_FAIL;
+    }
+    strcpy(out->buf, s);
+    char *p = out->buf;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (!*p) return cli_usage_error("--schedule %s: empty schedule name", s);
+        if (out->n >= MAX_SCHEDULES) return cli_usage_error("--schedule: at most %d schedules", MAX_SCHEDULES);
+        int rc = cli_check_schedule("schedule", p);
+        if (rc != CLI_OK) return rc;
+        for (int i = 0; i < out->n; i++)
+            if (strcmp(out->names[i], p) == 0) return cli_usage_error("--schedule: '%s' is listed twice", p);
+        out->names[out->n++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return CLI_OK;
+}
+
+static int write_csv(const char *path, const name_list *names, ddpm_diffusion *const *d) {
+    cli_text_file tf;
+    int rc = cli_text_open(&tf, path);
+    if (rc != CLI_OK) return rc;
+    int multi = names->n > 1;
+    if (multi) fputs("schedule,", tf.f);
+    for (size_t c = 0; c < sizeof columns / sizeof columns[0]; c++) fprintf(tf.f, "%s%s", c ? "," : "", columns[c]);
+    fputc('\n', tf.f);
+    for (int s = 0; s < names->n && !cli_interrupted(); s++) {
+        const ddpm_diffusion *g = d[s];
+        for (int t = 0; t < g->T && !cli_interrupted(); t++) {
+            const double v[] = {
+                g->betas[t], g->alphas[t], g->alphas_cumprod[t], g->alphas_cumprod_prev[t],
+                g->sqrt_alphas_cumprod[t], g->sqrt_one_minus_alphas_cumprod[t],
+                g->log_one_minus_alphas_cumprod[t], g->sqrt_recip_alphas_cumprod[t],
+                g->sqrt_recipm1_alphas_cumprod[t], g->posterior_variance[t],
+                g->posterior_log_variance_clipped[t], g->posterior_mean_coef1[t], g->posterior_mean_coef2[t],
+            };
+            if (multi) fprintf(tf.f, "%s,", names->names[s]);
+            fprintf(tf.f, "%d", t);
+            for (size_t c = 0; c < sizeof v / sizeof v[0]; c++) fprintf(tf.f, ",%.17g", v[c]);
+            fputc('\n', tf.f);
+        }
+    }
+    return cli_text_commit(&tf);
+}
+
+static int write_plot(const cli_args *a, const char *path, const name_list *names, ddpm_diffusion *const *d,
+                      int T, int width, int height) {
+    int rc = CLI_FAIL;
+    double *x = malloc(sizeof(double) * (size_t)T);
+    ddpm_plot_series series[2 * MAX_SCHEDULES];
+    char labels[2 * MAX_SCHEDULES][300];
+    char title[64];
+    char *settings = cli_settings(a);
+    if (!x || !settings) {
+        fprintf(stderr, "ddpm: error: out of memory\n");
+        goto done;
+    }
+    for (int t = 0; t < T; t++) x[t] = t;
+    memset(series, 0, sizeof series);
+    for (int s = 0; s < names->n; s++) {
+        for (int k = 0; k < 2; k++) {
+            ddpm_plot_series *ps = &series[2 * s + k];
+            /* U+221A square root, U+1FB1 alpha with macron, U+2212 minus */
+            snprintf(labels[2 * s + k], sizeof labels[0], "%s %s", names->names[s],
+                     k == 0 ? "\xE2\x88\x9A\xE1\xBE\xB1" : "\xE2\x88\x9A(1\xE2\x88\x92\xE1\xBE\xB1)");
+            ps->label = labels[2 * s + k];
+            ps->x = x;
+            ps->y = k == 0 ? d[s]->sqrt_alphas_cumprod : d[s]->sqrt_one_minus_alphas_cumprod;
+            ps->n = T;
+            memcpy(ps->rgb, colours[s % 10], sizeof ps->rgb);
+            ps->dashed = k;
+        }
+    }
+    snprintf(title, sizeof title, "Noise schedules (T = %d)", T);
+    char software[64];
+    snprintf(software, sizeof software, "ddpm %s", ddpm_version());
+    const char *text[] = {"ddpm", settings, "Software", software, NULL};
+    ddpm_plot p;
+    memset(&p, 0, sizeof p);
+    p.title = title;
+    p.xlabel = "timestep t";
+    p.ylabel = "scale of x\xE2\x82\x80 (solid) and of \xCE\xB5 (dashed)";
+    p.width = width;
+    p.height = height;
+    p.ymin = 0;   /* x automatic: 0 .. T-1 rounded out to the enclosing ticks */
+    p.ymax = 1;
+    p.series = series;
+    p.nseries = 2 * names->n;
+    p.text = text;
+    rc = ddpm_plot_lines(path, &p) == DDPM_OK ? CLI_OK : cli_fail();
+done:
+    free(x);
+    free(settings);
+    return rc;
+}
+
+/* With no --csv or --plot: a few rows of each schedule on standard output. */
+static void print_summary(const name_list *names, ddpm_diffusion *const *d, int T) {
+    int rows[5] = {0, T / 4, T / 2, 3 * T / 4, T - 1};
+    for (int s = 0; s < names->n; s++) {
+        const ddpm_diffusion *g = d[s];
+        printf("%s%s (T = %d)\n", s ? "\n" : "", names->names[s], T);
+        printf("%8s  %12s  %14s  %12s  %12s  %12s\n", "t", "beta", "alphas_cumprod", "sqrt(ab)", "sqrt(1-ab)",
+               "SNR");
+        for (int i = 0; i < 5; i++) {
+            int t = rows[i];
+            if (i > 0 && t <= rows[i - 1]) continue;
+            double ab = g->alphas_cumprod[t];
+            printf("%8d  %12.6g  %14.6g  %12.6g  %12.6g  %12.6g\n", t, g->betas[t], ab,
+                   g->sqrt_alphas_cumprod[t], g->sqrt_one_minus_alphas_cumprod[t], ab / (1 - ab));
+        }
+    }
+    printf("\nwrite the full tables with --csv FILE and a picture with --plot FILE.png\n");
+}
+
+static int run(const cli_command *cmd, const cli_args *a) {
+    (void)cmd;
+    long long T, width, height;
+    double beta_start, beta_end;
+    name_list names;
+    ddpm_diffusion *d[MAX_SCHEDULES] = {0};
+    int rc = parse_names(cli_str(a, "schedule"), &names);
+    if (rc == CLI_OK) rc = cli_int(a, "T", 1, MAX_T, &T);
+    if (rc == CLI_OK) rc = cli_double(a, "beta-start", 0, 1, 1, &beta_start);
+    if (rc == CLI_OK) rc = cli_double(a, "beta-end", 0, 1, 1, &beta_end);
+    if (rc == CLI_OK) rc = cli_int(a, "width", 240, 8192, &width);
+    if (rc == CLI_OK) rc = cli_int(a, "height", 160, 8192, &height);
+    if (rc != CLI_OK) goto done;
+    for (int s = 0; s < names.n; s++) {
+        ddpm_schedule_config sc;
+        ddpm_schedule_config_default(&sc);
+        sc.name = names.names[s];
+        sc.T = (int)T;
+        sc.beta_start = beta_start;
+        sc.beta_end = beta_end;
+        sc.scale_to_T = cli_flag(a, "scale-to-T");
+        if (ddpm_diffusion_create(&sc, &d[s]) != DDPM_OK) {
+            rc = cli_fail();
+            goto done;
+        }
+    }
+    const char *csv = cli_str(a, "csv"), *plot = cli_str(a, "plot");
+    int quiet = csv && strcmp(csv, "-") == 0;
+    if (!csv && !plot) {
+        print_summary(&names, d, (int)T);
+        goto done;
+    }
+    if (csv && (rc = write_csv(csv, &names, d)) != CLI_OK) goto done;
+    if (csv && !quiet) printf("wrote %s (%d rows)\n", csv, names.n * (int)T);
+    if (plot && cli_interrupted()) {
+        fprintf(stderr, "ddpm: error: interrupted\n");
+        rc = CLI_INTERRUPTED;
+        goto done;
+    }
+    if (plot && (rc = write_plot(a, plot, &names, d, (int)T, (int)width, (int)height)) != CLI_OK) goto done;
+    if (plot && !quiet) printf("wrote %s\n", plot);
+done:
+    for (int s = 0; s < MAX_SCHEDULES; s++) ddpm_diffusion_free(d[s]);
+    free(names.buf);
+    return rc;
+}
+
+const cli_command cli_cmd_schedule = {
+    "schedule",
+    "compute noise schedules; write their tables as CSV and plot them",
+    "[--schedule NAME[,NAME...]] [--T N] [--csv FILE] [--plot FILE.png] [options]",
+    NULL, 0, 0, options,
+    "With neither --csv nor --plot a short table of each schedule is printed.\n"
+    "CSV columns: [schedule,] t, beta, alpha, alphas_cumprod, ... posterior_mean_coef2 (%.17g).\n\n"
+    "examples:\n"
+    "  ddpm schedule --schedule cosine\n"
+    "  ddpm schedule --schedule linear,cosine,sigmoid --csv schedules.csv --plot schedules.png\n",
+    run,
+};

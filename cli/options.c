@@ -1,0 +1,459 @@
+/* options.c — option parsing, --help from the option tables, typed values, error lines, Ctrl-C and atomic
+   text files for the ddpm program (see options.h). */
+#include "options.h"
+
+#include <ddpm.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------- errors */
+
+int cli_usage_error(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';   /* always exactly one line */
+    fprintf(stderr, "ddpm: error: %s\n", msg);
+    return CLI_USAGE;
+}
+
+int cli_fail(void) {
+    const char *m = ddpm_last_error();
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", m && m[0] ? m : "unknown failure");
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    fprintf(stderr, "ddpm: error: %s\n", msg);
+    return cli_interrupted() ? CLI_INTERRUPTED : CLI_FAIL;
+}
+
+/* Levenshtein distance, capped for long words. */
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    int row[65];
+    if (la > 64 || lb > 64) return 99;
+    for (int j = 0; j <= lb; j++) row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int up = row[j];
+            int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            int best = diag + cost;
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *cli_closest(const char *word, const char *const *cands, int n) {
+    const char *best = NULL;
+    int bestd = 99;
+    size_t wl = strlen(word);
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, cands[i]);
+        if (wl >= 2 && strncmp(cands[i], word, wl) == 0) d = d < 1 ? d : 1;   /* a prefix */
+        if (d < bestd) { bestd = d; best = cands[i]; }
+    }
+    int limit = wl <= 3 ? 1 : wl <= 6 ? 2 : 3;
+    return bestd <= limit ? best : NULL;
+}
+
+/* ------------------------------------------------------------------------------- tables and help */
+
+static int option_index(const cli_command *cmd, const char *name, size_t len) {
+    for (int i = 0; cmd->options[i].name; i++)
+        if (strlen(cmd->options[i].name) == len && strncmp(cmd->options[i].name, name, len) == 0) return i;
+    return -1;
+}
+
+static int option_count(const cli_command *cmd) {
+    int n = 0;
+    while (cmd->options[n].name) n++;
+    return n;
+}
+
+/* Prints text word-wrapped to `avail` columns, continuation lines indented by `indent` spaces. */
+static void print_wrapped(FILE *f, const char *text, int indent, int avail) {
+    int col = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') p++;
+        int len = 0;
+        while (p[len] && p[len] != ' ') len++;
+        if (!len) break;
+        if (col > 0 && col + 1 + len > avail) {
+            fprintf(f, "\n%*s", indent, "");
+            col = 0;
+        } else if (col > 0) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, (size_t)len, f);
+        col += len;
+        p += len;
+    }
+    fputc('\n', f);
+}
+
+void cli_print_help(const cli_command *cmd, FILE *f) {
+    char left[160], desc[600];
+    int width = 10;
+    fprintf(f, "ddpm %s — %s\n\n", cmd->name, cmd->summary);
+    fprintf(f, "usage: ddpm %s %s\n\noptions:\n", cmd->name, cmd->synopsis);
+    for (int i = 0; cmd->options[i].name; i++) {
+        const cli_option *o = &cmd->options[i];
+        int w = snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        if (w > width) width = w;
+    }
+    int avail = 79 - (width + 4);
+    if (avail < 30) avail = 30;
+    for (int i = 0; cmd->options[i].name; i++) {
+        const cli_option *o = &cmd->options[i];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        if (o->def) snprintf(desc, sizeof desc, "%s (default: %s)", o->help, o->def);
+        else snprintf(desc, sizeof desc, "%s", o->help);
+        fprintf(f, "  %-*s  ", width, left);
+        print_wrapped(f, desc, width + 4, avail);
+    }
+    fprintf(f, "  %-*s  %s\n", width, "-h, --help", "show this help");
+    if (cmd->epilog) fprintf(f, "\n%s", cmd->epilog);
+}
+
+/* ------------------------------------------------------------------------------- parsing */
+
+static int unknown_option(const cli_command *cmd, const char *arg) {
+    const char *names[CLI_MAX_OPTIONS];
+    int n = option_count(cmd);
+    const char *word = arg;
+    char buf[128];
+    while (*word == '-') word++;
+    snprintf(buf, sizeof buf, "%s", word);
+    char *eq = strchr(buf, '=');
+    if (eq) *eq = 0;
+    for (int i = 0; i < n; i++) names[i] = cmd->options[i].name;
+    const char *near = cli_closest(buf, names, n);
+    if (near)
+        return cli_usage_error("unknown option '%s' for 'ddpm %s' (did you mean '--%s'?)", arg, cmd->name, near);
+    return cli_usage_error("unknown option '%s' for 'ddpm %s' (see 'ddpm %s --help')", arg, cmd->name, cmd->name);
+}
+
+int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli_print_help(cmd, stdout);
+            return -1;
+        }
+    int only_positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!only_positional && strcmp(arg, "--") == 0) { only_positional = 1; continue; }
+        if (only_positional || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (!cmd->positional || a->npositional >= cmd->max_positional)
+                return cli_usage_error("unexpected argument '%s' for 'ddpm %s' (see 'ddpm %s --help')", arg,
+                                       cmd->name, cmd->name);
+            a->positional[a->npositional++] = arg;
+            continue;
+        }
+        if (arg[1] != '-') return unknown_option(cmd, arg);
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        int k = option_index(cmd, name, len);
+        if (k < 0) return unknown_option(cmd, arg);
+        const cli_option *o = &cmd->options[k];
+        if (!o->arg) {
+            if (eq) return cli_usage_error("option --%s takes no value (got '%s')", o->name, arg);
+            a->value[k] = "1";
+            continue;
+        }
+        if (eq) {
+            a->value[k] = eq + 1;
+        } else {
+            if (i + 1 >= argc || (argv[i + 1][0] == '-' && argv[i + 1][1] == '-'))
+                return cli_usage_error("option --%s needs a value: --%s %s", o->name, o->name, o->arg);
+            a->value[k] = argv[++i];
+        }
+        if (!a->value[k][0]) return cli_usage_error("option --%s has an empty value", o->name);
+    }
+    if (a->npositional < cmd->min_positional)
+        return cli_usage_error("'ddpm %s' needs %s (see 'ddpm %s --help')", cmd->name,
+                               cmd->positional ? cmd->positional : "an argument", cmd->name);
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------------------------- values */
+
+static int lookup(const cli_args *a, const char *name) {
+    int k = option_index(a->cmd, name, strlen(name));
+    if (k < 0) {   /* a programming error in a subcommand: its table lacks the option */
+        fprintf(stderr, "ddpm: internal error: 'ddpm %s' has no option --%s\n", a->cmd->name, name);
+        abort();
+    }
+    return k;
+}
+
+const char *cli_str(const cli_args *a, const char *name) {
+    int k = lookup(a, name);
+    return a->value[k] ? a->value[k] : a->cmd->options[k].def;
+}
+
+int cli_given(const cli_args *a, const char *name) { return a->value[lookup(a, name)] != NULL; }
+
+int cli_flag(const cli_args *a, const char *name) { return cli_given(a, name); }
+
+int cli_require(const cli_args *a, const char *name) {
+    int k = lookup(a, name);
+    if (a->value[k] || a->cmd->options[k].def) return CLI_OK;
+    return cli_usage_error("'ddpm %s' needs --%s %s", a->cmd->name, name, a->cmd->options[k].arg);
+}
+
+static int parse_ll(const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno == ERANGE) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_int(const cli_args *a, const char *name, long long min, long long max, long long *out) {
+    const char *s = cli_str(a, name);
+    long long v;
+    if (!s) return cli_require(a, name);
+    if (parse_ll(s, &v) != 0) return cli_usage_error("--%s %s: not an integer", name, s);
+    if (v < min || v > max) return cli_usage_error("--%s %s: must be in %lld..%lld", name, s, min, max);
+    *out = v;
+    return CLI_OK;
+}
+
+int cli_u64(const cli_args *a, const char *name, uint64_t *out) {
+    const char *s = cli_str(a, name);
+    char *end;
+    if (!s) return cli_require(a, name);
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] == '-' || s[0] == '+' || end == s || *end || errno == ERANGE)
+        return cli_usage_error("--%s %s: must be an integer in 0..18446744073709551615", name, s);
+    *out = (uint64_t)v;
+    return CLI_OK;
+}
+
+int cli_double(const cli_args *a, const char *name, double min, double max, int open, double *out) {
+    const char *s = cli_str(a, name);
+    char *end;
+    if (!s) return cli_require(a, name);
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v)) return cli_usage_error("--%s %s: not a finite number", name, s);
+    if (open ? !(v > min && v < max) : !(v >= min && v <= max))
+        return cli_usage_error("--%s %s: must be in %s%g, %g%s", name, s, open ? "(" : "[", min, max,
+                               open ? ")" : "]");
+    *out = v;
+    return CLI_OK;
+}
+
+int cli_int_list(const cli_args *a, const char *name, long long min, long long max, long long *out,
+                 int maxn, int *n) {
+    const char *s = cli_str(a, name);
+    if (!s) return cli_require(a, name);
+    *n = 0;
+    const char *p = s;
+    for (;;) {
+        char item[32];
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        long long v;
+        if (len == 0 || len >= sizeof item)
+            return cli_usage_error("--%s %s: expected comma-separated integers", name, s);
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (parse_ll(item, &v) != 0)
+            return cli_usage_error("--%s %s: '%s' is not an integer", name, s, item);
+        if (v < min || v > max) return cli_usage_error("--%s %s: %lld is not in %lld..%lld", name, s, v, min, max);
+        if (*n >= maxn) return cli_usage_error("--%s %s: at most %d values", name, s, maxn);
+        out[(*n)++] = v;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return CLI_OK;
+}
+
+int cli_check_schedule(const char *option, const char *name) {
+    int known = 0, ok = strncmp(name, "file:", 5) == 0 && name[5];
+    while (ddpm_schedule_names[known]) known++;
+    for (int i = 0; i < known && !ok; i++) ok = strcmp(name, ddpm_schedule_names[i]) == 0;
+    if (ok) return CLI_OK;
+    const char *near = cli_closest(name, (const char *const *)ddpm_schedule_names, known);
+    if (near) return cli_usage_error("--%s: unknown schedule '%s' (did you mean '%s'?)", option, name, near);
+    char list[256] = "";
+    for (int i = 0; i < known; i++) {
+        strncat(list, ddpm_schedule_names[i], sizeof list - strlen(list) - 1);
+        strncat(list, ", ", sizeof list - strlen(list) - 1);
+    }
+    return cli_usage_error("--%s: unknown schedule '%s' (choose from %sfile:PATH)", option, name, list);
+}
+
+/* ------------------------------------------------------------------------------- settings text */
+
+static int needs_quotes(const char *s) {
+    if (!*s) return 1;
+    for (const char *p = s; *p; p++)
+        if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') || ('0' <= *p && *p <= '9') ||
+              strchr("-_.,:/+=@%", *p)))
+            return 1;
+    return 0;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *s) {
+    size_t n = strlen(s);
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 256) + n;
+        char *nb = realloc(b->buf, cap);
+        if (!nb) { b->oom = 1; return; }
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n + 1);
+    b->len += n;
+}
+
+static void sb_quoted(strbuf *b, const char *s) {
+    if (!needs_quotes(s)) { sb_add(b, s); return; }
+    sb_add(b, "'");
+    for (const char *p = s; *p; p++) {
+        char c[2] = {*p, 0};
+        sb_add(b, *p == '\'' ? "'\\''" : c);
+    }
+    sb_add(b, "'");
+}
+
+char *cli_settings(const cli_args *a) {
+    strbuf b = {NULL, 0, 0, 0};
+    sb_add(&b, a->cmd->name);
+    for (int i = 0; a->cmd->options[i].name; i++) {
+        const cli_option *o = &a->cmd->options[i];
+        const char *v = a->value[i] ? a->value[i] : o->def;
+        if (!v || (!o->arg && !a->value[i])) continue;
+        sb_add(&b, " --");
+        sb_add(&b, o->name);
+        if (o->arg) {
+            sb_add(&b, " ");
+            sb_quoted(&b, v);
+        }
+    }
+    for (int i = 0; i < a->npositional; i++) {
+        sb_add(&b, " ");
+        sb_quoted(&b, a->positional[i]);
+    }
+    if (b.oom) { free(b.buf); return NULL; }
+    return b.buf;
+}
+
+/* ------------------------------------------------------------------------------- Ctrl-C */
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (interrupted) _exit(CLI_INTERRUPTED);   /* a second Ctrl-C: give up at once */
+    interrupted = 1;
+}
+
+void cli_sigint_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+int cli_interrupted(void) { return interrupted != 0; }
+
+/* ------------------------------------------------------------------------------- atomic text files */
+
+int cli_text_open(cli_text_file *t, const char *path) {
+    memset(t, 0, sizeof t[0]);
+    if (strcmp(path, "-") == 0) {
+        t->f = stdout;
+        return CLI_OK;
+    }
+    size_t n = strlen(path) + 32;
+    t->path = malloc(strlen(path) + 1);
+    t->tmp = malloc(n);
+    if (!t->path || !t->tmp) {
+        cli_text_abort(t);
+        fprintf(stderr, "ddpm: error: out of memory\n");
+        return CLI_FAIL;
+    }
+    strcpy(t->path, path);
+    snprintf(t->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    t->f = fopen(t->tmp, "wb");
+    if (!t->f) {
+        int e = errno;
+        cli_text_abort(t);
+        fprintf(stderr, "ddpm: error: cannot write %s: %s\n", path, strerror(e));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+void cli_text_abort(cli_text_file *t) {
+    if (t->f && t->f != stdout) fclose(t->f);
+    if (t->tmp && t->f) unlink(t->tmp);
+    free(t->tmp);
+    free(t->path);
+    memset(t, 0, sizeof t[0]);
+}
+
+int cli_text_commit(cli_text_file *t) {
+    if (t->f == stdout) {
+        int bad = fflush(stdout) != 0 || ferror(stdout);
+        memset(t, 0, sizeof t[0]);
+        if (bad) {
+            fprintf(stderr, "ddpm: error: cannot write to standard output: %s\n", strerror(errno));
+            return CLI_FAIL;
+        }
+        return CLI_OK;
+    }
+    int e = 0;
+    if (cli_interrupted()) e = EINTR;
+    else if (fflush(t->f) != 0 || ferror(t->f)) e = errno ? errno : EIO;
+    else if (fsync(fileno(t->f)) != 0) e = errno;
+    int closed = fclose(t->f);
+    t->f = NULL;
+    if (!e && closed != 0) e = errno ? errno : EIO;
+    if (!e && rename(t->tmp, t->path) != 0) e = errno;
+    if (e) {
+        unlink(t->tmp);
+        if (e == EINTR) fprintf(stderr, "ddpm: error: interrupted; %s was not written\n", t->path);
+        else fprintf(stderr, "ddpm: error: cannot write %s: %s\n", t->path, strerror(e));
+        free(t->tmp);
+        free(t->path);
+        memset(t, 0, sizeof t[0]);
+        return e == EINTR ? CLI_INTERRUPTED : CLI_FAIL;
+    }
+    free(t->tmp);
+    free(t->path);
+    memset(t, 0, sizeof t[0]);
+    return CLI_OK;
+}

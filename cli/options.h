@@ -1,0 +1,99 @@
+/* options.h — the shared machinery of the ddpm subcommands: option tables (which produce --help and hold
+   every default once), the parser, typed getters that reject bad values, error reporting and exit codes,
+   Ctrl-C handling and atomic text output. */
+#ifndef DDPM_CLI_OPTIONS_H
+#define DDPM_CLI_OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted by Ctrl-C. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 };
+
+#define CLI_MAX_OPTIONS 32
+#define CLI_MAX_POSITIONAL 4
+
+typedef struct {
+    const char *name;   /* long name without "--"; NULL ends a table */
+    const char *arg;    /* value placeholder for --help ("N", "FILE.png"); NULL for a flag */
+    const char *def;    /* default value as text; NULL = none */
+    const char *help;   /* one line */
+} cli_option;
+
+struct cli_args;
+typedef struct cli_command {
+    const char *name;
+    const char *summary;          /* one line for `ddpm --help` */
+    const char *synopsis;         /* after "usage: ddpm NAME " */
+    const char *positional;       /* placeholder of positional arguments, NULL if none */
+    int min_positional, max_positional;
+    const cli_option *options;    /* NULL-terminated table */
+    const char *epilog;           /* examples, printed after the options; may be NULL */
+    int (*run)(const struct cli_command *cmd, const struct cli_args *a);
+} cli_command;
+
+typedef struct cli_args {
+    const cli_command *cmd;
+    const char *value[CLI_MAX_OPTIONS];   /* given values (flags: "1"); NULL if not given */
+    const char *positional[CLI_MAX_POSITIONAL];
+    int npositional;
+} cli_args;
+
+/* The subcommands (one file each). */
+extern const cli_command cli_cmd_schedule, cli_cmd_noise, cli_cmd_info;
+
+/* Parses argv (argv[0] is the subcommand name). Returns CLI_OK, CLI_USAGE after printing one error line,
+   or -1 after printing the help (for --help / -h; exit 0). */
+int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a);
+void cli_print_help(const cli_command *cmd, FILE *f);
+
+/* The value of an option: given, else its default, else NULL. */
+const char *cli_str(const cli_args *a, const char *name);
+int cli_given(const cli_args *a, const char *name);
+int cli_flag(const cli_args *a, const char *name);
+
+/* Typed getters: CLI_OK, or CLI_USAGE after printing "ddpm: error: --NAME VALUE: <why>". */
+int cli_int(const cli_args *a, const char *name, long long min, long long max, long long *out);
+int cli_u64(const cli_args *a, const char *name, uint64_t *out);
+/* A finite number with min < v < max (open interval when open != 0, else min <= v <= max). */
+int cli_double(const cli_args *a, const char *name, double min, double max, int open, double *out);
+/* Comma-separated integers in [min, max], 1..maxn of them. */
+int cli_int_list(const cli_args *a, const char *name, long long min, long long max, long long *out,
+                 int maxn, int *n);
+/* A required option: CLI_USAGE with "missing --NAME" when absent. */
+int cli_require(const cli_args *a, const char *name);
+
+/* A schedule name the library knows, or file:PATH; else CLI_USAGE naming the closest name. */
+int cli_check_schedule(const char *option, const char *name);
+
+/* "ddpm: error: <message>" on stderr, one line; returns CLI_USAGE. */
+int cli_usage_error(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* "ddpm: error: <ddpm_last_error()>" on stderr; returns CLI_FAIL (CLI_INTERRUPTED after Ctrl-C). */
+int cli_fail(void);
+/* The candidate nearest to word by edit distance, or NULL if none is close. */
+const char *cli_closest(const char *word, const char *const *cands, int n);
+
+/* The run's settings for a PNG tEXt chunk: "SUBCOMMAND --opt value ..." with every option's effective
+   value (defaults included), shell-quoted where needed. Heap string (free()); NULL when out of memory. */
+char *cli_settings(const cli_args *a);
+
+/* Ctrl-C: the first SIGINT sets a flag that long loops poll; a second one ends the program. */
+void cli_sigint_install(void);
+int cli_interrupted(void);
+
+/* Atomic text output: cli_text_open writes to "PATH.tmp.<pid>" (or stdout for "-"); cli_text_commit flushes,
+   fsyncs and renames it over PATH, or removes the temp file on any error. Both print the error line and
+   return CLI_FAIL on failure. */
+typedef struct {
+    FILE *f;
+    char *path, *tmp;
+} cli_text_file;
+int cli_text_open(cli_text_file *t, const char *path);
+int cli_text_commit(cli_text_file *t);
+void cli_text_abort(cli_text_file *t);
+
+#endif

@@ -1,0 +1,350 @@
+/* sampler.c — sampler configuration, inference timesteps (diffusers set_timesteps) and the reverse loop for
+   DDPM ancestral, DDIM and DPM-Solver++ 2M over a model callback. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "diffusion/sampler.h"
+
+/* Stream ids hold the step in 24 bits and the image in 32 bits (ddpm_rng_stream). */
+#define DD_MAX_STEP_INDEX ((1 << 24) - 1)
+
+void ddpm_sampler_config_default(ddpm_sampler_config *c, ddpm_sampler_kind kind) {
+    if (!c) return;
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->prediction = DDPM_PRED_EPS;
+    c->variance = DDPM_VAR_FIXED_SMALL;
+    c->clip_range = 1.0;
+    c->eta = 0.0;
+    c->steps_offset = 0;
+    c->step_along_list = 0;
+    c->set_alpha_to_one = 1;
+    c->solver_order = 2;
+    c->lower_order_final = 1;
+    c->seed = 0;
+    switch (kind) {
+    case DDPM_SAMPLER_DDPM: /* DDPMScheduler defaults: every training step */
+        c->steps = 1000;
+        c->spacing = DDPM_SPACING_LEADING;
+        c->clip_sample = 1;
+        break;
+    case DDPM_SAMPLER_DDIM: /* DDIMScheduler defaults, 50 steps as in the DDIM paper's tables */
+        c->steps = 50;
+        c->spacing = DDPM_SPACING_LEADING;
+        c->clip_sample = 1;
+        break;
+    case DDPM_SAMPLER_DPMPP2M: /* DPMSolverMultistepScheduler defaults (no clipping) */
+    default:
+        c->steps = 20;
+        c->spacing = DDPM_SPACING_LINSPACE;
+        c->clip_sample = 0;
+        break;
+    }
+}
+
+const char *dd_sampler_kind_name(ddpm_sampler_kind kind) {
+    switch (kind) {
+    case DDPM_SAMPLER_DDPM: return "ddpm";
+    case DDPM_SAMPLER_DDIM: return "ddim";
+    case DDPM_SAMPLER_DPMPP2M: return "dpmpp2m";
+    }
+    return "unknown";
+}
+
+static const char *spacing_name(ddpm_spacing s) {
+    switch (s) {
+    case DDPM_SPACING_LEADING: return "leading";
+    case DDPM_SPACING_TRAILING: return "trailing";
+    case DDPM_SPACING_LINSPACE: return "linspace";
+    }
+    return "unknown";
+}
+
+ddpm_status dd_sampler_check_config(const ddpm_sampler_config *cfg, int T) {
+    if (!cfg) return dd_error(DDPM_ERR_INVALID_ARG, "sampler config is NULL");
+    if (cfg->kind != DDPM_SAMPLER_DDPM && cfg->kind != DDPM_SAMPLER_DDIM && cfg->kind != DDPM_SAMPLER_DPMPP2M)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler kind %d is not ddpm, ddim or dpmpp2m", (int)cfg->kind);
+    const char *k = dd_sampler_kind_name(cfg->kind);
+    if (T < 1) return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: T = %d training steps must be >= 1", k, T);
+    if (cfg->steps < 1 || cfg->steps > T)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: steps = %d must lie in 1..%d (the diffusion's T)", k,
+                        cfg->steps, T);
+    if (cfg->steps > DD_MAX_STEP_INDEX + 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: steps = %d exceeds the RNG's step field (%d)", k,
+                        cfg->steps, DD_MAX_STEP_INDEX + 1);
+    if (cfg->prediction != DDPM_PRED_EPS && cfg->prediction != DDPM_PRED_X0 && cfg->prediction != DDPM_PRED_V)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: prediction %d is not eps, x0 or v", k,
+                        (int)cfg->prediction);
+    if (cfg->variance != DDPM_VAR_FIXED_SMALL && cfg->variance != DDPM_VAR_FIXED_LARGE)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: variance %d is not fixed_small or fixed_large", k,
+                        (int)cfg->variance);
+    if (cfg->clip_sample && !(isfinite(cfg->clip_range) && cfg->clip_range > 0.0))
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: clip_range = %g must be finite and > 0", k,
+                        cfg->clip_range);
+    if (!(isfinite(cfg->eta) && cfg->eta >= 0.0 && cfg->eta <= 1.0))
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: eta = %g must lie in [0, 1]", k, cfg->eta);
+    if (cfg->eta > 0.0 && cfg->kind != DDPM_SAMPLER_DDIM)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: eta = %g applies to ddim only (leave it 0)", k, cfg->eta);
+    if (cfg->spacing != DDPM_SPACING_LEADING && cfg->spacing != DDPM_SPACING_TRAILING &&
+        cfg->spacing != DDPM_SPACING_LINSPACE)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: spacing %d is not leading, trailing or linspace", k,
+                        (int)cfg->spacing);
+    if (cfg->steps_offset < 0 || cfg->steps_offset >= T)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: steps_offset = %d must lie in 0..%d", k,
+                        cfg->steps_offset, T - 1);
+    if (cfg->kind == DDPM_SAMPLER_DPMPP2M && cfg->solver_order != 1 && cfg->solver_order != 2)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: solver_order = %d must be 1 or 2", k, cfg->solver_order);
+    return DDPM_OK;
+}
+
+/* numpy round(): half to even (the default rounding mode makes nearbyint do exactly that). */
+static int64_t round_half_even(double v) { return (int64_t)nearbyint(v); }
+
+/* numpy.arange(T, 0, -T/n)[i] for i < n: numpy fills a[0] = start, a[1] = start + step and then
+   a[i] = start + i * (a[1] - a[0]). (numpy may return n + 1 values when T/n is inexact; the first n are
+   the ones a sampler visits.) */
+static double trailing_value(int T, int n, int i) {
+    double start = (double)T, step = -((double)T / (double)n);
+    if (i == 0) return start;
+    double a1 = start + step;
+    if (i == 1) return a1;
+    return start + (double)i * (a1 - start);
+}
+
+/* numpy.linspace(0, stop, num)[i]. */
+static double linspace_value(double stop, int num, int i) {
+    if (num == 1) return 0.0;
+    if (i == num - 1) return stop;
+    return (double)i * (stop / (double)(num - 1)) + 0.0;
+}
+
+ddpm_status ddpm_sampler_timesteps(const ddpm_sampler_config *cfg, int T, int64_t *out) {
+    ddpm_status st = dd_sampler_check_config(cfg, T);
+    if (st != DDPM_OK) return st;
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sampler_timesteps: output array is NULL");
+    const int n = cfg->steps;
+    if (cfg->kind == DDPM_SAMPLER_DPMPP2M) {
+        /* DPMSolverMultistepScheduler.set_timesteps (ORACLE caveat 5). */
+        switch (cfg->spacing) {
+        case DDPM_SPACING_LINSPACE: /* linspace(0, T-1, n+1).round()[::-1][:-1] */
+            for (int i = 0; i < n; i++) out[i] = round_half_even(linspace_value((double)(T - 1), n + 1, n - i));
+            break;
+        case DDPM_SPACING_LEADING: { /* (arange(n+1) * (T // (n+1)))[::-1][:-1] + steps_offset */
+            int64_t ratio = T / (n + 1);
+            for (int i = 0; i < n; i++) out[i] = (int64_t)(n - i) * ratio + cfg->steps_offset;
+            break;
+        }
+        case DDPM_SPACING_TRAILING:
+            for (int i = 0; i < n; i++) out[i] = round_half_even(trailing_value(T, n, i)) - 1;
+            break;
+        }
+    } else {
+        /* DDPMScheduler / DDIMScheduler.set_timesteps (ORACLE caveat 5). */
+        switch (cfg->spacing) {
+        case DDPM_SPACING_LINSPACE: /* linspace(0, T-1, n).round()[::-1] */
+            for (int i = 0; i < n; i++) out[i] = round_half_even(linspace_value((double)(T - 1), n, n - 1 - i));
+            break;
+        case DDPM_SPACING_LEADING: { /* (arange(n) * (T // n))[::-1] + steps_offset */
+            int64_t ratio = T / n;
+            for (int i = 0; i < n; i++) out[i] = (int64_t)(n - 1 - i) * ratio + cfg->steps_offset;
+            break;
+        }
+        case DDPM_SPACING_TRAILING: /* round(arange(T, 0, -T/n)) - 1 */
+            for (int i = 0; i < n; i++) out[i] = round_half_even(trailing_value(T, n, i)) - 1;
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (out[i] < 0 || out[i] >= T || (i > 0 && out[i] >= out[i - 1]))
+            return dd_error(DDPM_ERR_INVALID_ARG,
+                            "sampler %s: %d steps with %s spacing (steps_offset %d) give timestep %lld at position "
+                            "%d, which is %s for T = %d; use fewer steps, another spacing or a smaller offset",
+                            dd_sampler_kind_name(cfg->kind), n, spacing_name(cfg->spacing), cfg->steps_offset,
+                            (long long)out[i], i, (out[i] < 0 || out[i] >= T) ? "out of range" : "repeated", T);
+    }
+    return DDPM_OK;
+}
+
+/* ------------------------------------------------------------------------------------ the loop */
+
+/* A callback failed: keep its message, or name it when it left none. */
+static ddpm_status callback_failed(ddpm_status st, const char *what, int step, int64_t t) {
+    char prefix[96];
+    if (ddpm_last_error()[0] == 0)
+        return dd_error(st, "%s returned '%s' at step %d (t = %lld)", what, ddpm_status_name(st), step, (long long)t);
+    snprintf(prefix, sizeof prefix, "%s at step %d (t = %lld)", what, step, (long long)t);
+    return dd_error_prefix(st, prefix);
+}
+
+static ddpm_status check_finite(const double *v, int64_t N, int64_t D, const char *what, int step, int64_t t) {
+    int64_t n = N * D;
+    for (int64_t j = 0; j < n; j++) {
+        if (!isfinite(v[j]))
+            return dd_error(DDPM_ERR_NUMERIC, "%s at step %d (t = %lld) is %g at image %lld, element %lld", what,
+                            step, (long long)t, v[j], (long long)(j / D), (long long)(j % D));
+    }
+    return DDPM_OK;
+}
+
+ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
+                                void *model_user, double *x, int64_t N, int64_t D, int64_t first_item) {
+    if (!d) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: diffusion is NULL");
+    ddpm_status st = dd_sampler_check_config(cfg, d->T);
+    if (st != DDPM_OK) return st;
+    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: model callback is NULL");
+    if (!x) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: x is NULL");
+    if (N < 1 || D < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: shape [N = %lld, D = %lld] must be positive",
+                        (long long)N, (long long)D);
+    if (first_item < 0 || first_item + N > ((int64_t)1 << 32))
+        return dd_error(DDPM_ERR_INVALID_ARG,
+                        "ddpm_sample_loop: images %lld..%lld exceed the RNG's 32-bit item field", (long long)first_item,
+                        (long long)(first_item + N - 1));
+    size_t nd;
+    if (dd_mul_size((size_t)N, (size_t)D, &nd) != 0 || nd > ((size_t)1 << 40))
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: [N = %lld, D = %lld] is too large", (long long)N,
+                        (long long)D);
+    for (size_t j = 0; j < nd; j++)
+        if (!isfinite(x[j]))
+            return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: the initial sample x_T is %g at image %lld, "
+                            "element %lld", x[j], (long long)(j / (size_t)D), (long long)(j % (size_t)D));
+
+    const int steps = cfg->steps, T = d->T;
+    const ddpm_sampler_kind kind = cfg->kind;
+    const int need_noise = kind == DDPM_SAMPLER_DDPM || (kind == DDPM_SAMPLER_DDIM && cfg->eta > 0.0);
+
+    /* Every working buffer, once: timesteps [steps], t [N], model output / x0 / previous x0 / noise [N, D],
+       DPM points [steps + 1]. */
+    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
+    int64_t *tvec = dd_alloc(sizeof(int64_t) * (size_t)N);
+    double *mout = dd_alloc(sizeof(double) * nd);
+    double *x0 = dd_alloc(sizeof(double) * nd);
+    double *x0_prev = kind == DDPM_SAMPLER_DPMPP2M ? dd_alloc(sizeof(double) * nd) : NULL;
+    double *noise = need_noise ? dd_alloc(sizeof(double) * nd) : NULL;
+    dd_dpm_point *pts = kind == DDPM_SAMPLER_DPMPP2M ? dd_alloc(sizeof(dd_dpm_point) * (size_t)(steps + 1)) : NULL;
+    if (!ts || !tvec || !mout || !x0 || (kind == DDPM_SAMPLER_DPMPP2M && (!x0_prev || !pts)) ||
+        (need_noise && !noise)) {
+        st = DDPM_ERR_NOMEM;
+        goto done;
+    }
+    if ((st = ddpm_sampler_timesteps(cfg, T, ts)) != DDPM_OK) goto done;
+    if (kind == DDPM_SAMPLER_DPMPP2M) {
+        /* sigma = sqrt((1 - alpha_bar) / alpha_bar) at each visited timestep, then 0 (final_sigmas_type "zero"). */
+        for (int i = 0; i < steps; i++) {
+            double ab = d->alphas_cumprod[ts[i]];
+            pts[i] = dd_dpm_point_from_sigma(sqrt((1.0 - ab) / ab));
+        }
+        pts[steps] = dd_dpm_point_from_sigma(0.0);
+    }
+
+    for (int i = 0; i < steps; i++) {
+        const int64_t t = ts[i];
+        for (int64_t r = 0; r < N; r++) tvec[r] = t;
+        ddpm_clear_error();
+        st = model(model_user, mout, x, tvec, N, D);
+        if (st != DDPM_OK) {
+            st = callback_failed(st, "model", i, t);
+            goto done;
+        }
+        if ((st = check_finite(mout, N, D, "model output", i, t)) != DDPM_OK) goto done;
+
+        if (kind == DDPM_SAMPLER_DPMPP2M) {
+            /* Lu et al. 2022: first order at the first step and whenever solver_order is 1; the step to
+               sigma = 0 is always first order and returns x0 (diffusers final_sigmas_type "zero", which
+               makes lower_order_final's own rule redundant for orders 1 and 2). */
+            dd_dpm_data_prediction(cfg->prediction, &pts[i], mout, x, x0, (int64_t)nd,
+                                   cfg->clip_sample ? cfg->clip_range : 0.0);
+            int second = cfg->solver_order == 2 && i > 0 && pts[i + 1].sigma != 0.0;
+            dd_dpm_update(x, x0, second ? x0_prev : NULL, i > 0 ? &pts[i - 1] : NULL, &pts[i], &pts[i + 1],
+                          (int64_t)nd);
+        } else {
+            /* Previous timestep: t - T // steps as diffusers (ORACLE caveat 4), or the next list entry. */
+            int64_t prev_t = cfg->step_along_list ? (i + 1 < steps ? ts[i + 1] : -1) : t - T / steps;
+            const double *nz = NULL;
+            if (need_noise && (kind == DDPM_SAMPLER_DDIM || t > 0)) {
+                if (cfg->noise) {
+                    ddpm_clear_error();
+                    st = cfg->noise(cfg->noise_user, noise, i, t, N, D);
+                    if (st != DDPM_OK) {
+                        st = callback_failed(st, "noise callback", i, t);
+                        goto done;
+                    }
+                } else {
+                    /* One stream per (step, image): a batch split anywhere draws the same numbers. */
+                    for (int64_t r = 0; r < N; r++)
+                        ddpm_rng_normal_f64(cfg->seed,
+                                            ddpm_rng_stream(DDPM_STREAM_SAMPLER, (uint32_t)i, (uint32_t)(first_item + r)),
+                                            0, noise + r * D, (size_t)D);
+                }
+                nz = noise;
+            }
+            st = kind == DDPM_SAMPLER_DDPM
+                     ? ddpm_ddpm_step(d, cfg, t, prev_t, mout, x, nz, x, x0, (int64_t)nd, NULL)
+                     : ddpm_ddim_step(d, cfg, t, prev_t, mout, x, nz, x, x0, (int64_t)nd, NULL);
+            if (st != DDPM_OK) goto done;
+        }
+        if ((st = check_finite(x, N, D, "sample", i, t)) != DDPM_OK) goto done;
+        if (cfg->on_step) {
+            ddpm_clear_error();
+            st = cfg->on_step(cfg->step_user, i, steps, t, x, x0, N, D);
+            if (st != DDPM_OK) {
+                st = callback_failed(st, "step callback", i, t);
+                goto done;
+            }
+        }
+        if (kind == DDPM_SAMPLER_DPMPP2M) {
+            double *tmp = x0_prev;
+            x0_prev = x0;
+            x0 = tmp;
+        }
+    }
+    st = DDPM_OK;
+done:
+    dd_free(ts);
+    dd_free(tvec);
+    dd_free(mout);
+    dd_free(x0);
+    dd_free(x0_prev);
+    dd_free(noise);
+    dd_free(pts);
+    return st;
+}
+
+/* ddpm_sample_loop: the float network behind a double model, with its float buffers made once. */
+typedef struct {
+    ddpm_model_fn model;
+    void *user;
+    float *xf, *outf; /* [N, D] */
+} float_model;
+
+static ddpm_status float_model_call(void *user, double *out, const double *x, const int64_t *t, int64_t N,
+                                    int64_t D) {
+    float_model *fm = user;
+    int64_t n = N * D;
+#pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
+    for (int64_t j = 0; j < n; j++) fm->xf[j] = (float)x[j];
+    ddpm_status st = fm->model(fm->user, fm->outf, fm->xf, t, N, D);
+    if (st != DDPM_OK) return st;
+#pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
+    for (int64_t j = 0; j < n; j++) out[j] = (double)fm->outf[j];
+    return DDPM_OK;
+}
+
+ddpm_status ddpm_sample_loop(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, ddpm_model_fn model,
+                             void *model_user, double *x, int64_t N, int64_t D, int64_t first_item) {
+    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: model callback is NULL");
+    size_t nd;
+    if (N < 1 || D < 1 || dd_mul_size((size_t)N, (size_t)D, &nd) != 0 || nd > ((size_t)1 << 40))
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: shape [N = %lld, D = %lld] is invalid",
+                        (long long)N, (long long)D);
+    float_model fm = {model, model_user, NULL, NULL};
+    fm.xf = dd_alloc(sizeof(float) * nd);
+    fm.outf = dd_alloc(sizeof(float) * nd);
+    ddpm_status st = DDPM_ERR_NOMEM;
+    if (fm.xf && fm.outf) st = dd_sampler_loop_f64(d, cfg, float_model_call, &fm, x, N, D, first_item);
+    dd_free(fm.xf);
+    dd_free(fm.outf);
+    return st;
+}

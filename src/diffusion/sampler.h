@@ -1,0 +1,43 @@
+/* sampler.h — internal pieces of the samplers: config checks, a double-precision model loop (used by
+   ddpm_sample_loop and by tests that need the f64 reference path), and the DPM-Solver++ update. */
+#ifndef DD_SAMPLER_H
+#define DD_SAMPLER_H
+
+#include <stdint.h>
+#include "ddpm.h"
+
+/* Element counts at or above which elementwise sampler loops use OpenMP (each element is computed the
+   same way on any thread, so results do not depend on the thread count). */
+#define DD_SAMPLER_PAR_MIN 32768
+
+/* A network in double: out [N, D] from x [N, D] at timesteps t [N]. */
+typedef ddpm_status (*dd_model_f64_fn)(void *user, double *out, const double *x, const int64_t *t, int64_t N,
+                                       int64_t D);
+
+/* Validates cfg for a diffusion with T steps; the message names the field and its valid range. */
+ddpm_status dd_sampler_check_config(const ddpm_sampler_config *cfg, int T);
+const char *dd_sampler_kind_name(ddpm_sampler_kind kind);
+
+/* ddpm_sample_loop with a double-precision model: the same steps, noise and callbacks. */
+ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
+                                void *model_user, double *x, int64_t N, int64_t D, int64_t first_item);
+
+/* ------------------------------------------------------------------ DPM-Solver++ (Lu et al. 2022)
+   A point of the VP path in sigma-space: sigma = sqrt((1 - alpha_bar) / alpha_bar), alpha_t = 1/sqrt(sigma^2+1),
+   sigma_t = sigma alpha_t, lambda = log alpha_t - log sigma_t (+inf at sigma = 0). */
+typedef struct {
+    double sigma, alpha_t, sigma_t, lambda;
+} dd_dpm_point;
+
+dd_dpm_point dd_dpm_point_from_sigma(double sigma);
+/* Data prediction x0 [n] from the model output at point p (dpmsolver++ convert_model_output); clamps to
+   [-clip_range, clip_range] when clip_range > 0. */
+void dd_dpm_data_prediction(ddpm_prediction pred, const dd_dpm_point *p, const double *model_out, const double *x,
+                            double *x0, int64_t n, double clip_range);
+/* One multistep update from point s0 to point t: first order when m1 is NULL (or t has sigma 0, where the
+   result is m0 itself), else the 2M midpoint update with the previous data prediction m1 at point s1.
+   x [n] is updated in place. */
+void dd_dpm_update(double *x, const double *m0, const double *m1, const dd_dpm_point *s1, const dd_dpm_point *s0,
+                   const dd_dpm_point *t, int64_t n);
+
+#endif

@@ -1,0 +1,227 @@
+/* dataset.c — labelled image sets in memory: MNIST and Fashion-MNIST (IDX pairs) and CIFAR-10 batches,
+   found by their standard file names in a directory. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+
+#define DS_MAX_FILES 64
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = dd_alloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* dir/base if it exists, else dir/base.gz, else *out = NULL. */
+static ddpm_status find_file(const char *dir, const char *base, char **out) {
+    char gz[128];
+    snprintf(gz, sizeof gz, "%s.gz", base);
+    *out = NULL;
+    const char *names[2] = {base, gz};
+    for (int i = 0; i < 2; i++) {
+        char *p = join(dir, names[i]);
+        if (!p) return DDPM_ERR_NOMEM;
+        if (is_file(p)) {
+            *out = p;
+            return DDPM_OK;
+        }
+        dd_free(p);
+    }
+    return DDPM_OK;
+}
+
+static ddpm_status load_idx_pair(const char *kind, const char *dir, int train, ddpm_dataset *out) {
+    const char *pre = train ? "train" : "t10k";
+    char ibase[64], lbase[64];
+    snprintf(ibase, sizeof ibase, "%s-images-idx3-ubyte", pre);
+    snprintf(lbase, sizeof lbase, "%s-labels-idx1-ubyte", pre);
+    char *ipath = NULL, *lpath = NULL;
+    ddpm_idx im, lb;
+    memset(&im, 0, sizeof im);
+    memset(&lb, 0, sizeof lb);
+    ddpm_status s = find_file(dir, ibase, &ipath);
+    if (s == DDPM_OK) s = find_file(dir, lbase, &lpath);
+    if (s != DDPM_OK) goto fail;
+    if (!ipath || !lpath) {
+        const char *miss = !ipath ? ibase : lbase;
+        s = dd_error(DDPM_ERR_IO, "%s: no %s or %s.gz (the %s %s set; the directory should hold %s and %s, raw "
+                     "or gzip)", dir, miss, miss, kind, train ? "training" : "test", ibase, lbase);
+        goto fail;
+    }
+    if ((s = ddpm_idx_read(ipath, &im)) != DDPM_OK || (s = ddpm_idx_read(lpath, &lb)) != DDPM_OK) goto fail;
+    if (im.ndim != 3 || im.dims[1] < 1 || im.dims[2] < 1) {
+        s = dd_error(DDPM_ERR_FORMAT, "%s: expected images [count, rows, cols], found %d dimensions", ipath,
+                     im.ndim);
+        goto fail;
+    }
+    if (lb.ndim != 1) {
+        s = dd_error(DDPM_ERR_FORMAT, "%s: expected labels [count], found %d dimensions", lpath, lb.ndim);
+        goto fail;
+    }
+    if (im.dims[0] != lb.dims[0]) {
+        s = dd_error(DDPM_ERR_FORMAT, "%s holds %" PRId64 " images but %s holds %" PRId64 " labels", ipath,
+                     im.dims[0], lpath, lb.dims[0]);
+        goto fail;
+    }
+    if (im.dims[0] == 0) {
+        s = dd_error(DDPM_ERR_FORMAT, "%s: holds no images", ipath);
+        goto fail;
+    }
+    int64_t n = im.dims[0];
+    for (int64_t i = 0; i < n; i++)
+        if (lb.data[i] > 9) {
+            s = dd_error(DDPM_ERR_FORMAT, "%s: label %u at index %" PRId64 " is not in 0..9", lpath, lb.data[i], i);
+            goto fail;
+        }
+    out->labels = dd_alloc((size_t)n * sizeof(int32_t));
+    if (!out->labels) {
+        s = DDPM_ERR_NOMEM;
+        goto fail;
+    }
+    for (int64_t i = 0; i < n; i++) out->labels[i] = lb.data[i];
+    out->count = n;
+    out->channels = 1;
+    out->height = (int)im.dims[1];
+    out->width = (int)im.dims[2];
+    out->num_classes = 10;
+    out->pixels = im.data;   /* [count, rows, cols] is already [count, 1, H, W] */
+    im.data = NULL;
+fail:
+    ddpm_idx_free(&im);
+    ddpm_idx_free(&lb);
+    dd_free(ipath);
+    dd_free(lpath);
+    return s;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The batch names of a CIFAR-10 directory, sorted; X.bin.gz is skipped when X.bin is present. */
+static ddpm_status cifar_files(const char *dir, int train, char **names, int *count) {
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return dd_error(DDPM_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
+    struct dirent *e;
+    ddpm_status s = DDPM_OK;
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        int ok = train ? strncmp(nm, "data_batch_", 11) == 0 && (ends_with(nm, ".bin") || ends_with(nm, ".bin.gz"))
+                       : strcmp(nm, "test_batch.bin") == 0 || strcmp(nm, "test_batch.bin.gz") == 0;
+        if (!ok) continue;
+        if (*count == DS_MAX_FILES) {
+            s = dd_error(DDPM_ERR_UNSUPPORTED, "%s: more than %d CIFAR-10 batch files", dir, DS_MAX_FILES);
+            break;
+        }
+        if (!(names[*count] = dd_strdup(nm))) {
+            s = DDPM_ERR_NOMEM;
+            break;
+        }
+        (*count)++;
+    }
+    closedir(d);
+    if (s != DDPM_OK) return s;
+    qsort(names, (size_t)*count, sizeof(char *), cmp_str);
+    int k = 0;
+    for (int i = 0; i < *count; i++) {
+        size_t n = strlen(names[i]);
+        int dup = 0;
+        if (ends_with(names[i], ".gz"))
+            for (int j = 0; j < *count; j++)
+                if (strlen(names[j]) == n - 3 && strncmp(names[j], names[i], n - 3) == 0) dup = 1;
+        if (dup) dd_free(names[i]);
+        else names[k++] = names[i];
+    }
+    *count = k;
+    return DDPM_OK;
+}
+
+static ddpm_status load_cifar(const char *dir, int train, ddpm_dataset *out) {
+    char *names[DS_MAX_FILES];
+    int nfiles = 0;
+    ddpm_status s = cifar_files(dir, train, names, &nfiles);
+    if (s != DDPM_OK) return s;
+    if (nfiles == 0)
+        return dd_error(DDPM_ERR_IO, "%s: no CIFAR-10 %s batches (looked for %s)", dir, train ? "training" : "test",
+                        train ? "data_batch_*.bin and data_batch_*.bin.gz" : "test_batch.bin and test_batch.bin.gz");
+    for (int f = 0; f < nfiles && s == DDPM_OK; f++) {
+        char *path = join(dir, names[f]);
+        ddpm_cifar c;
+        memset(&c, 0, sizeof c);
+        s = path ? ddpm_cifar_read(path, &c) : DDPM_ERR_NOMEM;
+        if (s == DDPM_OK) {
+            int64_t n = out->count + c.count;
+            uint8_t *px = dd_realloc(out->pixels, (size_t)n * 3072);
+            if (px) out->pixels = px;
+            int32_t *lb = px ? dd_realloc(out->labels, (size_t)n * sizeof(int32_t)) : NULL;
+            if (lb) out->labels = lb;
+            if (!px || !lb) {
+                s = DDPM_ERR_NOMEM;
+            } else {
+                memcpy(out->pixels + (size_t)out->count * 3072, c.images, (size_t)c.count * 3072);
+                for (int64_t i = 0; i < c.count; i++) out->labels[out->count + i] = c.labels[i];
+                out->count = n;
+            }
+        }
+        ddpm_cifar_free(&c);
+        dd_free(path);
+    }
+    for (int f = 0; f < nfiles; f++) dd_free(names[f]);
+    out->channels = 3;
+    out->height = out->width = 32;
+    out->num_classes = 10;
+    return s;
+}
+
+ddpm_status ddpm_dataset_load(const char *kind, const char *dir, int train, ddpm_dataset *out) {
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_load: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!kind || !dir) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_load: kind or dir is NULL");
+    ddpm_status s;
+    if (strcmp(kind, "mnist") == 0 || strcmp(kind, "fashion-mnist") == 0)
+        s = load_idx_pair(kind, dir, train, out);
+    else if (strcmp(kind, "cifar10") == 0)
+        s = load_cifar(dir, train, out);
+    else
+        return dd_error(DDPM_ERR_INVALID_ARG, "unknown dataset '%.100s' (valid: mnist, fashion-mnist, cifar10)",
+                        kind);
+    if (s != DDPM_OK) ddpm_dataset_free(out);
+    return s;
+}
+
+void ddpm_dataset_free(ddpm_dataset *ds) {
+    if (!ds) return;
+    dd_free(ds->pixels);
+    dd_free(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+ddpm_status ddpm_dataset_get_f32(const ddpm_dataset *ds, int64_t index, float *out) {
+    if (!ds || !out || !ds->pixels)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_get_f32: dataset or out is NULL");
+    if (index < 0 || index >= ds->count)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_get_f32: index %" PRId64 " out of range 0..%" PRId64,
+                        index, ds->count - 1);
+    size_t n = (size_t)ds->channels * (size_t)ds->height * (size_t)ds->width;
+    const uint8_t *p = ds->pixels + (size_t)index * n;
+    for (size_t i = 0; i < n; i++) out[i] = (float)(p[i] / 127.5 - 1.0);
+    return DDPM_OK;
+}

@@ -1,0 +1,10 @@
+# cli.cmake — the plot/strip unit test and the end-to-end test of the ddpm program.
+# Both draw text through cairo + fontconfig, whose one-time allocations LeakSanitizer would report.
+set(DD_CAIRO_TEST_ENV "OMP_WAIT_POLICY=passive"
+  "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/lsan_fontconfig.supp:print_suppressions=0")
+
+dd_add_test(NAME test_plot SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_plot.c LABELS unit)
+set_tests_properties(test_plot PROPERTIES ENVIRONMENT "${DD_CAIRO_TEST_ENV}")
+
+add_test(NAME test_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:ddpm_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_cli PROPERTIES LABELS "cli" SKIP_RETURN_CODE 77 ENVIRONMENT "${DD_CAIRO_TEST_ENV}")
