@@ -260,6 +260,9 @@ static void test_png(const char *dir) {
     memcpy(b, good, n);
     b[text + 10] ^= 0x20;     /* ancillary tEXt data */
     EXPECT(png_try(b, n), DDPM_ERR_FORMAT, "CRC");
+    memcpy(b, good, n);
+    put32(b + text, 0x2a000018u);   /* a 704 MB tEXt chunk in a 158-byte file */
+    EXPECT(png_try(b, n), DDPM_ERR_FORMAT, "invalid PNG");
     EXPECT(png_try(good, idat + 20), DDPM_ERR_FORMAT, "truncated");
     EXPECT(png_try(good, n - 12), DDPM_ERR_FORMAT, "invalid PNG");   /* no IEND */
     EXPECT(png_try(good, 8), DDPM_ERR_FORMAT, "invalid PNG");

@@ -173,33 +173,13 @@ void ddpm_q_posterior(const ddpm_diffusion *d, double *mean, double *var, double
 /* Inverting eq. 4: x_0 = sqrt(1/alpha_bar_t) x_t - sqrt(1/alpha_bar_t - 1) eps. */
 void ddpm_predict_x0_from_eps(const ddpm_diffusion *d, double *x0, const double *xt, const double *eps,
                               const int64_t *t, int64_t N, int64_t D) {
-#pragma omp parallel for schedule(static) if (N * D >= DD_PAR_MIN && N > 1)
-    for (int64_t n = 0; n < N; n++) {
-        double *o = x0 + n * D;
-        const double *xr = xt + n * D, *er = eps + n * D;
-        if (bad_t(d, t[n])) {
-            for (int64_t j = 0; j < D; j++) o[j] = NAN;
-            continue;
-        }
-        double a = d->sqrt_recip_alphas_cumprod[t[n]], b = d->sqrt_recipm1_alphas_cumprod[t[n]];
-        for (int64_t j = 0; j < D; j++) o[j] = a * xr[j] - b * er[j];
-    }
+    axpby_rows(x0, d->sqrt_recip_alphas_cumprod, d->sqrt_recipm1_alphas_cumprod, -1.0, xt, eps, d, t, N, D);
 }
 
 /* Salimans & Ho 2022, sec. 4: x_0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v. */
 void ddpm_predict_x0_from_v(const ddpm_diffusion *d, double *x0, const double *xt, const double *v,
                             const int64_t *t, int64_t N, int64_t D) {
-#pragma omp parallel for schedule(static) if (N * D >= DD_PAR_MIN && N > 1)
-    for (int64_t n = 0; n < N; n++) {
-        double *o = x0 + n * D;
-        const double *xr = xt + n * D, *vr = v + n * D;
-        if (bad_t(d, t[n])) {
-            for (int64_t j = 0; j < D; j++) o[j] = NAN;
-            continue;
-        }
-        double a = d->sqrt_alphas_cumprod[t[n]], b = d->sqrt_one_minus_alphas_cumprod[t[n]];
-        for (int64_t j = 0; j < D; j++) o[j] = a * xr[j] - b * vr[j];
-    }
+    axpby_rows(x0, d->sqrt_alphas_cumprod, d->sqrt_one_minus_alphas_cumprod, -1.0, xt, v, d, t, N, D);
 }
 
 /* eps = (sqrt(1/alpha_bar_t) x_t - x_0) / sqrt(1/alpha_bar_t - 1) (GaussianDiffusion._predict_eps_from_xstart). */

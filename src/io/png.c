@@ -47,8 +47,11 @@ static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* libpng's own allocations (chunk buffers, rows, zlib state). A chunk's stated length is checked only as a
+   "benign" error, which libpng turns into a warning, so large requests are refused here. */
 static png_voidp on_malloc(png_structp png, png_alloc_size_t size) {
     (void)png;
+    if (size > PNG_MAX_CHUNK + (1u << 16)) return NULL;
     return dd_alloc((size_t)size);
 }
 
@@ -142,7 +145,7 @@ static ddpm_status decode(png_ctx *c, const char *src, int *w_out, int *h_out, i
     }
     png_set_read_fn(png, c, on_read);
     png_set_user_limits(png, PNG_MAX_DIM, PNG_MAX_DIM);
-    png_set_chunk_malloc_max(png, PNG_MAX_CHUNK);   /* a chunk's stated length is not trusted */
+    png_set_chunk_malloc_max(png, PNG_MAX_CHUNK);   /* bounds decompressed text and ICC profiles */
     png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);   /* bad CRCs are errors everywhere */
     png_read_info(png, info);
     png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
