@@ -141,17 +141,6 @@ static ddpm_prediction prediction_of(const char *s) {
     return DDPM_PRED_EPS;
 }
 
-static ddpm_diffusion *make_diffusion(const char *name, int T) {
-    ddpm_schedule_config sc;
-    ddpm_schedule_config_default(&sc);
-    sc.name = name;
-    sc.T = T;
-    ddpm_diffusion *d = NULL;
-    CHECK_OK(ddpm_diffusion_create(&sc, &d));
-    if (!d) exit(1);
-    return d;
-}
-
 /* ------------------------------------------------------------------------------------ schedules */
 
 static void test_schedules(void) {
@@ -163,7 +152,7 @@ static void test_schedules(void) {
         for (int b = 0; b < 4; b++) {
             /* "cosine" is the same schedule as "squaredcos_cap_v2". */
             for (int alias = 0; alias < (b == 2 ? 2 : 1); alias++) {
-                ddpm_diffusion *d = make_diffusion(alias ? "cosine" : names[b], T);
+                ddpm_diffusion *d = dd_test_diffusion(alias ? "cosine" : names[b], T);
                 size_t n;
                 snprintf(path, sizeof path, "schedules.%s.%s.f64.betas", Ts[a], names[b]);
                 double *betas = arr(path, &n);
@@ -335,7 +324,7 @@ static void test_add_noise(void) {
     cJSON_ArrayForEach(c, dd_json_path(O, "add_noise.cases")) {
         const char *sched = str_at(c, "beta_schedule");
         int f64 = strcmp(str_at(c, "precision"), "f64") == 0;
-        ddpm_diffusion *d = make_diffusion(sched, 1000);
+        ddpm_diffusion *d = dd_test_diffusion(sched, 1000);
         const char *grp = f64 ? "add_noise f64" : "add_noise f32";
         double *want_noisy = arr_at(c, "noisy", NULL), *want_v = arr_at(c, "velocity", NULL);
         if (f64) {
@@ -613,7 +602,7 @@ int main(void) {
     test_schedules();
     test_timestep_lists();
     test_add_noise();
-    ddpm_diffusion *d = make_diffusion("linear", 1000);
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     test_ddpm_step_cases(d);
     test_ddim_cases(d);
     test_loop_ddim50(d);

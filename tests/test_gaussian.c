@@ -6,17 +6,6 @@
 
 #include "testutil.h"
 
-static ddpm_diffusion *create(const char *name, int T) {
-    ddpm_schedule_config sc;
-    ddpm_schedule_config_default(&sc);
-    sc.name = name;
-    sc.T = T;
-    ddpm_diffusion *d = NULL;
-    CHECK_OK(ddpm_diffusion_create(&sc, &d));
-    if (!d) exit(1);
-    return d;
-}
-
 static void fill_normal(double *x, size_t n, uint64_t seed) {
     ddpm_rng_normal_f64(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, 0), 0, x, n);
 }
@@ -24,7 +13,7 @@ static void fill_normal(double *x, size_t n, uint64_t seed) {
 enum { N = 5, D = 7 };
 
 static void test_forward_and_posterior(void) {
-    ddpm_diffusion *d = create("cosine", 1000);
+    ddpm_diffusion *d = dd_test_diffusion("cosine", 1000);
     int64_t t[N] = {0, 1, 250, 998, 999};
     double x0[N * D], eps[N * D], xt[N * D], got[N * D], want[N * D], v[N * D];
     fill_normal(x0, N * D, 1);
@@ -151,7 +140,7 @@ static void test_kl_loglik(void) {
 }
 
 static void test_thread_invariance(void) {
-    ddpm_diffusion *d = create("linear", 1000);
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     const int64_t n = 16, dim = 8192; /* above the parallel threshold */
     size_t nd = (size_t)(n * dim);
     double *x0 = malloc(sizeof(double) * nd), *eps = malloc(sizeof(double) * nd);

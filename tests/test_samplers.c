@@ -8,17 +8,6 @@
 #include "diffusion/sampler.h"
 #include "testutil.h"
 
-static ddpm_diffusion *create(const char *name, int T) {
-    ddpm_schedule_config sc;
-    ddpm_schedule_config_default(&sc);
-    sc.name = name;
-    sc.T = T;
-    ddpm_diffusion *d = NULL;
-    CHECK_OK(ddpm_diffusion_create(&sc, &d));
-    if (!d) exit(1);
-    return d;
-}
-
 /* A smooth stand-in network whose output depends on x and t. */
 static ddpm_status model(void *user, float *out, const float *x, const int64_t *t, int64_t N, int64_t D) {
     (void)user;
@@ -137,7 +126,7 @@ static void fill_xT(double *x, int64_t N, int64_t D, int64_t first_item, uint64_
 }
 
 static void test_batch_split(void) {
-    ddpm_diffusion *d = create("linear", 1000);
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     const int64_t D = 10000; /* 4 x 10000 crosses the parallel threshold */
     double *whole = malloc(sizeof(double) * 4 * D), *parts = malloc(sizeof(double) * 4 * D);
     double *threads1 = malloc(sizeof(double) * 4 * D);
@@ -174,7 +163,7 @@ static void test_batch_split(void) {
 /* The loop's default noise is ddpm_rng_normal_f64(seed, stream(SAMPLER, step, item), 0, row, D); the previous
    timestep is t - T / n, or the next list entry with step_along_list (checked on linspace, where they differ). */
 static void test_noise_streams(void) {
-    ddpm_diffusion *d = create("linear", 1000);
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     enum { D = 6, STEPS = 10 };
     for (int along = 0; along < 2; along++) {
         ddpm_sampler_config c;
@@ -230,7 +219,7 @@ static ddpm_status failing_model(void *user, float *out, const float *x, const i
 }
 
 static void test_callbacks_and_errors(void) {
-    ddpm_diffusion *d = create("cosine", 100);
+    ddpm_diffusion *d = dd_test_diffusion("cosine", 100);
     double x[3 * 8];
     for (int kind = 0; kind < 3; kind++) {
         ddpm_sampler_config c;
@@ -255,7 +244,7 @@ static void test_callbacks_and_errors(void) {
 }
 
 static void test_validation(void) {
-    ddpm_diffusion *d = create("linear", 100);
+    ddpm_diffusion *d = dd_test_diffusion("linear", 100);
     double x[2 * 4];
     ddpm_sampler_config c;
     fill_xT(x, 2, 4, 0, 1);
@@ -303,7 +292,7 @@ static void test_validation(void) {
 
 /* Song et al. 2021, sec. 4.1: DDIM with eta = 1 is the DDPM ancestral step (fixed_small), for any jump. */
 static void test_ddim_eta1_is_ddpm(void) {
-    ddpm_diffusion *d = create("linear", 1000);
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     enum { n = 32 };
     double x[n], mo[n], z[n], a[n], b[n], x0a[n], x0b[n];
     fill_xT(x, 1, n, 0, 7);
@@ -347,7 +336,7 @@ static void test_ddim_eta1_is_ddpm(void) {
 /* Lu et al. 2022: first-order DPM-Solver++ is DDIM (eta = 0) in data-prediction form, along the same list;
    and the DDIM loop with step_along_list chains ddpm_ddim_step over the list. */
 static void test_dpm_order1_is_ddim(void) {
-    ddpm_diffusion *d = create("scaled_linear", 1000);
+    ddpm_diffusion *d = dd_test_diffusion("scaled_linear", 1000);
     enum { n = 16, S = 25 };
     double xT[n], x[n], xm[n], mo[n];
     fill_xT(xT, 1, n, 0, 9);

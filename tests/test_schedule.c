@@ -31,16 +31,6 @@ static double max_rel(const double *got, const double *want, int n, int *at) {
                   (got)[at_], (want)[at_]);                                                                  \
     } while (0)
 
-static ddpm_diffusion *create(const char *name, int T) {
-    ddpm_schedule_config sc;
-    ddpm_schedule_config_default(&sc);
-    sc.name = name;
-    sc.T = T;
-    ddpm_diffusion *d = NULL;
-    CHECK_OK(ddpm_diffusion_create(&sc, &d));
-    return d;
-}
-
 static void test_defaults(void) {
     ddpm_schedule_config sc;
     memset(&sc, 0x55, sizeof sc);
@@ -58,7 +48,7 @@ static void test_defaults(void) {
         for (int j = 0; j < n; j++) found |= strcmp(ddpm_schedule_names[j], want[i]) == 0;
         CHECK_MSG(found, "schedule name %s missing", want[i]);
         /* Every listed name builds a valid diffusion. */
-        ddpm_diffusion *d = create(want[i], 100);
+        ddpm_diffusion *d = dd_test_diffusion(want[i], 100);
         ddpm_diffusion_free(d);
     }
 }
@@ -73,7 +63,7 @@ static double ab_cos(double tau) {                                              
 }
 
 static void check_alpha_bar_schedule(const char *name, double (*ab)(double), int T) {
-    ddpm_diffusion *d = create(name, T);
+    ddpm_diffusion *d = dd_test_diffusion(name, T);
     if (!d) return;
     double *beta = malloc(sizeof(double) * (size_t)T), *acp = malloc(sizeof(double) * (size_t)T);
     for (int i = 0; i < T; i++) {
@@ -204,7 +194,7 @@ static void check_tables(const ddpm_diffusion *d) {
 static void test_tables(void) {
     const char *names[] = {"linear", "cosine", "sqrt", "sigmoid_chen", "scaled_linear", "sigmoid"};
     for (int i = 0; i < 6; i++) {
-        ddpm_diffusion *d = create(names[i], 1000);
+        ddpm_diffusion *d = dd_test_diffusion(names[i], 1000);
         if (d) check_tables(d);
         ddpm_diffusion_free(d);
     }

@@ -143,3 +143,16 @@ void dd_write_bytes(const char *path, const void *data, size_t len) {
         exit(1);
     }
 }
+
+ddpm_diffusion *dd_test_diffusion(const char *name, int T) {
+    ddpm_schedule_config sc;
+    ddpm_schedule_config_default(&sc);
+    sc.name = name;
+    sc.T = T;
+    ddpm_diffusion *d = NULL;
+    if (ddpm_diffusion_create(&sc, &d) != DDPM_OK) {
+        fprintf(stderr, "cannot make the %s schedule with T = %d: %s\n", name, T, ddpm_last_error());
+        exit(1);
+    }
+    return d;
+}

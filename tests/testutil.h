@@ -38,6 +38,9 @@ double *dd_json_array(cJSON *arr, size_t *n);
 /* A plain JSON list of numbers. */
 double *dd_json_numbers(cJSON *list, size_t *n);
 
+/* A diffusion with schedule `name` and T steps (defaults otherwise); exits the test if it cannot be made. */
+ddpm_diffusion *dd_test_diffusion(const char *name, int T);
+
 /* A fresh empty directory under the build tree's temp area; returns its path (static storage per call). */
 const char *dd_test_tmpdir(const char *name);
 /* Path of a file in tests/data. */
