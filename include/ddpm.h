@@ -274,6 +274,86 @@ ddpm_status ddpm_ddim_step(const ddpm_diffusion *d, const ddpm_sampler_config *c
                            int64_t prev_t, const double *model_out, const double *x, const double *noise,
                            double *x_prev, double *x0_pred, int64_t n, ddpm_step_info *info);
 
+/* ===================================================================================== models
+   The networks: diffusers' UNet2DModel (DownBlock2D, AttnDownBlock2D, UpBlock2D, AttnUpBlock2D,
+   UNetMidBlock2D, class embedding) and the seed's BasicUNet. Parameters live in one float buffer in
+   diffusers' state_dict order under diffusers' names, with PyTorch layouts ([OC, C, KH, KW], [OUT, IN]).
+   Lifecycle: load or create -> prepare (plans every buffer for a maximum batch; nothing is allocated
+   afterwards) -> forward [-> zero_grad, backward] ... -> free. Inputs and outputs are NCHW. */
+
+typedef struct ddpm_model ddpm_model;
+
+/* spec: a preset ("mnist", "cifar10", "tiny", "basic"), a diffusers config.json, or a folder: a pipeline
+   folder (unet/ inside), a unet folder (config.json + diffusion_pytorch_model.safetensors) or a fixture
+   folder (config.json + weights.safetensors). Weights are read when the source has them, otherwise
+   initialised from `seed` with PyTorch's default scheme for each layer type. */
+ddpm_status ddpm_model_load(const char *spec, uint64_t seed, ddpm_model **out);
+/* From the text of a diffusers UNet2DModel config.json; `what` names it in messages. Weights are
+   initialised from `seed`. A field at its default value is accepted; a value the engine does not
+   implement is refused with a message naming the field and the value. */
+ddpm_status ddpm_model_from_config_json(const char *json, size_t len, const char *what, uint64_t seed,
+                                        ddpm_model **out);
+void ddpm_model_free(ddpm_model *m);
+
+typedef struct {
+    const char *kind;          /* "unet2d" or "basic" */
+    int sample_size, in_channels, out_channels;
+    int num_class_embeds;      /* 0 = unconditional */
+    int time_conditioned;      /* 0 for basic */
+    int num_tensors;           /* parameter tensors */
+    int64_t num_params;        /* parameter count */
+    int weights_loaded;        /* 1 if read from a file, 0 if initialised from the seed */
+} ddpm_model_info;
+void ddpm_model_get_info(const ddpm_model *m, ddpm_model_info *info);
+
+typedef struct {
+    const char *name;          /* diffusers state_dict key */
+    int ndim;
+    int64_t shape[4];
+    int64_t offset, numel;     /* into the flat parameter / gradient buffers */
+} ddpm_param_info;
+ddpm_status ddpm_model_param(const ddpm_model *m, int i, ddpm_param_info *out);  /* i < num_tensors */
+float *ddpm_model_params(ddpm_model *m);     /* [num_params]; call ddpm_model_params_changed after writing */
+float *ddpm_model_grads(ddpm_model *m);      /* [num_params]; NULL before a training prepare */
+ddpm_status ddpm_model_params_changed(ddpm_model *m);
+
+/* Weights from a diffusers safetensors file (F32, F16, BF16): every parameter must be present with its
+   shape; missing, unexpected or mis-shaped tensors are named in the message. */
+ddpm_status ddpm_model_load_weights(ddpm_model *m, const char *path);
+/* The model's diffusers config.json text (free with ddpm_free). */
+ddpm_status ddpm_model_config_json(const ddpm_model *m, char **json);
+/* A diffusers pipeline folder: model_index.json (DDPMPipeline), unet/config.json,
+   unet/diffusion_pytorch_model.safetensors (F32), scheduler/scheduler_config.json from `schedule`
+   (NULL: linear, T = 1000). Every file is written atomically. */
+ddpm_status ddpm_model_save(const ddpm_model *m, const char *dir, const ddpm_schedule_config *schedule,
+                            ddpm_prediction prediction);
+
+typedef enum { DDPM_ENGINE_FAST = 0, DDPM_ENGINE_REFERENCE = 1 } ddpm_engine;
+typedef struct {
+    int max_batch;             /* >= 1 */
+    int training;              /* 1: keep activations, allocate gradients, dropout active */
+    ddpm_engine engine;        /* fast kernels, or the plain reference twins (for tests) */
+    size_t memory_limit;       /* bytes; 0 = 3/4 of physical memory. A larger plan is refused. */
+} ddpm_plan_config;
+void ddpm_plan_config_default(ddpm_plan_config *pc);
+ddpm_status ddpm_model_prepare(ddpm_model *m, const ddpm_plan_config *pc);
+size_t ddpm_model_plan_bytes(const ddpm_model *m);    /* activations + gradients + workspaces */
+
+/* out [N, out_channels, S, S] = model(x [N, in_channels, S, S], timesteps [N], class_labels [N] or
+   NULL), N <= max_batch. In a training plan the activations are kept for backward and dropout uses
+   the seed set by ddpm_model_set_dropout_seed. */
+ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const float *timesteps,
+                               const int64_t *class_labels, int N);
+void ddpm_model_set_dropout_seed(ddpm_model *m, uint64_t seed, uint64_t step);
+void ddpm_model_zero_grad(ddpm_model *m);
+/* Gradients of the last training forward: accumulates d/dparams into ddpm_model_grads and writes
+   dx [N, in_channels, S, S] when dx is not NULL. */
+ddpm_status ddpm_model_backward(ddpm_model *m, const float *dout, float *dx);
+
+/* A ddpm_model_fn for the samplers: user = the prepared ddpm_model (unconditional). */
+ddpm_status ddpm_model_sampler_fn(void *user, float *out, const float *x, const int64_t *t, int64_t N,
+                                  int64_t D);
+
 /* ===================================================================================== safetensors
    An 8-byte little-endian header length, a JSON header, raw little-endian data. Every file is treated
    as hostile: the header is bounded (100 MB), offsets lie inside the data, tensors do not overlap,
