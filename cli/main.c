@@ -6,7 +6,8 @@
 
 #include "options.h"
 
-static const cli_command *const commands[] = {&cli_cmd_schedule, &cli_cmd_noise, &cli_cmd_info};
+static const cli_command *const commands[] = {&cli_cmd_schedule, &cli_cmd_noise, &cli_cmd_info,
+                                              &cli_cmd_init, &cli_cmd_forward, &cli_cmd_bench};
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
 static void print_help(FILE *f) {

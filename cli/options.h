@@ -41,6 +41,7 @@ typedef struct cli_args {
 
 /* The subcommands (one file each). */
 extern const cli_command cli_cmd_schedule, cli_cmd_noise, cli_cmd_info;
+extern const cli_command cli_cmd_init, cli_cmd_forward, cli_cmd_bench;
 
 /* Parses argv (argv[0] is the subcommand name). Returns CLI_OK, CLI_USAGE after printing one error line,
    or -1 after printing the help (for --help / -h; exit 0). */

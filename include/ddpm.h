@@ -354,6 +354,29 @@ ddpm_status ddpm_model_backward(ddpm_model *m, const float *dout, float *dx);
 ddpm_status ddpm_model_sampler_fn(void *user, float *out, const float *x, const int64_t *t, int64_t N,
                                   int64_t D);
 
+/* Mean squared error over n elements (sum in double, fixed order); writes d loss / d pred into dpred
+   when it is not NULL. */
+double ddpm_mse_loss(const float *pred, const float *target, size_t n, float *dpred);
+
+/* ===================================================================================== optimiser
+   AdamW (Loshchilov & Hutter 2019) over the flat parameter buffer, as torch.optim.AdamW computes it. */
+typedef struct {
+    double lr;            /* default 1e-4 */
+    double beta1, beta2;  /* default 0.9, 0.999 */
+    double eps;           /* default 1e-8 */
+    double weight_decay;  /* default 0.01 (decoupled: p -= lr * wd * p) */
+} ddpm_adamw_config;
+void ddpm_adamw_config_default(ddpm_adamw_config *c);
+typedef struct ddpm_adamw ddpm_adamw;
+ddpm_status ddpm_adamw_create(const ddpm_adamw_config *c, int64_t n, ddpm_adamw **out);
+void ddpm_adamw_free(ddpm_adamw *o);
+/* One step: params[n] updated from grads[n]; lr overrides the configured rate when > 0. */
+void ddpm_adamw_step(ddpm_adamw *o, float *params, const float *grads, double lr);
+int64_t ddpm_adamw_steps(const ddpm_adamw *o);
+/* Moments m, v [n] (for checkpoints). */
+float *ddpm_adamw_m(ddpm_adamw *o);
+float *ddpm_adamw_v(ddpm_adamw *o);
+
 /* ===================================================================================== safetensors
    An 8-byte little-endian header length, a JSON header, raw little-endian data. Every file is treated
    as hostile: the header is bounded (100 MB), offsets lie inside the data, tensors do not overlap,

@@ -157,6 +157,13 @@ void dd_attention_forward(float *out, const float *q, const float *k, const floa
 void dd_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                            const float *v, int N, int L, int C, int heads, double scale, int acc, float *work);
 
+/* Vectorised row helpers shared by the fused kernels (eltwise.c): a polynomial e^x (max rel. error 8e-8,
+   the same bits on every CPU), dispatched at run time to AVX-512 / AVX2 code. y may be x. */
+void dd_vexp(float *y, const float *x, size_t n);       /* y = e^x */
+void dd_vsigmoid(float *y, const float *x, size_t n);   /* y = 1 / (1 + e^-x) */
+void dd_vsilu(float *y, const float *x, size_t n);      /* y = x sigmoid(x) */
+void dd_vsoftmax(float *x, size_t n);                    /* x = softmax(x) (max-subtracted), n >= 1 */
+
 /* Layout conversion at the model's edges. */
 void dd_nchw_to_nhwc(float *out, const float *inp, int N, int C, int H, int W);
 void dd_nhwc_to_nchw(float *out, const float *inp, int N, int H, int W, int C);

@@ -1,0 +1,265 @@
+/* folder.c — models on disk: ddpm_model_load (a preset, a config.json, a diffusers pipeline folder, a unet
+   folder, a fixture folder) and ddpm_model_save (a diffusers DDPMPipeline folder that
+   DDPMPipeline.from_pretrained loads: model_index.json, unet/, scheduler/), every file written atomically.
+   A BasicUNet is saved in the same layout with a config.json of _class_name "BasicUNet", which only this
+   library reads back (diffusers has no such class). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "core/core.h"
+#include "model/model.h"
+
+#define CONFIG_FILE_MAX ((size_t)1 << 20)
+
+/* dir + "/" + rel, dd_alloc'ed (NULL with a message on failure). */
+static char *join(const char *dir, const char *rel) {
+    size_t a = strlen(dir), b = strlen(rel);
+    char *p = dd_alloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t n = a;
+    if (n == 0 || p[n - 1] != '/') p[n++] = '/';
+    memcpy(p + n, rel, b + 1);
+    return p;
+}
+
+static int is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static ddpm_status from_config_file(const char *path, uint64_t seed, ddpm_model **out) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ddpm_status st = dd_read_file(path, CONFIG_FILE_MAX, &buf, &len);
+    if (st != DDPM_OK) return st;
+    dd_model_config c;
+    st = dd_model_config_parse((const char *)buf, len, path, &c);
+    dd_free(buf);
+    if (st != DDPM_OK) return st;
+    return dd_model_create(&c, seed, out);
+}
+
+/* A folder: a pipeline (unet/ inside), a unet folder or a fixture folder. */
+static ddpm_status from_folder(const char *spec, uint64_t seed, ddpm_model **out) {
+    static const char *const weight_files[] = {"diffusion_pytorch_model.safetensors", "weights.safetensors"};
+    char *unet = join(spec, "unet");
+    if (!unet) return DDPM_ERR_NOMEM;
+    const char *dir = is_dir(unet) ? unet : spec;
+    char *cfg = join(dir, "config.json");
+    char *weights = NULL, *pickle = NULL;
+    ddpm_status st = DDPM_OK;
+    if (!cfg) {
+        st = DDPM_ERR_NOMEM;
+        goto done;
+    }
+    if (!is_file(cfg)) {
+        st = dd_error(DDPM_ERR_IO, "%s: no config.json (expected a diffusers pipeline folder with unet/config.json, "
+                      "a unet folder or a fixture folder)", spec);
+        goto done;
+    }
+    for (int i = 0; i < 2 && !weights; i++) {
+        char *w = join(dir, weight_files[i]);
+        if (!w) {
+            st = DDPM_ERR_NOMEM;
+            goto done;
+        }
+        if (is_file(w)) weights = w;
+        else dd_free(w);
+    }
+    if (!weights) {
+        if (!(pickle = join(dir, "diffusion_pytorch_model.bin"))) {
+            st = DDPM_ERR_NOMEM;
+            goto done;
+        }
+        if (is_file(pickle)) {
+            st = dd_error(DDPM_ERR_UNSUPPORTED, "%s: PyTorch pickle weights are not supported; save them as "
+                          "safetensors (diffusers: save_pretrained(..., safe_serialization=True))", pickle);
+            goto done;
+        }
+    }
+    if ((st = from_config_file(cfg, seed, out)) != DDPM_OK) goto done;
+    if (weights && (st = ddpm_model_load_weights(*out, weights)) != DDPM_OK) {
+        ddpm_model_free(*out);
+        *out = NULL;
+    }
+done:
+    dd_free(unet);
+    dd_free(cfg);
+    dd_free(weights);
+    dd_free(pickle);
+    return st;
+}
+
+ddpm_status ddpm_model_load(const char *spec, uint64_t seed, ddpm_model **out) {
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_load: out is NULL");
+    *out = NULL;
+    if (!spec || !spec[0]) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_load: empty model name");
+    dd_model_config c;
+    if (dd_model_config_preset(spec, &c)) return dd_model_create(&c, seed, out);
+    struct stat sb;
+    if (stat(spec, &sb) != 0)
+        return dd_error(DDPM_ERR_IO, "'%s' is not a preset (%s) and cannot be opened: %s", spec,
+                        dd_model_preset_names, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return from_folder(spec, seed, out);
+    return from_config_file(spec, seed, out);
+}
+
+/* ------------------------------------------------------------------ saving */
+
+static ddpm_status make_dir(const char *path) {
+    if (mkdir(path, 0755) == 0 || (errno == EEXIST && is_dir(path))) return DDPM_OK;
+    return dd_error(DDPM_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
+}
+
+/* mkdir -p */
+static ddpm_status make_dirs(const char *path) {
+    char *p = dd_strdup(path);
+    if (!p) return DDPM_ERR_NOMEM;
+    ddpm_status st = DDPM_OK;
+    for (char *s = p + 1; *s && st == DDPM_OK; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (!is_dir(p)) st = make_dir(p);
+        *s = '/';
+    }
+    if (st == DDPM_OK) st = make_dir(p);
+    dd_free(p);
+    return st;
+}
+
+static ddpm_status write_text(const char *dir, const char *rel, char *text) {
+    char *path = join(dir, rel);
+    ddpm_status st = path ? dd_write_file_atomic(path, text, strlen(text)) : DDPM_ERR_NOMEM;
+    dd_free(path);
+    return st;
+}
+
+static void key(dd_model_sb *sb, const char *k, int first) {
+    dd_model_sb_printf(sb, "%s\n  \"%s\": ", first ? "" : ",", k);
+}
+
+/* diffusers DDPMScheduler config (v0.27.2 fields, sorted). Named schedules that diffusers computes the same
+   way are written by name; the others (sqrt, sigmoid_chen, file:, cosine with a non-default offset) as
+   trained_betas. */
+static ddpm_status scheduler_json(const ddpm_schedule_config *sc, ddpm_prediction pred, char **out) {
+    const char *ptype = pred == DDPM_PRED_EPS ? "epsilon" : pred == DDPM_PRED_X0 ? "sample"
+                        : pred == DDPM_PRED_V ? "v_prediction" : NULL;
+    if (!ptype) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_save: unknown prediction type %d", (int)pred);
+    double *betas = dd_calloc((size_t)(sc->T > 0 ? sc->T : 1), sizeof(double));
+    if (!betas) return DDPM_ERR_NOMEM;
+    ddpm_status st = ddpm_schedule_betas(sc, betas);   /* validates the schedule before anything is written */
+    if (st != DDPM_OK) {
+        dd_free(betas);
+        return st;
+    }
+    const char *name = sc->name, *by_name = NULL;
+    double b0 = sc->beta_start, b1 = sc->beta_end;
+    if (strcmp(name, "linear") == 0) {
+        by_name = "linear";
+        if (sc->scale_to_T) {   /* improved-diffusion: both ends times 1000 / T */
+            b0 *= 1000.0 / sc->T;
+            b1 *= 1000.0 / sc->T;
+        }
+    } else if (strcmp(name, "scaled_linear") == 0 || strcmp(name, "sigmoid") == 0) {
+        by_name = name;
+    } else if ((strcmp(name, "cosine") == 0 || strcmp(name, "squaredcos_cap_v2") == 0) && sc->cosine_s == 0.008 &&
+               sc->max_beta == 0.999) {
+        by_name = "squaredcos_cap_v2";
+    }
+    dd_model_sb sb = {0};
+    dd_model_sb_printf(&sb, "{");
+    key(&sb, "_class_name", 1);
+    dd_model_sb_string(&sb, "DDPMScheduler");
+    key(&sb, "_diffusers_version", 0);
+    dd_model_sb_string(&sb, DD_MODEL_DIFFUSERS_VERSION);
+    key(&sb, "beta_end", 0);
+    dd_model_sb_number(&sb, b1);
+    key(&sb, "beta_schedule", 0);
+    dd_model_sb_string(&sb, by_name ? by_name : "linear");
+    key(&sb, "beta_start", 0);
+    dd_model_sb_number(&sb, b0);
+    key(&sb, "clip_sample", 0);
+    dd_model_sb_printf(&sb, "true");
+    key(&sb, "clip_sample_range", 0);
+    dd_model_sb_printf(&sb, "1.0");
+    key(&sb, "dynamic_thresholding_ratio", 0);
+    dd_model_sb_printf(&sb, "0.995");
+    key(&sb, "num_train_timesteps", 0);
+    dd_model_sb_printf(&sb, "%d", sc->T);
+    key(&sb, "prediction_type", 0);
+    dd_model_sb_string(&sb, ptype);
+    key(&sb, "rescale_betas_zero_snr", 0);
+    dd_model_sb_printf(&sb, "false");
+    key(&sb, "sample_max_value", 0);
+    dd_model_sb_printf(&sb, "1.0");
+    key(&sb, "steps_offset", 0);
+    dd_model_sb_printf(&sb, "0");
+    key(&sb, "thresholding", 0);
+    dd_model_sb_printf(&sb, "false");
+    key(&sb, "timestep_spacing", 0);
+    dd_model_sb_string(&sb, "leading");
+    key(&sb, "trained_betas", 0);
+    if (by_name) {
+        dd_model_sb_printf(&sb, "null");
+    } else {
+        dd_model_sb_printf(&sb, "[");
+        for (int i = 0; i < sc->T; i++) {
+            dd_model_sb_printf(&sb, "%s\n    ", i ? "," : "");
+            dd_model_sb_number(&sb, betas[i]);
+        }
+        dd_model_sb_printf(&sb, "\n  ]");
+    }
+    key(&sb, "variance_type", 0);
+    dd_model_sb_string(&sb, "fixed_small");
+    dd_model_sb_printf(&sb, "\n}\n");
+    dd_free(betas);
+    return dd_model_sb_finish(&sb, out);
+}
+
+ddpm_status ddpm_model_save(const ddpm_model *m, const char *dir, const ddpm_schedule_config *schedule,
+                            ddpm_prediction prediction) {
+    if (!m || !dir || !dir[0]) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_save: NULL model or folder");
+    ddpm_schedule_config dflt;
+    ddpm_schedule_config_default(&dflt);
+    const ddpm_schedule_config *sc = schedule ? schedule : &dflt;
+    char *config = NULL, *sched = NULL, *unet = NULL, *sdir = NULL, *weights = NULL;
+    dd_model_sb sb = {0};
+    char *index = NULL;
+    ddpm_status st;
+    /* everything that can fail without touching the disk comes first */
+    if ((st = scheduler_json(sc, prediction, &sched)) != DDPM_OK) goto done;
+    if ((st = dd_model_config_to_json(&m->cfg, &config)) != DDPM_OK) goto done;
+    dd_model_sb_printf(&sb, "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"%s\",\n"
+                       "  \"scheduler\": [\n    \"diffusers\",\n    \"DDPMScheduler\"\n  ],\n"
+                       "  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n",
+                       DD_MODEL_DIFFUSERS_VERSION);
+    if ((st = dd_model_sb_finish(&sb, &index)) != DDPM_OK) goto done;
+    if (!(unet = join(dir, "unet")) || !(sdir = join(dir, "scheduler")) ||
+        !(weights = join(dir, "unet/diffusion_pytorch_model.safetensors"))) {
+        st = DDPM_ERR_NOMEM;
+        goto done;
+    }
+    if ((st = make_dirs(dir)) != DDPM_OK || (st = make_dir(unet)) != DDPM_OK || (st = make_dir(sdir)) != DDPM_OK)
+        goto done;
+    if ((st = dd_model_params_save(&m->tab, m->params, weights)) != DDPM_OK) goto done;
+    if ((st = write_text(dir, "unet/config.json", config)) != DDPM_OK) goto done;
+    if ((st = write_text(dir, "scheduler/scheduler_config.json", sched)) != DDPM_OK) goto done;
+    st = write_text(dir, "model_index.json", index);   /* last: a folder with model_index.json is complete */
+done:
+    dd_free(config);
+    dd_free(sched);
+    dd_free(index);
+    dd_free(unet);
+    dd_free(sdir);
+    dd_free(weights);
+    return st;
+}

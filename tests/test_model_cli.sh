@@ -1,0 +1,125 @@
+#!/bin/sh
+# test_model_cli.sh — end-to-end checks of `ddpm init`, `ddpm forward` and `ddpm bench`: a saved pipeline loads
+# and runs, seeds are reproducible, bad inputs get one "ddpm: error:" line and the documented exit status
+# (2 bad command line, 1 bad data or runtime failure) and leave no output file, bench prints its JSON keys.
+# usage: test_model_cli.sh PATH/TO/ddpm TESTS_DATA_DIR
+set -u
+DDPM=${1:-}
+DATA=${2:-}
+if [ -z "$DDPM" ] || [ ! -x "$DDPM" ]; then
+    echo "test_model_cli: SKIPPED: no ddpm program at '$DDPM'"
+    exit 77
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ddpm_model_cli.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT INT TERM
+fails=0
+checks=0
+fail() {
+    echo "FAIL: $*" >&2
+    fails=$((fails + 1))
+}
+run() {
+    "$DDPM" "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    checks=$((checks + 1))
+}
+expect() {
+    want=$1
+    shift
+    run "$@"
+    [ "$rc" -eq "$want" ] || fail "ddpm $* -> exit $rc (want $want); stderr: $(cat "$TMP/err")"
+}
+# expect_error WANT_RC TEXT ARGS...: the status and exactly one "ddpm: error: " line containing TEXT.
+expect_error() {
+    want=$1
+    text=$2
+    shift 2
+    expect "$want" "$@"
+    n=$(wc -l <"$TMP/err")
+    if [ "$n" -ne 1 ] || ! grep -q '^ddpm: error: ' "$TMP/err"; then
+        fail "ddpm $*: stderr is not one 'ddpm: error:' line: $(cat "$TMP/err")"
+    elif ! grep -q -F -- "$text" "$TMP/err"; then
+        fail "ddpm $*: error line lacks '$text': $(cat "$TMP/err")"
+    fi
+}
+contains() {   # contains FILE TEXT WHAT
+    grep -q -F -- "$2" "$1" || fail "$3: '$2' not found in: $(head -c 600 "$1")"
+}
+
+MN=$DATA/unet_mnist
+MNC=$DATA/unet_mnist_class
+TINY_IN=$DATA/io/unet_tiny_inputs.safetensors
+
+# ------------------------------------------------------------------ help
+for c in init forward bench; do
+    expect 0 "$c" --help
+    contains "$TMP/out" "usage: ddpm $c" "ddpm $c --help"
+done
+
+# ------------------------------------------------------------------ init
+expect 0 init --model tiny --seed 1 --out "$TMP/p1" --schedule cosine --prediction v
+for f in model_index.json unet/config.json unet/diffusion_pytorch_model.safetensors scheduler/scheduler_config.json; do
+    [ -f "$TMP/p1/$f" ] || fail "ddpm init wrote no $f"
+done
+contains "$TMP/p1/model_index.json" '"DDPMPipeline"' "model_index.json"
+contains "$TMP/p1/scheduler/scheduler_config.json" '"v_prediction"' "scheduler_config.json"
+contains "$TMP/p1/scheduler/scheduler_config.json" '"squaredcos_cap_v2"' "scheduler_config.json"
+expect 0 init --model tiny --seed 1 --out "$TMP/p1b"
+expect 0 init --model tiny --seed 2 --out "$TMP/p2"
+cmp -s "$TMP/p1/unet/diffusion_pytorch_model.safetensors" "$TMP/p1b/unet/diffusion_pytorch_model.safetensors" ||
+    fail "ddpm init: the same seed gave different weights"
+cmp -s "$TMP/p1/unet/diffusion_pytorch_model.safetensors" "$TMP/p2/unet/diffusion_pytorch_model.safetensors" &&
+    fail "ddpm init: seeds 1 and 2 gave the same weights"
+expect 0 init --model "$TMP/p1/unet/config.json" --seed 1 --out "$TMP/p3"
+cmp -s "$TMP/p1/unet/diffusion_pytorch_model.safetensors" "$TMP/p3/unet/diffusion_pytorch_model.safetensors" ||
+    fail "ddpm init: a preset and its own config.json gave different weights for one seed"
+expect_error 2 "--out" init --model tiny
+expect_error 2 "--model" init --out "$TMP/x"
+expect_error 2 "did you mean 'v'" init --model tiny --out "$TMP/x" --prediction vv
+expect_error 2 "--T" init --model tiny --out "$TMP/x" --T 0
+expect_error 2 "schedule" init --model tiny --out "$TMP/x" --schedule cosin
+expect_error 1 "nope" init --model nope --out "$TMP/x"
+[ -e "$TMP/x" ] && fail "failed ddpm init left $TMP/x"
+
+# ------------------------------------------------------------------ forward
+expect 0 forward --model "$TMP/p1" --in "$TINY_IN" --out "$TMP/f1.safetensors" --threads 2
+expect 0 info "$TMP/f1.safetensors"
+contains "$TMP/out" "sample" "forward output"
+contains "$TMP/out" "[2, 3, 8, 8]" "forward output shape"
+expect 0 forward --model "$TMP/p1" --in "$TINY_IN" --out "$TMP/f2.safetensors" --engine reference
+expect 0 forward --model "$TMP/p1" --in "$TINY_IN" --out "$TMP/g1.safetensors" --loss-target
+expect 0 info "$TMP/g1.safetensors"
+for t in sample loss x_grad conv_in.weight up_blocks.0.attentions.0.to_q.weight conv_out.bias; do
+    contains "$TMP/out" "$t" "forward --loss-target output"
+done
+expect 0 forward --model "$TMP/p1" --in "$TINY_IN" --out "$TMP/g2.safetensors" --loss-target
+cmp -s "$TMP/g1.safetensors" "$TMP/g2.safetensors" || fail "ddpm forward --loss-target is not reproducible"
+expect_error 2 "--in" forward --model tiny --out "$TMP/y.safetensors"
+expect_error 2 "--engine" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --engine slow
+expect_error 2 "--threads" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --threads 0
+expect_error 1 "'x' has shape [2, 1, 28, 28]" forward --model tiny --in "$MN/inputs.safetensors" --out "$TMP/y.safetensors"
+expect_error 1 "class_labels" forward --model "$MNC" --in "$MN/inputs.safetensors" --out "$TMP/y.safetensors"
+expect_error 1 "unconditional" forward --model "$MN" --in "$MNC/inputs.safetensors" --out "$TMP/y.safetensors"
+sed 's/"num_class_embeds": 10/"num_class_embeds": 5/' "$MNC/config.json" >"$TMP/five.json"
+expect_error 1 "class_labels[1] = 7" forward --model "$TMP/five.json" --in "$MNC/inputs.safetensors" --out "$TMP/y.safetensors"
+expect_error 1 "no tensor 'x'" forward --model tiny --in "$TMP/f1.safetensors" --out "$TMP/y.safetensors"
+expect_error 1 "missing.safetensors" forward --model tiny --in "$TMP/missing.safetensors" --out "$TMP/y.safetensors"
+expect_error 1 "" forward --model tiny --in "$TINY_IN" --out "$TMP/nodir/y.safetensors"
+[ -e "$TMP/y.safetensors" ] && fail "a failed ddpm forward left its output"
+
+# ------------------------------------------------------------------ bench
+expect 0 bench train-step --model tiny --batch 2 --steps 2 --warmup 1 --threads 2 --json
+for k in '"ms_per_step"' '"images_per_s"' '"model": "tiny"' '"batch": 2' '"threads": 2' '"steps": 2' \
+         '"times_ms": [' '"plan_bytes"' '"cpu"'; do
+    contains "$TMP/out" "$k" "bench --json"
+done
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "bench --json printed more than one line: $(cat "$TMP/out")"
+expect 0 bench forward --model tiny --batch 3 --steps 1 --warmup 0
+contains "$TMP/out" "images/s" "bench text output"
+expect_error 2 "did you mean 'forward'" bench forwrd --batch 2
+expect_error 2 "--batch" bench forward --model tiny
+expect_error 2 "--steps" bench forward --model tiny --batch 2 --steps 0
+expect_error 2 "needs" bench --batch 2
+
+echo "test_model_cli: $checks runs, $fails failures"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,236 @@
+/* test_unet_fixtures.c — UNet2DModel against diffusers v0.27.2 (tests/data/unet_tiny, unet_tiny_class): forward
+   sample, MSE loss, every parameter gradient and d loss / dx, on both engines; batch-size independence,
+   repeatability, save/load round trip, inference plan vs training plan, and the memory-limit refusal. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef struct {
+    float *x, *target, *ts, *sample, *xgrad;
+    int64_t *labels;
+    double loss;
+    int64_t nx, ny;
+    int N;
+} fixture;
+
+static float *read_f32(ddpm_safetensors *st, const char *name, int64_t *n) {
+    const ddpm_st_tensor *t = ddpm_st_find(st, name);
+    if (!t) {
+        fprintf(stderr, "fixture tensor '%s' is missing\n", name);
+        exit(1);
+    }
+    float *p = malloc(sizeof(float) * (size_t)t->numel);
+    CHECK_OK(ddpm_st_read_f32(st, name, p, t->numel));
+    if (n) *n = t->numel;
+    return p;
+}
+
+static void fixture_load(const char *dir, fixture *f) {
+    char path[1024];
+    ddpm_safetensors *in = NULL, *out = NULL;
+    memset(f, 0, sizeof *f);
+    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
+    CHECK_OK(ddpm_st_open(path, &in));
+    snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
+    CHECK_OK(ddpm_st_open(path, &out));
+    if (!in || !out) exit(1);
+    f->x = read_f32(in, "x", &f->nx);
+    f->target = read_f32(in, "target", &f->ny);
+    const ddpm_st_tensor *t = ddpm_st_find(in, "timesteps");
+    f->N = (int)t->numel;
+    int64_t ti[8];
+    CHECK_OK(ddpm_st_read_i64(in, "timesteps", ti, t->numel));
+    f->ts = malloc(sizeof(float) * (size_t)f->N);
+    for (int i = 0; i < f->N; i++) f->ts[i] = (float)ti[i];   /* diffusers casts timesteps to float32 */
+    if (ddpm_st_find(in, "class_labels")) {
+        f->labels = malloc(sizeof(int64_t) * (size_t)f->N);
+        CHECK_OK(ddpm_st_read_i64(in, "class_labels", f->labels, f->N));
+    }
+    f->sample = read_f32(out, "sample_f32", NULL);
+    f->xgrad = read_f32(out, "x_grad_f32", NULL);
+    float loss;
+    CHECK_OK(ddpm_st_read_f32(out, "loss_f32", &loss, 1));
+    f->loss = loss;
+    ddpm_st_close(in);
+    ddpm_st_close(out);
+}
+
+static void fixture_free(fixture *f) {
+    free(f->x), free(f->target), free(f->ts), free(f->sample), free(f->xgrad), free(f->labels);
+}
+
+static double max_abs(const float *a, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
+static int in_list(cJSON *list, const char *name) {
+    cJSON *it;
+    cJSON_ArrayForEach(it, list) if (cJSON_IsString(it) && strcmp(it->valuestring, name) == 0) return 1;
+    return 0;
+}
+
+static ddpm_model *prepared(const char *spec, ddpm_engine engine, int training, int max_batch) {
+    ddpm_model *m = NULL;
+    CHECK_OK(ddpm_model_load(spec, 0, &m));
+    if (!m) exit(1);
+    ddpm_plan_config pc;
+    ddpm_plan_config_default(&pc);
+    pc.max_batch = max_batch;
+    pc.training = training;
+    pc.engine = engine;
+    CHECK_OK(ddpm_model_prepare(m, &pc));
+    return m;
+}
+
+static void run(const char *fixture_name, ddpm_engine engine) {
+    const char *ename = engine == DDPM_ENGINE_FAST ? "fast" : "reference";
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s", dd_test_data(fixture_name));
+    fixture f;
+    fixture_load(dir, &f);
+    snprintf(path, sizeof path, "%s/info.json", dir);
+    cJSON *info = dd_json_load(path);
+    cJSON *zero = cJSON_GetObjectItemCaseSensitive(info, "zero_grad_tensors");
+    snprintf(path, sizeof path, "%s/grads.safetensors", dir);
+    ddpm_safetensors *gst = NULL;
+    CHECK_OK(ddpm_st_open(path, &gst));
+
+    ddpm_model *m = prepared(dir, engine, 1, f.N);
+    ddpm_model_info mi;
+    ddpm_model_get_info(m, &mi);
+    CHECK(mi.weights_loaded == 1);
+    CHECK(mi.num_tensors == ddpm_st_count(gst));
+    float *out = malloc(sizeof(float) * (size_t)f.ny), *out2 = malloc(sizeof(float) * (size_t)f.ny);
+    float *dout = malloc(sizeof(float) * (size_t)f.ny), *dx = malloc(sizeof(float) * (size_t)f.nx);
+
+    /* forward: sample within 1e-5 of diffusers' float32 output */
+    CHECK_OK(ddpm_model_forward(m, out, f.x, f.ts, f.labels, f.N));
+    double e_sample = max_diff(out, f.sample, (size_t)f.ny);
+    CHECK_MSG(e_sample <= 1e-5, "%s/%s: sample max |diff| %.3g", fixture_name, ename, e_sample);
+
+    /* MSE loss and its gradient */
+    double loss = ddpm_mse_loss(out, f.target, (size_t)f.ny, dout);
+    double e_loss = fabs(loss - f.loss) / fabs(f.loss);
+    CHECK_MSG(e_loss <= 1e-5, "%s/%s: loss %.9g vs %.9g", fixture_name, ename, loss, f.loss);
+
+    /* backward: every parameter gradient, then dx */
+    ddpm_model_zero_grad(m);
+    CHECK_OK(ddpm_model_backward(m, dout, dx));
+    const float *grads = ddpm_model_grads(m);
+    double worst_rel = 0, worst_zero = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < mi.num_tensors; i++) {
+        ddpm_param_info pi;
+        CHECK_OK(ddpm_model_param(m, i, &pi));
+        CHECK_MSG(strcmp(pi.name, ddpm_st_at(gst, i)->name) == 0, "tensor %d: '%s' but the state_dict has '%s'", i,
+                  pi.name, ddpm_st_at(gst, i)->name);
+        float *want = read_f32(gst, pi.name, NULL);
+        double d = max_diff(grads + pi.offset, want, (size_t)pi.numel);
+        if (in_list(zero, pi.name)) {
+            CHECK_MSG(d <= 1e-6, "%s/%s: zero-gradient tensor %s max |grad| diff %.3g", fixture_name, ename, pi.name,
+                      d);
+            worst_zero = fmax(worst_zero, d);
+        } else {
+            double rel = d / max_abs(want, (size_t)pi.numel);
+            CHECK_MSG(rel <= 1e-4, "%s/%s: grad %s relative error %.3g", fixture_name, ename, pi.name, rel);
+            if (rel > worst_rel) worst_rel = rel, worst_name = pi.name;
+        }
+        free(want);
+    }
+    double e_dx = max_diff(dx, f.xgrad, (size_t)f.nx) / max_abs(f.xgrad, (size_t)f.nx);
+    CHECK_MSG(e_dx <= 1e-4, "%s/%s: x_grad relative error %.3g", fixture_name, ename, e_dx);
+    printf("%s/%s: sample max|diff| %.2e, loss rel %.2e, worst grad rel %.2e (%s), zero-grad max %.2e, "
+           "x_grad rel %.2e, plan %zu bytes\n", fixture_name, ename, e_sample, e_loss, worst_rel, worst_name,
+           worst_zero, e_dx, ddpm_model_plan_bytes(m));
+
+    /* the same forward twice gives identical results */
+    CHECK_OK(ddpm_model_forward(m, out2, f.x, f.ts, f.labels, f.N));
+    CHECK_MSG(memcmp(out, out2, sizeof(float) * (size_t)f.ny) == 0, "%s/%s: second forward differs", fixture_name,
+              ename);
+
+    /* a batch of 1 in a plan for 2 gives the first row */
+    int64_t row = f.ny / f.N;
+    CHECK_OK(ddpm_model_forward(m, out2, f.x, f.ts, f.labels, 1));
+    double e_row = max_diff(out2, out, (size_t)row);
+    CHECK_MSG(e_row <= 1e-6, "%s/%s: batch of 1 differs from row 0 by %.3g", fixture_name, ename, e_row);
+
+    /* an inference plan (buffers shared by lifetime) computes the same */
+    ddpm_model *mi0 = prepared(dir, engine, 0, f.N);
+    CHECK_OK(ddpm_model_forward(mi0, out2, f.x, f.ts, f.labels, f.N));
+    double e_inf = max_diff(out2, out, (size_t)f.ny);
+    CHECK_MSG(e_inf <= 1e-6, "%s/%s: inference plan differs by %.3g", fixture_name, ename, e_inf);
+    CHECK(ddpm_model_grads(mi0) == NULL);
+    CHECK_FAIL(ddpm_model_backward(mi0, dout, dx), DDPM_ERR_INVALID_ARG);
+
+    /* save -> load gives the same output */
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "save_%s_%s", fixture_name, ename);
+    const char *sdir = dd_test_tmpdir(tmp);
+    snprintf(path, sizeof path, "%s/pipeline", sdir);
+    CHECK_OK(ddpm_model_save(m, path, NULL, DDPM_PRED_EPS));
+    ddpm_model *m2 = prepared(path, engine, 0, f.N);
+    CHECK_OK(ddpm_model_forward(m2, out2, f.x, f.ts, f.labels, f.N));
+    double e_save = max_diff(out2, out, (size_t)f.ny);
+    CHECK_MSG(e_save <= 1e-6, "%s/%s: saved and reloaded model differs by %.3g", fixture_name, ename, e_save);
+    ddpm_model_free(m2);
+
+    /* a plan over the memory limit is refused, and the model stays usable */
+    ddpm_plan_config pc;
+    ddpm_plan_config_default(&pc);
+    pc.max_batch = f.N;
+    pc.training = 1;
+    pc.engine = engine;
+    pc.memory_limit = 4096;
+    CHECK_FAIL(ddpm_model_prepare(m, &pc), DDPM_ERR_NOMEM);
+    CHECK(strstr(ddpm_last_error(), "memory limit") != NULL);
+    CHECK(ddpm_model_plan_bytes(m) == 0);
+    CHECK_FAIL(ddpm_model_forward(m, out2, f.x, f.ts, f.labels, f.N), DDPM_ERR_INVALID_ARG);
+
+    ddpm_model_free(mi0);
+    ddpm_model_free(m);
+    ddpm_st_close(gst);
+    cJSON_Delete(info);
+    free(out), free(out2), free(dout), free(dx);
+    fixture_free(&f);
+}
+
+/* Argument errors at the boundary. */
+static void boundaries(void) {
+    fixture f;
+    fixture_load(dd_test_data("unet_tiny_class"), &f);
+    ddpm_model *m = prepared(dd_test_data("unet_tiny_class"), DDPM_ENGINE_REFERENCE, 0, 2);
+    float *out = malloc(sizeof(float) * (size_t)f.ny);
+    CHECK_FAIL(ddpm_model_forward(m, out, f.x, f.ts, NULL, 2), DDPM_ERR_INVALID_ARG);      /* labels needed */
+    CHECK_FAIL(ddpm_model_forward(m, out, f.x, f.ts, f.labels, 3), DDPM_ERR_INVALID_ARG);  /* over max_batch */
+    int64_t bad[2] = {3, 10};
+    CHECK_FAIL(ddpm_model_forward(m, out, f.x, f.ts, bad, 2), DDPM_ERR_INVALID_ARG);       /* label range */
+    float nan_t[2] = {10.0f, NAN};
+    CHECK_FAIL(ddpm_model_forward(m, out, f.x, nan_t, f.labels, 2), DDPM_ERR_INVALID_ARG);
+    ddpm_model_free(m);
+    m = prepared(dd_test_data("unet_tiny"), DDPM_ENGINE_REFERENCE, 0, 2);
+    CHECK_FAIL(ddpm_model_forward(m, out, f.x, f.ts, f.labels, 2), DDPM_ERR_INVALID_ARG);  /* no class table */
+    ddpm_model_free(m);
+    free(out);
+    fixture_free(&f);
+}
+
+int main(void) {
+    const char *fixtures[2] = {"unet_tiny", "unet_tiny_class"};
+    for (int i = 0; i < 2; i++) {
+        run(fixtures[i], DDPM_ENGINE_REFERENCE);
+        run(fixtures[i], DDPM_ENGINE_FAST);
+    }
+    boundaries();
+    return dd_test_finish("test_unet_fixtures");
+}
