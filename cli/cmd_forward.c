@@ -106,70 +106,6 @@ static int read_vector(const ddpm_safetensors *st, const char *path, const char 
     return CLI_OK;
 }
 
-/* Where the number after "key": starts in a JSON text (its value in *value), or NULL when absent. Enough for
-   the flat config.json the library writes, whose keys are unique. */
-static const char *json_number_at(const char *json, const char *key, double *value) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *p = strstr(json, pat);
-    if (!p) return NULL;
-    p += strlen(pat);
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    if (*p != ':') return NULL;
-    p++;
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    char *end;
-    *value = strtod(p, &end);
-    return end == p ? NULL : p;
-}
-
-/* Gradients in eval semantics: a training plan applies the config's dropout, so a network with dropout > 0
-   is rebuilt from its config with dropout 0 and given the same weights (dropout is the only difference between
-   diffusers' train and eval modes for this network). */
-static int without_dropout(ddpm_model **m, uint64_t seed) {
-    char *json = NULL;
-    double p = 0;
-    if (ddpm_model_config_json(*m, &json) != DDPM_OK) return cli_fail();
-    const char *at = json_number_at(json, "dropout", &p);
-    if (!at || p == 0) {
-        ddpm_free(json);
-        return CLI_OK;
-    }
-    char *end;
-    (void)strtod(at, &end);
-    size_t pre = (size_t)(at - json), post = strlen(end);
-    char *text = malloc(pre + 4 + post + 1);
-    if (!text) {
-        ddpm_free(json);
-        fprintf(stderr, "ddpm: error: out of memory\n");
-        return CLI_FAIL;
-    }
-    memcpy(text, json, pre);
-    memcpy(text + pre, "0.0", 3);
-    memcpy(text + pre + 3, end, post + 1);
-    ddpm_free(json);
-    ddpm_model *m2 = NULL;
-    ddpm_status s = ddpm_model_from_config_json(text, strlen(text), "the network with dropout off", seed, &m2);
-    free(text);
-    if (s != DDPM_OK) return cli_fail();
-    ddpm_model_info a, b;
-    ddpm_model_get_info(*m, &a);
-    ddpm_model_get_info(m2, &b);
-    if (a.num_params != b.num_params) {
-        ddpm_model_free(m2);
-        return data_error("internal: the network without dropout has %lld parameters, not %lld",
-                          (long long)b.num_params, (long long)a.num_params);
-    }
-    memcpy(ddpm_model_params(m2), ddpm_model_params(*m), sizeof(float) * (size_t)a.num_params);
-    if (ddpm_model_params_changed(m2) != DDPM_OK) {
-        ddpm_model_free(m2);
-        return cli_fail();
-    }
-    ddpm_model_free(*m);
-    *m = m2;
-    return CLI_OK;
-}
-
 typedef struct {
     ddpm_model *m;
     ddpm_safetensors *in;
@@ -250,7 +186,6 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
     } else if (ddpm_st_find(s->in, "class_labels")) {
         return data_error("%s: has class_labels but the model is unconditional (num_class_embeds is null)", path);
     }
-    if (train && (rc = without_dropout(&s->m, seed)) != CLI_OK) return rc;
 
     ddpm_plan_config pc;
     ddpm_plan_config_default(&pc);
@@ -258,6 +193,7 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
     pc.training = train;
     pc.engine = engine;
     if (ddpm_model_prepare(s->m, &pc) != DDPM_OK) return cli_fail();
+    ddpm_model_set_train_mode(s->m, 0);   /* inference semantics: dropout off, gradients still computed */
     if (ddpm_model_forward(s->m, s->out, s->x, s->t, conditional ? s->labels : NULL, (int)N) != DDPM_OK)
         return cli_fail();
     double loss = 0;

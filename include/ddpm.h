@@ -345,6 +345,9 @@ size_t ddpm_model_plan_bytes(const ddpm_model *m);    /* activations + gradients
 ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const float *timesteps,
                                const int64_t *class_labels, int N);
 void ddpm_model_set_dropout_seed(ddpm_model *m, uint64_t seed, uint64_t step);
+/* Train mode (1, the default): dropout is active in a training plan. Eval mode (0): dropout is the
+   identity, as nn.Module.eval() makes it, while a training plan still gives gradients. */
+void ddpm_model_set_train_mode(ddpm_model *m, int train);
 void ddpm_model_zero_grad(ddpm_model *m);
 /* Gradients of the last training forward: accumulates d/dparams into ddpm_model_grads and writes
    dx [N, in_channels, S, S] when dx is not NULL. */
@@ -373,6 +376,8 @@ void ddpm_adamw_free(ddpm_adamw *o);
 /* One step: params[n] updated from grads[n]; lr overrides the configured rate when > 0. */
 void ddpm_adamw_step(ddpm_adamw *o, float *params, const float *grads, double lr);
 int64_t ddpm_adamw_steps(const ddpm_adamw *o);
+/* Restores the step count (bias corrections) when resuming from a checkpoint, with the moments below. */
+ddpm_status ddpm_adamw_set_steps(ddpm_adamw *o, int64_t steps);
 /* Moments m, v [n] (for checkpoints). */
 float *ddpm_adamw_m(ddpm_adamw *o);
 float *ddpm_adamw_v(ddpm_adamw *o);

@@ -197,8 +197,41 @@ static void test_bad_config(void) {
     ddpm_adamw_free(NULL);
 }
 
+/* Resume: 2 steps, then moments and the step count copied into a fresh optimiser, then the rest, equals an
+   uninterrupted run bit for bit. */
+static void test_resume(void) {
+    ddpm_adamw_config c;
+    ddpm_adamw_config_default(&c);
+    c.lr = 1e-2;
+    float whole[N], part[N], g[N];
+    ddpm_adamw *a = run_steps(&c, 0, whole);
+    ddpm_adamw *b = NULL, *r = NULL;
+    CHECK_OK(ddpm_adamw_create(&c, N, &b));
+    CHECK_OK(ddpm_adamw_create(&c, N, &r));
+    if (!b || !r) exit(1);
+    for (int i = 0; i < N; i++) part[i] = param0(i);
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < N; i++) g[i] = grad(s, i);
+        ddpm_adamw_step(b, part, g, 0);
+    }
+    memcpy(ddpm_adamw_m(r), ddpm_adamw_m(b), sizeof(float) * N);
+    memcpy(ddpm_adamw_v(r), ddpm_adamw_v(b), sizeof(float) * N);
+    CHECK_OK(ddpm_adamw_set_steps(r, ddpm_adamw_steps(b)));
+    CHECK_FAIL(ddpm_adamw_set_steps(r, -1), DDPM_ERR_INVALID_ARG);
+    for (int s = 2; s < STEPS; s++) {
+        for (int i = 0; i < N; i++) g[i] = grad(s, i);
+        ddpm_adamw_step(r, part, g, 0);
+    }
+    CHECK(ddpm_adamw_steps(r) == STEPS);
+    CHECK(memcmp(part, whole, sizeof part) == 0);
+    ddpm_adamw_free(a);
+    ddpm_adamw_free(b);
+    ddpm_adamw_free(r);
+}
+
 int main(void) {
     test_defaults();
+    test_resume();
     test_first_step();
     test_five_steps();
     test_threads();

@@ -139,6 +139,18 @@ static void dropout(ddpm_engine engine) {
     int finite = 1;
     for (int64_t i = 0; i < info.num_params; i++) finite &= isfinite(g[i]) != 0;
     CHECK(finite && max_abs(g, (size_t)info.num_params) > 0);
+    /* eval mode in a training plan: dropout off, gradients still there, and equal to the dropout-free net's */
+    ddpm_model_set_train_mode(train, 0);
+    CHECK_OK(ddpm_model_forward(train, a, x, t, NULL, 2));
+    CHECK_MSG(max_diff(a, c, n) <= 1e-6, "eval mode in a training plan applies dropout (%.3g)", max_diff(a, c, n));
+    ddpm_model_zero_grad(train);
+    CHECK_OK(ddpm_model_backward(train, dout, NULL));
+    ddpm_model_zero_grad(none);
+    CHECK_OK(ddpm_model_forward(none, c, x, t, NULL, 2));
+    CHECK_OK(ddpm_model_backward(none, dout, NULL));
+    CHECK_MSG(max_diff(ddpm_model_grads(train), ddpm_model_grads(none), (size_t)info.num_params) <= 1e-6,
+              "eval-mode gradients differ from the dropout-free network's");
+    ddpm_model_set_train_mode(train, 1);
     ddpm_model_free(train);
     ddpm_model_free(eval);
     ddpm_model_free(none);

@@ -132,6 +132,10 @@ void ddpm_model_set_dropout_seed(ddpm_model *m, uint64_t seed, uint64_t step) {
     m->dropout_step = step;
 }
 
+void ddpm_model_set_train_mode(ddpm_model *m, int train) {
+    if (m) m->eval_mode = train ? 0 : 1;
+}
+
 void ddpm_model_zero_grad(ddpm_model *m) {
     if (m && m->plan && m->plan->grads) memset(m->plan->grads, 0, sizeof(float) * (size_t)m->tab.num_params);
 }
@@ -141,7 +145,7 @@ static void exec_init(const ddpm_model *m, dd_exec *e, int N) {
     memset(e, 0, sizeof *e);
     e->N = N;
     e->engine = p->engine;
-    e->training = p->training;
+    e->training = p->training && !m->eval_mode;   /* dropout active */
     e->params = m->params;
     e->grads = p->grads;
     e->labels = m->cfg.num_class_embeds > 0 && m->cfg.kind != DD_MODEL_BASIC ? p->labels : NULL;

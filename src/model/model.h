@@ -131,6 +131,7 @@ struct ddpm_model {
     int weights_loaded;
     struct dd_plan *plan;      /* layer graph + memory plan; NULL before ddpm_model_prepare */
     uint64_t dropout_seed, dropout_step;
+    int eval_mode;                     /* 1: dropout off even in a training plan */
 };
 
 /* A model from a validated configuration with weights initialised from `seed`. */

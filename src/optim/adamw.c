@@ -148,6 +148,12 @@ void ddpm_adamw_step(ddpm_adamw *o, float *params, const float *grads, double lr
 
 int64_t ddpm_adamw_steps(const ddpm_adamw *o) { return o ? o->t : 0; }
 
+ddpm_status ddpm_adamw_set_steps(ddpm_adamw *o, int64_t steps) {
+    if (!o || steps < 0) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_adamw_set_steps: NULL optimiser or negative step count");
+    o->t = steps;
+    return DDPM_OK;
+}
+
 float *ddpm_adamw_m(ddpm_adamw *o) { return o ? o->m : NULL; }
 
 float *ddpm_adamw_v(ddpm_adamw *o) { return o ? o->v : NULL; }
