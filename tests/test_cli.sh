@@ -11,28 +11,7 @@ if [ -z "$DDPM" ] || [ ! -x "$DDPM" ]; then
 fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ddpm_cli.XXXXXX") || exit 1
 trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
-fails=0
-checks=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-
-# run ARGS...: runs ddpm, leaving stdout in $TMP/out, stderr in $TMP/err and the status in $rc.
-run() {
-    "$DDPM" "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    checks=$((checks + 1))
-}
-
-# expect WANT_RC ARGS...
-expect() {
-    want=$1
-    shift
-    run "$@"
-    [ "$rc" -eq "$want" ] || fail "ddpm $* -> exit $rc (want $want); stderr: $(cat "$TMP/err")"
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # expect_error WANT_RC ARGS...: the status and exactly one "ddpm: error: " line on stderr.
 expect_error() {

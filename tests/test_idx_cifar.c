@@ -14,23 +14,6 @@ static const char *repo(const char *rel) {
     return p;
 }
 
-/* gzip of buf (deflate with a gzip wrapper). Returns malloc'd bytes. */
-static uint8_t *gzip_bytes(const uint8_t *buf, size_t len, size_t *out_len) {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-    size_t cap = deflateBound(&zs, (uLong)len) + 32;
-    uint8_t *out = malloc(cap);
-    zs.next_in = (Bytef *)(uintptr_t)buf;
-    zs.avail_in = (uInt)len;
-    zs.next_out = out;
-    zs.avail_out = (uInt)cap;
-    deflate(&zs, Z_FINISH);
-    *out_len = cap - zs.avail_out;
-    deflateEnd(&zs);
-    return out;
-}
-
 static void test_idx(void) {
     ddpm_idx im, lb;
     CHECK_OK(ddpm_idx_read(repo("data/mnist-sample/train-images-idx3-ubyte.gz"), &im));
@@ -58,7 +41,7 @@ static void test_idx(void) {
     memcpy(raw, hdr, 20);
     for (int i = 0; i < 24; i++) raw[20 + i] = (uint8_t)(i * 10);
     size_t gl = 0;
-    uint8_t *gz = gzip_bytes(raw, sizeof raw, &gl);
+    uint8_t *gz = dd_test_gzip(raw, sizeof raw, &gl);
     ddpm_idx a, b;
     CHECK_OK(ddpm_idx_read_memory(raw, sizeof raw, &a));
     CHECK_OK(ddpm_idx_read_memory(gz, gl, &b));

@@ -113,22 +113,6 @@ static void test_safetensors(const char *dir) {
     EXPECT(st_raw(buf, n - 1), DDPM_ERR_FORMAT, "'target'");
 }
 
-static uint8_t *gzip_bytes(const uint8_t *buf, size_t len, size_t *out_len) {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-    size_t cap = deflateBound(&zs, (uLong)len) + 32;
-    uint8_t *out = malloc(cap);
-    zs.next_in = (Bytef *)(uintptr_t)buf;
-    zs.avail_in = (uInt)len;
-    zs.next_out = out;
-    zs.avail_out = (uInt)cap;
-    deflate(&zs, Z_FINISH);
-    *out_len = cap - zs.avail_out;
-    deflateEnd(&zs);
-    return out;
-}
-
 static ddpm_status idx_try(const uint8_t *b, size_t len) {
     ddpm_idx x;
     ddpm_status s = ddpm_idx_read_memory(b, len, &x);
@@ -174,7 +158,7 @@ static void test_idx_cifar(const char *dir) {
     bad[4] = 0x7f;   /* 2^31 - 1 images of 28 x 28: far more than the file */
     EXPECT(idx_try(bad, 16), DDPM_ERR_FORMAT, "expected more than");
     size_t gl = 0;
-    uint8_t *gz = gzip_bytes(img, 16 + 784, &gl);
+    uint8_t *gz = dd_test_gzip(img, 16 + 784, &gl);
     CHECK_OK(idx_try(gz, gl));
     EXPECT(idx_try(gz, gl / 2), DDPM_ERR_FORMAT, "truncated");
     gz[gl / 2] ^= 0xff;
@@ -197,7 +181,7 @@ static void test_idx_cifar(const char *dir) {
     EXPECT(cifar_try(rec, 3 * 3073), DDPM_ERR_FORMAT, "record 1 has label 12");
     EXPECT(cifar_try(rec, 0), DDPM_ERR_FORMAT, "empty");
     rec[3073] = 0;
-    gz = gzip_bytes(rec, 3073 + 100, &gl);
+    gz = dd_test_gzip(rec, 3073 + 100, &gl);
     EXPECT(cifar_try(gz, gl), DDPM_ERR_FORMAT, "3173 bytes");
     free(gz);
     free(rec);

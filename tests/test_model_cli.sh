@@ -12,23 +12,8 @@ if [ -z "$DDPM" ] || [ ! -x "$DDPM" ]; then
 fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ddpm_model_cli.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM
-fails=0
-checks=0
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-run() {
-    "$DDPM" "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    checks=$((checks + 1))
-}
-expect() {
-    want=$1
-    shift
-    run "$@"
-    [ "$rc" -eq "$want" ] || fail "ddpm $* -> exit $rc (want $want); stderr: $(cat "$TMP/err")"
-}
+. "$(dirname "$0")/cli_lib.sh"
+
 # expect_error WANT_RC TEXT ARGS...: the status and exactly one "ddpm: error: " line containing TEXT.
 expect_error() {
     want=$1

@@ -7,19 +7,6 @@
 
 #include "testutil.h"
 
-static ddpm_model *make(const char *spec, uint64_t seed, ddpm_engine engine, int training, int max_batch) {
-    ddpm_model *m = NULL;
-    CHECK_OK(ddpm_model_load(spec, seed, &m));
-    if (!m) exit(1);
-    ddpm_plan_config pc;
-    ddpm_plan_config_default(&pc);
-    pc.max_batch = max_batch;
-    pc.training = training;
-    pc.engine = engine;
-    CHECK_OK(ddpm_model_prepare(m, &pc));
-    return m;
-}
-
 static double max_abs(const float *a, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
@@ -37,8 +24,8 @@ static double max_diff(const float *a, const float *b, size_t n) {
    noise in both), dx within 1e-4 relative. */
 static void engines_agree(const char *spec) {
     const int N = 2;
-    ddpm_model *fast = make(spec, 7, DDPM_ENGINE_FAST, 1, N);
-    ddpm_model *ref = make(spec, 7, DDPM_ENGINE_REFERENCE, 1, N);
+    ddpm_model *fast = dd_test_model(spec, 7, DDPM_ENGINE_FAST, 1, N);
+    ddpm_model *ref = dd_test_model(spec, 7, DDPM_ENGINE_REFERENCE, 1, N);
     ddpm_model_info info;
     ddpm_model_get_info(fast, &info);
     size_t D = (size_t)info.in_channels * (size_t)info.sample_size * (size_t)info.sample_size;
@@ -158,7 +145,7 @@ static void dropout(ddpm_engine engine) {
 
 /* ddpm_model_sampler_fn splits a batch larger than max_batch; the pieces equal one forward each. */
 static void sampler_fn(void) {
-    ddpm_model *m = make("tiny", 3, DDPM_ENGINE_FAST, 0, 2);
+    ddpm_model *m = dd_test_model("tiny", 3, DDPM_ENGINE_FAST, 0, 2);
     const int64_t N = 5, D = 3 * 8 * 8;
     float *x = malloc(sizeof(float) * N * D), *y = malloc(sizeof(float) * N * D), *z = malloc(sizeof(float) * D);
     int64_t t[5] = {0, 10, 250, 999, 500};

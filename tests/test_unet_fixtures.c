@@ -80,19 +80,6 @@ static int in_list(cJSON *list, const char *name) {
     return 0;
 }
 
-static ddpm_model *prepared(const char *spec, ddpm_engine engine, int training, int max_batch) {
-    ddpm_model *m = NULL;
-    CHECK_OK(ddpm_model_load(spec, 0, &m));
-    if (!m) exit(1);
-    ddpm_plan_config pc;
-    ddpm_plan_config_default(&pc);
-    pc.max_batch = max_batch;
-    pc.training = training;
-    pc.engine = engine;
-    CHECK_OK(ddpm_model_prepare(m, &pc));
-    return m;
-}
-
 static void run(const char *fixture_name, ddpm_engine engine) {
     const char *ename = engine == DDPM_ENGINE_FAST ? "fast" : "reference";
     char dir[1024], path[1100];
@@ -106,7 +93,7 @@ static void run(const char *fixture_name, ddpm_engine engine) {
     ddpm_safetensors *gst = NULL;
     CHECK_OK(ddpm_st_open(path, &gst));
 
-    ddpm_model *m = prepared(dir, engine, 1, f.N);
+    ddpm_model *m = dd_test_model(dir, 0, engine, 1, f.N);
     ddpm_model_info mi;
     ddpm_model_get_info(m, &mi);
     CHECK(mi.weights_loaded == 1);
@@ -166,7 +153,7 @@ static void run(const char *fixture_name, ddpm_engine engine) {
     CHECK_MSG(e_row <= 1e-6, "%s/%s: batch of 1 differs from row 0 by %.3g", fixture_name, ename, e_row);
 
     /* an inference plan (buffers shared by lifetime) computes the same */
-    ddpm_model *mi0 = prepared(dir, engine, 0, f.N);
+    ddpm_model *mi0 = dd_test_model(dir, 0, engine, 0, f.N);
     CHECK_OK(ddpm_model_forward(mi0, out2, f.x, f.ts, f.labels, f.N));
     double e_inf = max_diff(out2, out, (size_t)f.ny);
     CHECK_MSG(e_inf <= 1e-6, "%s/%s: inference plan differs by %.3g", fixture_name, ename, e_inf);
@@ -179,7 +166,7 @@ static void run(const char *fixture_name, ddpm_engine engine) {
     const char *sdir = dd_test_tmpdir(tmp);
     snprintf(path, sizeof path, "%s/pipeline", sdir);
     CHECK_OK(ddpm_model_save(m, path, NULL, DDPM_PRED_EPS));
-    ddpm_model *m2 = prepared(path, engine, 0, f.N);
+    ddpm_model *m2 = dd_test_model(path, 0, engine, 0, f.N);
     CHECK_OK(ddpm_model_forward(m2, out2, f.x, f.ts, f.labels, f.N));
     double e_save = max_diff(out2, out, (size_t)f.ny);
     CHECK_MSG(e_save <= 1e-6, "%s/%s: saved and reloaded model differs by %.3g", fixture_name, ename, e_save);
@@ -209,7 +196,7 @@ static void run(const char *fixture_name, ddpm_engine engine) {
 static void boundaries(void) {
     fixture f;
     fixture_load(dd_test_data("unet_tiny_class"), &f);
-    ddpm_model *m = prepared(dd_test_data("unet_tiny_class"), DDPM_ENGINE_REFERENCE, 0, 2);
+    ddpm_model *m = dd_test_model(dd_test_data("unet_tiny_class"), 0, DDPM_ENGINE_REFERENCE, 0, 2);
     float *out = malloc(sizeof(float) * (size_t)f.ny);
     CHECK_FAIL(ddpm_model_forward(m, out, f.x, f.ts, NULL, 2), DDPM_ERR_INVALID_ARG);      /* labels needed */
     CHECK_FAIL(ddpm_model_forward(m, out, f.x, f.ts, f.labels, 3), DDPM_ERR_INVALID_ARG);  /* over max_batch */
@@ -218,7 +205,7 @@ static void boundaries(void) {
     float nan_t[2] = {10.0f, NAN};
     CHECK_FAIL(ddpm_model_forward(m, out, f.x, nan_t, f.labels, 2), DDPM_ERR_INVALID_ARG);
     ddpm_model_free(m);
-    m = prepared(dd_test_data("unet_tiny"), DDPM_ENGINE_REFERENCE, 0, 2);
+    m = dd_test_model(dd_test_data("unet_tiny"), 0, DDPM_ENGINE_REFERENCE, 0, 2);
     CHECK_FAIL(ddpm_model_forward(m, out, f.x, f.ts, f.labels, 2), DDPM_ERR_INVALID_ARG);  /* no class table */
     ddpm_model_free(m);
     free(out);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 int dd_test_failures = 0;
 
@@ -155,4 +156,35 @@ ddpm_diffusion *dd_test_diffusion(const char *name, int T) {
         exit(1);
     }
     return d;
+}
+
+ddpm_model *dd_test_model(const char *spec, uint64_t seed, ddpm_engine engine, int training, int max_batch) {
+    ddpm_model *m = NULL;
+    ddpm_plan_config pc;
+    ddpm_plan_config_default(&pc);
+    pc.max_batch = max_batch;
+    pc.training = training;
+    pc.engine = engine;
+    if (ddpm_model_load(spec, seed, &m) != DDPM_OK || ddpm_model_prepare(m, &pc) != DDPM_OK) {
+        fprintf(stderr, "cannot load and prepare '%s': %s\n", spec, ddpm_last_error());
+        exit(1);
+    }
+    return m;
+}
+
+uint8_t *dd_test_gzip(const uint8_t *buf, size_t len, size_t *out_len) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) exit(1);
+    size_t cap = deflateBound(&zs, (uLong)len) + 32;
+    uint8_t *out = malloc(cap);
+    if (!out) exit(1);
+    zs.next_in = (Bytef *)(uintptr_t)buf;
+    zs.avail_in = (uInt)len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    if (deflate(&zs, Z_FINISH) != Z_STREAM_END) exit(1);
+    *out_len = cap - zs.avail_out;
+    deflateEnd(&zs);
+    return out;
 }

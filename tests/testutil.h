@@ -41,6 +41,11 @@ double *dd_json_numbers(cJSON *list, size_t *n);
 /* A diffusion with schedule `name` and T steps (defaults otherwise); exits the test if it cannot be made. */
 ddpm_diffusion *dd_test_diffusion(const char *name, int T);
 
+/* A model loaded from spec (preset, config.json or folder) and prepared; exits the test on failure. */
+ddpm_model *dd_test_model(const char *spec, uint64_t seed, ddpm_engine engine, int training, int max_batch);
+/* gzip of buf (malloc'd; *out_len bytes). */
+uint8_t *dd_test_gzip(const uint8_t *buf, size_t len, size_t *out_len);
+
 /* A fresh empty directory under the build tree's temp area; returns its path (static storage per call). */
 const char *dd_test_tmpdir(const char *name);
 /* Path of a file in tests/data. */
