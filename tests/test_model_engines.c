@@ -161,7 +161,73 @@ static void sampler_fn(void) {
     free(x), free(y), free(z);
 }
 
+/* Weights stored as F16 or BF16 load as their exact float values; a missing or mis-shaped tensor is named. */
+static void half_weights(void) {
+    ddpm_model *a = NULL, *b = NULL;
+    CHECK_OK(ddpm_model_load("tiny", 11, &a));
+    CHECK_OK(ddpm_model_load("tiny", 12, &b));
+    if (!a || !b) exit(1);
+    ddpm_model_info info;
+    ddpm_model_get_info(a, &info);
+    const float *pa = ddpm_model_params(a);
+    const char *dir = dd_test_tmpdir("half_weights");
+    char path[1200];
+    for (int kind = 0; kind < 2; kind++) {
+        ddpm_dtype dt = kind == 0 ? DDPM_DTYPE_F16 : DDPM_DTYPE_BF16;
+        ddpm_st_writer *w = NULL;
+        CHECK_OK(ddpm_st_writer_create(&w));
+        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)info.num_params);
+        for (int64_t i = 0; i < info.num_params; i++) h[i] = kind == 0 ? ddpm_f32_to_f16(pa[i]) : ddpm_f32_to_bf16(pa[i]);
+        for (int i = 0; i < info.num_tensors; i++) {
+            ddpm_param_info pi;
+            CHECK_OK(ddpm_model_param(a, i, &pi));
+            CHECK_OK(ddpm_st_writer_add(w, pi.name, dt, pi.ndim, pi.shape, h + pi.offset));
+        }
+        snprintf(path, sizeof path, "%s/w%d.safetensors", dir, kind);
+        CHECK_OK(ddpm_st_writer_save(w, path));
+        ddpm_st_writer_free(w);
+        CHECK_OK(ddpm_model_load_weights(b, path));
+        const float *pb = ddpm_model_params(b);
+        int exact = 1;
+        for (int64_t i = 0; i < info.num_params; i++)
+            exact &= pb[i] == (kind == 0 ? ddpm_f16_to_f32(h[i]) : ddpm_bf16_to_f32(h[i]));
+        CHECK_MSG(exact, "%s weights did not load as their exact values", kind == 0 ? "F16" : "BF16");
+        free(h);
+    }
+    /* a file lacking one tensor, and one with a wrong shape */
+    ddpm_param_info p0, p1;
+    CHECK_OK(ddpm_model_param(a, 0, &p0));
+    CHECK_OK(ddpm_model_param(a, 1, &p1));
+    ddpm_st_writer *w = NULL;
+    CHECK_OK(ddpm_st_writer_create(&w));
+    CHECK_OK(ddpm_st_writer_add(w, p0.name, DDPM_DTYPE_F32, p0.ndim, p0.shape, pa + p0.offset));
+    snprintf(path, sizeof path, "%s/missing.safetensors", dir);
+    CHECK_OK(ddpm_st_writer_save(w, path));
+    ddpm_st_writer_free(w);
+    ddpm_status st = ddpm_model_load_weights(b, path);
+    CHECK_MSG(st != DDPM_OK && strstr(ddpm_last_error(), p1.name) != NULL, "missing tensor not named: %s",
+              ddpm_last_error());
+    CHECK_OK(ddpm_st_writer_create(&w));
+    for (int i = 0; i < info.num_tensors; i++) {
+        ddpm_param_info pi;
+        CHECK_OK(ddpm_model_param(a, i, &pi));
+        int64_t shape[4] = {pi.shape[0], pi.shape[1], pi.shape[2], pi.shape[3]};
+        int ndim = pi.ndim;
+        if (i == 0) { shape[0] = 1; for (int k = 1; k < ndim; k++) shape[0] *= pi.shape[k]; shape[0] *= pi.shape[0]; ndim = 1; }
+        CHECK_OK(ddpm_st_writer_add(w, pi.name, DDPM_DTYPE_F32, ndim, shape, pa + pi.offset));
+    }
+    snprintf(path, sizeof path, "%s/shape.safetensors", dir);
+    CHECK_OK(ddpm_st_writer_save(w, path));
+    ddpm_st_writer_free(w);
+    st = ddpm_model_load_weights(b, path);
+    CHECK_MSG(st != DDPM_OK && strstr(ddpm_last_error(), p0.name) != NULL, "mis-shaped tensor not named: %s",
+              ddpm_last_error());
+    ddpm_model_free(a);
+    ddpm_model_free(b);
+}
+
 int main(void) {
+    half_weights();
     engines_agree("mnist");
     engines_agree("basic");
     engines_agree("tiny");
