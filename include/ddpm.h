@@ -489,6 +489,22 @@ void ddpm_dataset_free(ddpm_dataset *ds);
 /* Image `index` in model space: out [C, H, W]. */
 ddpm_status ddpm_dataset_get_f32(const ddpm_dataset *ds, int64_t index, float *out);
 
+/* Training data for a model of `size` x `size` pixels and `channels` (1 or 3) channels.
+   spec: "mnist" | "fashion-mnist" | "cifar10" (files in dir, as ddpm_dataset_load) or "folder:DIR" (every
+   PNG/JPEG under DIR, read through libpng / libjpeg-turbo; one sub-folder per class gives labels in sorted
+   name order, images directly in DIR are unlabelled (num_classes 0)); dir may be NULL for folder:.
+   Images are converted to the channel count (gray <-> RGB), resized so the shorter side is `size` with an
+   antialiasing filter, then center-cropped to size x size. Unreadable images, an empty folder or mixed
+   gray/colour where the model needs one of them are reported by name. */
+ddpm_status ddpm_dataset_load_for_model(const char *spec, const char *dir, int train, int size, int channels,
+                                        ddpm_dataset *out);
+/* Resize an image (HWC 8-bit) to out_w x out_h with an antialiasing filter (area average when shrinking,
+   bilinear when enlarging). */
+ddpm_status ddpm_image_resize(const ddpm_image *in, int out_w, int out_h, ddpm_image *out);
+/* JPEG through libjpeg-turbo (8-bit gray or RGB out; CMYK refused). */
+ddpm_status ddpm_jpeg_read(const char *path, ddpm_image *out);
+ddpm_status ddpm_jpeg_read_memory(const void *buf, size_t len, ddpm_image *out);
+
 /* ===================================================================================== plots
    Line plots drawn with cairo into a PNG (through ddpm_png_write, so text chunks are kept). */
 
