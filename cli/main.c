@@ -7,7 +7,8 @@
 #include "options.h"
 
 static const cli_command *const commands[] = {&cli_cmd_schedule, &cli_cmd_noise, &cli_cmd_info,
-                                              &cli_cmd_init, &cli_cmd_forward, &cli_cmd_bench};
+                                              &cli_cmd_init, &cli_cmd_forward, &cli_cmd_bench,
+                                              &cli_cmd_train, &cli_cmd_plot};
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
 static void print_help(FILE *f) {
@@ -16,7 +17,7 @@ static void print_help(FILE *f) {
     for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s  %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f, "\noptions:\n  %-10s  %s\n  %-10s  %s\n", "-h, --help", "show this help", "--version",
             "print the version");
-    fprintf(f, "\nexit status: 0 success, 1 failure, 2 bad command line, 130 interrupted\n");
+    fprintf(f, "\nexit status: 0 success, 1 failure, 2 bad command line, 130 interrupted (143: train got SIGTERM)\n");
 }
 
 static const cli_command *find_command(const char *name) {

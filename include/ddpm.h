@@ -382,6 +382,149 @@ ddpm_status ddpm_adamw_set_steps(ddpm_adamw *o, int64_t steps);
 float *ddpm_adamw_m(ddpm_adamw *o);
 float *ddpm_adamw_v(ddpm_adamw *o);
 
+/* ===================================================================================== training
+   Denoising training (Ho et al. 2020, Alg. 1): t ~ U{0..T-1}, eps ~ N(0, I), x_t = q_sample(x0, t, eps),
+   loss = w(t) * mean((target - model(x_t, t))^2), target eps, x0 or v, w = 1 or min-SNR-gamma
+   (Hang et al. 2023). AdamW with warm-up then constant or cosine rate, gradient clipping by global norm,
+   gradient accumulation, an EMA of the weights (diffusers' EMAModel), class conditioning with label
+   dropout for classifier-free guidance. Every random draw is addressed by (seed, step, image index in the
+   global batch), so a run resumed from a checkpoint continues bit for bit (docs/training.md).
+
+   A checkpoint is a diffusers pipeline folder (ddpm_model_save) whose unet holds the EMA weights, plus
+   training_state.safetensors (raw weights, AdamW moments) and training_state.json (step, data cursor,
+   RNG seed, the full configuration). A run folder OUT holds the final pipeline + state and
+   OUT/checkpoints/checkpoint-<step>/ (the newest keep_checkpoints kept).
+
+       ddpm_train_config tc;  ddpm_train_config_default(&tc);  tc.steps = 1000;  tc.batch = 64;
+       ddpm_trainer *tr;  ddpm_trainer_create(&tc, model, &data, &tr);     // model: owned by tr now
+       ddpm_trainer_run(tr, "out", on_step, user);                          // or a loop of ddpm_trainer_step
+       ddpm_trainer_free(tr);
+
+   Class-conditional models: the dataset's K classes are 0..K-1 and "no label" (for guidance) is class K,
+   so the model has num_class_embeds = K + 1 (K is allowed when label_dropout = 0). */
+
+typedef enum { DDPM_LR_CONSTANT = 0, DDPM_LR_COSINE = 1 } ddpm_lr_schedule;
+
+/* Asked before every step (ddpm_trainer_step, ddpm_trainer_run); non-zero stops the run there with
+   DDPM_ERR_INTERRUPTED, the step in progress having completed (ddpm_trainer_run writes a checkpoint
+   first). For Ctrl-C: return the flag the signal handler sets. */
+typedef int (*ddpm_train_stop_fn)(void *user);
+
+typedef struct {
+    ddpm_prediction objective;     /* target: eps (default), x0 or v */
+    double min_snr_gamma;          /* 0 (default): plain MSE; > 0: min-SNR-gamma weights (e.g. 5) */
+    ddpm_schedule_config schedule; /* noise schedule (default linear, T = 1000); the name is copied */
+    int64_t steps;                 /* total optimiser steps of the run, steps before a resume included
+                                      (diffusers' max_train_steps); default 10000 */
+    int batch;                     /* images per forward / backward (default 64) */
+    int grad_accum;                /* micro-batches per optimiser step (default 1); global batch = batch x grad_accum */
+    double lr;                     /* peak learning rate (default 1e-4) */
+    int64_t warmup_steps;          /* rate = lr * step / warmup_steps during warm-up (default 500) */
+    ddpm_lr_schedule lr_schedule;  /* after warm-up: constant (default) or half-cosine decay to 0 */
+    int64_t lr_total_steps;        /* cosine length; 0 = steps. Fixed when the run starts, kept on resume */
+    double adam_beta1, adam_beta2; /* 0.9, 0.999 */
+    double adam_eps;               /* 1e-8 */
+    double weight_decay;           /* decoupled (AdamW), default 0.01 */
+    double grad_clip;              /* max global L2 norm of the gradient (default 1.0); 0 = no clipping */
+    int use_ema;                   /* keep an EMA of the weights (default 1); saved models hold it */
+    double ema_max_decay;          /* 0.9999 */
+    double ema_min_decay;          /* 0 */
+    int ema_warmup;                /* 1 (default): decay = 1 - (1 + k / inv_gamma)^-power; 0: (1 + k) / (10 + k) */
+    double ema_inv_gamma;          /* 1 */
+    double ema_power;              /* 2/3 */
+    double label_dropout;          /* class-conditional models: P(label -> "no label" K), default 0.1 */
+    int hflip;                     /* random horizontal flip with probability 1/2 (default 0) */
+    uint64_t seed;                 /* every random draw of the run (default 0) */
+    int64_t checkpoint_every;      /* ddpm_trainer_run: a checkpoint every N steps (default 1000; 0 = none) */
+    int keep_checkpoints;          /* newest checkpoints kept (default 3; 0 = all) */
+    ddpm_engine engine;            /* network kernels (default fast) */
+    size_t memory_limit;           /* plan limit in bytes (0 = the ddpm_plan_config default) */
+    ddpm_train_stop_fn should_stop;/* NULL: never; not saved */
+    void *stop_user;
+} ddpm_train_config;
+void ddpm_train_config_default(ddpm_train_config *c);
+
+/* What one optimiser step did. */
+typedef struct {
+    int64_t step;                  /* steps done, this one included */
+    double loss;                   /* (weighted) MSE, mean over the global batch */
+    double grad_norm;              /* global L2 norm of the gradient before clipping */
+    double lr;                     /* learning rate this step used */
+    double ema_decay;              /* decay of this step's EMA update (0 without EMA) */
+    int64_t epoch;                 /* data epoch of the next image */
+    int64_t images_seen;           /* images drawn since the run started (all steps) */
+} ddpm_train_stats;
+
+typedef struct ddpm_trainer ddpm_trainer;
+struct ddpm_dataset;   /* ddpm_dataset, declared in the datasets section below */
+
+/* A new run at step 0. `model` (weights as loaded or initialised) passes to the trainer, also on failure;
+   it is prepared here for training at `batch`. `data` is borrowed and must outlive the trainer; its images
+   must match the model (channels, size) and, for a class-conditional model, carry labels. */
+ddpm_status ddpm_trainer_create(const ddpm_train_config *c, ddpm_model *model, const struct ddpm_dataset *data,
+                                ddpm_trainer **out);
+
+/* What a resume may change; everything else is the saved run's configuration. */
+typedef struct {
+    int64_t steps;                 /* new total (>= the saved step); 0 keeps the saved total */
+    int64_t checkpoint_every;      /* < 0 keeps the saved value */
+    int keep_checkpoints;          /* < 0 keeps the saved value */
+    ddpm_engine engine;
+    size_t memory_limit;
+    ddpm_train_stop_fn should_stop;
+    void *stop_user;
+} ddpm_train_resume_options;
+void ddpm_train_resume_options_default(ddpm_train_resume_options *o);  /* keeps everything, fast engine */
+
+/* Continue a run. dir: a folder written by ddpm_trainer_save / ddpm_trainer_checkpoint, or a run folder
+   (the complete checkpoint with the highest step among dir and dir/checkpoints/ is used).
+   model: NULL builds the network from dir/unet/config.json; otherwise (owned by the trainer, also on
+   failure) it must have the same configuration, and a difference is refused naming the field. The data
+   must have the saved count, shape and classes. opts NULL: defaults. */
+ddpm_status ddpm_trainer_resume(const char *dir, ddpm_model *model, const struct ddpm_dataset *data,
+                                const ddpm_train_resume_options *opts, ddpm_trainer **out);
+/* The folder ddpm_trainer_resume(dir, ...) would read (free with ddpm_free); DDPM_ERR_IO if there is no
+   state, DDPM_ERR_FORMAT (with the reason) if no state there can be read. */
+ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path);
+void ddpm_trainer_free(ddpm_trainer *t);
+
+/* One optimiser step (grad_accum forward / backward passes). Allocates nothing. On a NaN or infinite loss
+   or gradient it returns DDPM_ERR_NUMERIC naming the step and leaves weights, optimiser, EMA and data
+   cursor as they were. DDPM_ERR_INVALID_ARG once `steps` are done; DDPM_ERR_INTERRUPTED (nothing done)
+   when should_stop says so. */
+ddpm_status ddpm_trainer_step(ddpm_trainer *t, ddpm_train_stats *stats);
+
+/* The pipeline folder + training state into dir. A new dir is written under a temporary name and renamed
+   into place; in an existing dir every file is replaced atomically, training_state.json last. */
+ddpm_status ddpm_trainer_save(ddpm_trainer *t, const char *dir);
+/* run_dir/checkpoints/checkpoint-<step> (temporary folder, fsync, rename), then all but the newest
+   keep_checkpoints removed. *path (may be NULL) gets the folder (free with ddpm_free). */
+ddpm_status ddpm_trainer_checkpoint(ddpm_trainer *t, const char *run_dir, char **path);
+
+/* Called after every step of ddpm_trainer_run; non-OK stops the run (a checkpoint is written when the
+   status is DDPM_ERR_INTERRUPTED) and is returned. */
+typedef ddpm_status (*ddpm_train_step_fn)(void *user, ddpm_trainer *t, const ddpm_train_stats *stats);
+/* Steps until `steps`, a checkpoint every checkpoint_every steps and on interruption, then the final
+   ddpm_trainer_save(run_dir) and (checkpoint_every > 0) a checkpoint of the last step. run_dir NULL:
+   nothing is written. On NaN nothing is written, so the last checkpoint stays the newest. */
+ddpm_status ddpm_trainer_run(ddpm_trainer *t, const char *run_dir, ddpm_train_step_fn on_step, void *user);
+
+const ddpm_train_config *ddpm_trainer_config(const ddpm_trainer *t);  /* the run's configuration */
+int64_t ddpm_trainer_steps_done(const ddpm_trainer *t);
+ddpm_model *ddpm_trainer_model(ddpm_trainer *t);   /* the network being trained (raw weights) */
+const float *ddpm_trainer_ema(const ddpm_trainer *t); /* [num_params] EMA weights (raw without EMA) */
+/* A prepared inference model (max_batch images) holding the EMA weights as of now, for preview samples
+   (ddpm_sample_loop with ddpm_model_sampler_fn, or ddpm_model_forward with labels). Owned by the trainer;
+   valid until the next call or ddpm_trainer_free. */
+ddpm_status ddpm_trainer_sample_model(ddpm_trainer *t, int max_batch, ddpm_model **out);
+/* Learning rate of step `step` (0-based) under c: warm-up, then constant or cosine over lr_total_steps
+   (0: steps), as diffusers' get_scheduler. */
+double ddpm_train_lr(const ddpm_train_config *c, int64_t step);
+/* EMA decay of optimisation step k (1-based), as diffusers' EMAModel.get_decay. */
+double ddpm_train_ema_decay(const ddpm_train_config *c, int64_t k);
+/* Sets an AdamW rate used when ddpm_adamw_step's lr is 0 (the first warm-up step runs at rate 0). */
+void ddpm_adamw_set_lr(ddpm_adamw *o, double lr);
+
 /* ===================================================================================== safetensors
    An 8-byte little-endian header length, a JSON header, raw little-endian data. Every file is treated
    as hostile: the header is bounded (100 MB), offsets lie inside the data, tensors do not overlap,
@@ -476,8 +619,9 @@ ddpm_status ddpm_cifar_read_memory(const void *buf, size_t len, ddpm_cifar *out)
 void ddpm_cifar_free(ddpm_cifar *c);
 
 /* A labelled image set in memory. kind: "mnist", "fashion-mnist" (train-/t10k-*-idx?-ubyte[.gz] in
-   dir), "cifar10" (data_batch_*.bin[.gz] or test_batch.bin[.gz] in dir). */
-typedef struct {
+   dir), "cifar10" (data_batch_*.bin[.gz] or test_batch.bin[.gz] in dir). dir NULL: the default data
+   folder, $DDPM_DATA/<kind>, else $HOME/.cache/ddpm/<kind> (scripts/get-data.sh fills it). */
+typedef struct ddpm_dataset {
     int64_t count;
     int channels, height, width;
     int num_classes;
@@ -494,8 +638,8 @@ ddpm_status ddpm_dataset_get_f32(const ddpm_dataset *ds, int64_t index, float *o
    PNG/JPEG under DIR, read through libpng / libjpeg-turbo; one sub-folder per class gives labels in sorted
    name order, images directly in DIR are unlabelled (num_classes 0)); dir may be NULL for folder:.
    Images are converted to the channel count (gray <-> RGB), resized so the shorter side is `size` with an
-   antialiasing filter, then center-cropped to size x size. Unreadable images, an empty folder or mixed
-   gray/colour where the model needs one of them are reported by name. */
+   antialiasing filter, then center-cropped to size x size. Unreadable images, an empty folder or a folder
+   mixing gray and colour images are reported by name. train is ignored for folders. */
 ddpm_status ddpm_dataset_load_for_model(const char *spec, const char *dir, int train, int size, int channels,
                                         ddpm_dataset *out);
 /* Resize an image (HWC 8-bit) to out_w x out_h with an antialiasing filter (area average when shrinking,

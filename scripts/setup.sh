@@ -3,8 +3,8 @@
 # Runs as root, or through sudo for a normal user. Usage: scripts/setup.sh [--fuzz]
 set -eu
 
-PKGS="build-essential cmake pkg-config zlib1g-dev libpng-dev libcjson-dev libcairo2-dev fonts-dejavu-core
-      libopenblas-openmp-dev libdnnl-dev"
+PKGS="build-essential cmake pkg-config zlib1g-dev libpng-dev libjpeg62-turbo-dev libcjson-dev libcairo2-dev
+      fonts-dejavu-core libopenblas-openmp-dev libdnnl-dev"
 if [ "${1:-}" = "--fuzz" ]; then
     PKGS="$PKGS clang libclang-rt-14-dev libomp-dev"
 fi

@@ -1,5 +1,5 @@
 /* dataset.c — labelled image sets in memory: MNIST and Fashion-MNIST (IDX pairs) and CIFAR-10 batches,
-   found by their standard file names in a directory. */
+   found by their standard file names in a directory (by default the user's data folder). */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +17,33 @@ static char *join(const char *dir, const char *name) {
     char *p = dd_alloc(n);
     if (p) snprintf(p, n, "%s/%s", dir, name);
     return p;
+}
+
+/* How to get the files, for the message when they are missing: "get them with scripts/get-data.sh mnist". */
+static void get_hint(char *buf, size_t n, const char *kind, const char *dir, int is_default) {
+    if (is_default)
+        snprintf(buf, n, "; get the files with scripts/get-data.sh %s (the default folder is $DDPM_DATA/%s, else "
+                 "$HOME/.cache/ddpm/%s)", kind, kind, kind);
+    else
+        snprintf(buf, n, "; get the files with scripts/get-data.sh %s %.200s", kind, dir);
+}
+
+/* The default data folder of a kind: $DDPM_DATA/<kind>, else $HOME/.cache/ddpm/<kind>. */
+static ddpm_status default_dir(const char *kind, char **out) {
+    const char *base = getenv("DDPM_DATA"), *home = getenv("HOME");
+    char *p = NULL;
+    if (base && base[0]) {
+        p = join(base, kind);
+    } else if (home && home[0]) {
+        char *cache = join(home, ".cache/ddpm");
+        p = cache ? join(cache, kind) : NULL;
+        dd_free(cache);
+    } else {
+        return dd_error(DDPM_ERR_INVALID_ARG, "no %s folder given and neither DDPM_DATA nor HOME is set (pass "
+                        "the folder, or set DDPM_DATA to the folder that holds %s/)", kind, kind);
+    }
+    *out = p;
+    return p ? DDPM_OK : DDPM_ERR_NOMEM;
 }
 
 static int is_file(const char *path) {
@@ -42,7 +69,7 @@ static ddpm_status find_file(const char *dir, const char *base, char **out) {
     return DDPM_OK;
 }
 
-static ddpm_status load_idx_pair(const char *kind, const char *dir, int train, ddpm_dataset *out) {
+static ddpm_status load_idx_pair(const char *kind, const char *dir, int is_default, int train, ddpm_dataset *out) {
     const char *pre = train ? "train" : "t10k";
     char ibase[64], lbase[64];
     snprintf(ibase, sizeof ibase, "%s-images-idx3-ubyte", pre);
@@ -56,8 +83,10 @@ static ddpm_status load_idx_pair(const char *kind, const char *dir, int train, d
     if (s != DDPM_OK) goto fail;
     if (!ipath || !lpath) {
         const char *miss = !ipath ? ibase : lbase;
+        char hint[512];
+        get_hint(hint, sizeof hint, kind, dir, is_default);
         s = dd_error(DDPM_ERR_IO, "%s: no %s or %s.gz (the %s %s set; the directory should hold %s and %s, raw "
-                     "or gzip)", dir, miss, miss, kind, train ? "training" : "test", ibase, lbase);
+                     "or gzip)%s", dir, miss, miss, kind, train ? "training" : "test", ibase, lbase, hint);
         goto fail;
     }
     if ((s = ddpm_idx_read(ipath, &im)) != DDPM_OK || (s = ddpm_idx_read(lpath, &lb)) != DDPM_OK) goto fail;
@@ -116,10 +145,10 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* The batch names of a CIFAR-10 directory, sorted; X.bin.gz is skipped when X.bin is present. */
-static ddpm_status cifar_files(const char *dir, int train, char **names, int *count) {
+static ddpm_status cifar_files(const char *dir, const char *hint, int train, char **names, int *count) {
     *count = 0;
     DIR *d = opendir(dir);
-    if (!d) return dd_error(DDPM_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
+    if (!d) return dd_error(DDPM_ERR_IO, "%s: cannot open directory: %s%s", dir, strerror(errno), hint);
     struct dirent *e;
     ddpm_status s = DDPM_OK;
     while ((e = readdir(d)) != NULL) {
@@ -154,14 +183,18 @@ static ddpm_status cifar_files(const char *dir, int train, char **names, int *co
     return DDPM_OK;
 }
 
-static ddpm_status load_cifar(const char *dir, int train, ddpm_dataset *out) {
+static ddpm_status load_cifar(const char *dir, int is_default, int train, ddpm_dataset *out) {
     char *names[DS_MAX_FILES];
     int nfiles = 0;
-    ddpm_status s = cifar_files(dir, train, names, &nfiles);
+    char hint[512];
+    get_hint(hint, sizeof hint, "cifar10", dir, is_default);
+    ddpm_status s = cifar_files(dir, hint, train, names, &nfiles);
     if (s != DDPM_OK) return s;
     if (nfiles == 0)
-        return dd_error(DDPM_ERR_IO, "%s: no CIFAR-10 %s batches (looked for %s)", dir, train ? "training" : "test",
-                        train ? "data_batch_*.bin and data_batch_*.bin.gz" : "test_batch.bin and test_batch.bin.gz");
+        return dd_error(DDPM_ERR_IO, "%s: no CIFAR-10 %s batches (looked for %s)%s", dir,
+                        train ? "training" : "test",
+                        train ? "data_batch_*.bin and data_batch_*.bin.gz" : "test_batch.bin and test_batch.bin.gz",
+                        hint);
     for (int f = 0; f < nfiles && s == DDPM_OK; f++) {
         char *path = join(dir, names[f]);
         ddpm_cifar c;
@@ -194,15 +227,17 @@ static ddpm_status load_cifar(const char *dir, int train, ddpm_dataset *out) {
 ddpm_status ddpm_dataset_load(const char *kind, const char *dir, int train, ddpm_dataset *out) {
     if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_load: out is NULL");
     memset(out, 0, sizeof *out);
-    if (!kind || !dir) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_load: kind or dir is NULL");
-    ddpm_status s;
-    if (strcmp(kind, "mnist") == 0 || strcmp(kind, "fashion-mnist") == 0)
-        s = load_idx_pair(kind, dir, train, out);
-    else if (strcmp(kind, "cifar10") == 0)
-        s = load_cifar(dir, train, out);
-    else
+    if (!kind) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_load: kind is NULL");
+    int idx = strcmp(kind, "mnist") == 0 || strcmp(kind, "fashion-mnist") == 0;
+    if (!idx && strcmp(kind, "cifar10") != 0)
         return dd_error(DDPM_ERR_INVALID_ARG, "unknown dataset '%.100s' (valid: mnist, fashion-mnist, cifar10)",
                         kind);
+    char *def = NULL;
+    ddpm_status s = dir ? DDPM_OK : default_dir(kind, &def);
+    if (s != DDPM_OK) return s;
+    const char *d = dir ? dir : def;
+    s = idx ? load_idx_pair(kind, d, def != NULL, train, out) : load_cifar(d, def != NULL, train, out);
+    dd_free(def);
     if (s != DDPM_OK) ddpm_dataset_free(out);
     return s;
 }

@@ -157,3 +157,7 @@ ddpm_status ddpm_adamw_set_steps(ddpm_adamw *o, int64_t steps) {
 float *ddpm_adamw_m(ddpm_adamw *o) { return o ? o->m : NULL; }
 
 float *ddpm_adamw_v(ddpm_adamw *o) { return o ? o->v : NULL; }
+
+void ddpm_adamw_set_lr(ddpm_adamw *o, double lr) {
+    if (o && isfinite(lr) && lr >= 0) o->c.lr = lr;
+}
