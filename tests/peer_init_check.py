@@ -1,5 +1,6 @@
-"""peer_init_check.py — `ddpm init --model mnist --seed 7` must write a diffusers folder that PyTorch loads
-(../shared/peer/torch_unet.load_unet) and that computes what `ddpm forward` computes on the same inputs.
+"""peer_init_check.py — `ddpm init --model mnist --seed 7`, and a short `ddpm train` run, must write diffusers
+folders that PyTorch loads (../shared/peer/torch_unet.load_unet) and that compute what `ddpm forward` computes
+on the same inputs.
 
 usage: /usr/bin/python3 peer_init_check.py PATH/TO/ddpm PEER_DIR WORK_DIR   (exit 77 = skipped)
 """
@@ -81,6 +82,28 @@ def main():
         sys.exit(f"FAIL: conv_in.weight max {float(w.abs().max()):.4g} is not that of U(-{bound:.4g}, {bound:.4g})")
     if not (torch.all(sd["conv_norm_out.weight"] == 1) and torch.all(sd["conv_norm_out.bias"] == 0)):
         sys.exit("FAIL: conv_norm_out is not initialised to weight 1, bias 0")
+    # a folder written by `ddpm train` (EMA weights after a few steps) loads too and computes the same
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "folder")
+    run = os.path.join(work, "trained")
+    subprocess.run([ddpm, "train", "--data", "folder:" + folder, "--model", "tiny", "--steps", "3", "--batch", "2",
+                    "--warmup", "1", "--lr", "1e-3", "--sample-every", "0", "--checkpoint-every", "0",
+                    "--threads", "2", "--out", run], check=True, stdout=subprocess.DEVNULL)
+    tmodel, _ = tu.load_unet(run)
+    tmodel.eval()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    t = np.array([3, 800], dtype=np.int64)
+    inp = os.path.join(work, "inputs_tiny.safetensors")
+    tu.save_safetensors(inp, {"x": x, "timesteps": t})
+    with torch.no_grad():
+        want = tmodel(torch.from_numpy(x), torch.from_numpy(t)).numpy()
+    out = os.path.join(work, "out_trained.safetensors")
+    subprocess.run([ddpm, "forward", "--model", run, "--in", inp, "--out", out, "--threads", "2"], check=True)
+    got = tu.load_safetensors(out)["sample"].numpy()
+    d = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
+    print(f"trained folder: max|ddpm forward - torch| = {d:.3g} (tolerance {TOL:g})")
+    if not d <= TOL:
+        sys.exit(f"FAIL: trained folder: max|diff| {d:.3g} > {TOL:g}")
+    worst = max(worst, d)
     shutil.rmtree(work, ignore_errors=True)
     print(f"peer_init_check: OK (worst {worst:.3g})")
 

@@ -310,8 +310,21 @@ static ddpm_status prune(const char *cdir, int keep) {
     if (n > 1) qsort(list, n, sizeof *list, cmp_desc);
     for (size_t i = 0; i < n; i++) {
         if (st == DDPM_OK && keep > 0 && i >= (size_t)keep) {
+            /* Renamed to .old-<name> first (atomic), then removed: a kill during the removal leaves a stale
+               .old- folder, cleaned up next time, never a half-deleted checkpoint under its real name. */
             char *p = path_join(cdir, list[i].name);
-            st = p ? rm_tree(p, 0) : DDPM_ERR_NOMEM;
+            size_t olen = strlen(list[i].name) + 6;
+            char *oname = dd_alloc(olen);
+            char *op = NULL;
+            if (oname) {
+                snprintf(oname, olen, ".old-%s", list[i].name);
+                op = path_join(cdir, oname);
+            }
+            if (!p || !op) st = DDPM_ERR_NOMEM;
+            else if (rename(p, op) != 0) st = dd_error(DDPM_ERR_IO, "%s: cannot rename for removal: %s", p, strerror(errno));
+            else st = rm_tree(op, 0);
+            dd_free(oname);
+            dd_free(op);
             dd_free(p);
         }
         dd_free(list[i].name);

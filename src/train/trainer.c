@@ -99,8 +99,7 @@ ddpm_status dd_trainer_init(const dd_train_state *s, ddpm_model *model, const dd
     ddpm_status st = dd_train_config_validate(c);
     if (st == DDPM_OK) st = check_data(t, &mi);
     if (st == DDPM_OK) st = make_diffusion(t, betas);
-    if (st == DDPM_OK) st = alloc_buffers(t);
-    if (st == DDPM_OK) {
+    if (st == DDPM_OK) {   /* the plan first: it refuses a batch too large for memory before anything is sized */
         ddpm_plan_config pc;
         ddpm_plan_config_default(&pc);
         pc.max_batch = c->batch;
@@ -110,6 +109,7 @@ ddpm_status dd_trainer_init(const dd_train_state *s, ddpm_model *model, const dd
         st = ddpm_model_prepare(model, &pc);
         ddpm_model_set_train_mode(model, 1);
     }
+    if (st == DDPM_OK) st = alloc_buffers(t);
     if (st == DDPM_OK) {
         ddpm_adamw_config ac;
         ac.lr = c->lr;
