@@ -51,6 +51,10 @@ int64_t dd_tensor_numel(const dd_tensor *t);
 ddpm_status dd_read_file(const char *path, size_t max_size, uint8_t **data, size_t *len);
 /* Atomic write: PATH.tmp.<pid>, fsync, rename; on failure PATH is untouched and the temp removed. */
 ddpm_status dd_write_file_atomic(const char *path, const void *data, size_t len);
+/* dir + "/" + name (no doubled slash), dd_alloc'ed; NULL with a message on failure. */
+char *dd_path_join(const char *dir, const char *name);
+int dd_is_dir(const char *path);    /* 1 if path is a directory */
+int dd_is_file(const char *path);   /* 1 if path is a regular file */
 /* gunzip a gzip buffer (or copy if not gzip) with an output bound. */
 ddpm_status dd_maybe_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out, size_t *out_len,
                             const char *what);

@@ -9,6 +9,27 @@
 
 #include "core.h"
 
+char *dd_path_join(const char *dir, const char *name) {
+    size_t la = strlen(dir), lb = strlen(name);
+    char *p = dd_alloc(la + lb + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, la);
+    size_t n = la;
+    if (n == 0 || p[n - 1] != '/') p[n++] = '/';
+    memcpy(p + n, name, lb + 1);
+    return p;
+}
+
+int dd_is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+int dd_is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 ddpm_status dd_read_file(const char *path, size_t max_size, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;

@@ -12,13 +12,6 @@
 
 #define DS_MAX_FILES 64
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = dd_alloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* How to get the files, for the message when they are missing: "get them with scripts/get-data.sh mnist". */
 static void get_hint(char *buf, size_t n, const char *kind, const char *dir, int is_default) {
     if (is_default)
@@ -33,10 +26,10 @@ static ddpm_status default_dir(const char *kind, char **out) {
     const char *base = getenv("DDPM_DATA"), *home = getenv("HOME");
     char *p = NULL;
     if (base && base[0]) {
-        p = join(base, kind);
+        p = dd_path_join(base, kind);
     } else if (home && home[0]) {
-        char *cache = join(home, ".cache/ddpm");
-        p = cache ? join(cache, kind) : NULL;
+        char *cache = dd_path_join(home, ".cache/ddpm");
+        p = cache ? dd_path_join(cache, kind) : NULL;
         dd_free(cache);
     } else {
         return dd_error(DDPM_ERR_INVALID_ARG, "no %s folder given and neither DDPM_DATA nor HOME is set (pass "
@@ -46,11 +39,6 @@ static ddpm_status default_dir(const char *kind, char **out) {
     return p ? DDPM_OK : DDPM_ERR_NOMEM;
 }
 
-static int is_file(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* dir/base if it exists, else dir/base.gz, else *out = NULL. */
 static ddpm_status find_file(const char *dir, const char *base, char **out) {
     char gz[128];
@@ -58,9 +46,9 @@ static ddpm_status find_file(const char *dir, const char *base, char **out) {
     *out = NULL;
     const char *names[2] = {base, gz};
     for (int i = 0; i < 2; i++) {
-        char *p = join(dir, names[i]);
+        char *p = dd_path_join(dir, names[i]);
         if (!p) return DDPM_ERR_NOMEM;
-        if (is_file(p)) {
+        if (dd_is_file(p)) {
             *out = p;
             return DDPM_OK;
         }
@@ -196,7 +184,7 @@ static ddpm_status load_cifar(const char *dir, int is_default, int train, ddpm_d
                         train ? "data_batch_*.bin and data_batch_*.bin.gz" : "test_batch.bin and test_batch.bin.gz",
                         hint);
     for (int f = 0; f < nfiles && s == DDPM_OK; f++) {
-        char *path = join(dir, names[f]);
+        char *path = dd_path_join(dir, names[f]);
         ddpm_cifar c;
         memset(&c, 0, sizeof c);
         s = path ? ddpm_cifar_read(path, &c) : DDPM_ERR_NOMEM;

@@ -46,13 +46,6 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = dd_alloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
     return dot && dot != name &&
@@ -69,7 +62,7 @@ static ddpm_status list_dir(const char *dir, const char *root, strlist *files, s
     while (s == DDPM_OK && (e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
         if (nm[0] == '.') continue;   /* hidden files, "." and ".." */
-        char *path = join(dir, nm);
+        char *path = dd_path_join(dir, nm);
         struct stat sb;
         if (!path) {
             s = DDPM_ERR_NOMEM;
@@ -173,7 +166,7 @@ static ddpm_status list_folder(const char *root, folder_list *fl) {
     if (s == DDPM_OK && subs.n && !(cls = dd_calloc(subs.n, sizeof *cls))) s = DDPM_ERR_NOMEM;
     size_t nonempty = 0, first_full = 0, first_empty = subs.n;
     for (size_t i = 0; s == DDPM_OK && i < subs.n; i++) {
-        char *sub = join(root, subs.v[i]);
+        char *sub = dd_path_join(root, subs.v[i]);
         s = sub ? list_dir(sub, root, &cls[i], NULL, &total) : DDPM_ERR_NOMEM;
         dd_free(sub);
         if (s == DDPM_OK && cls[i].n) {
@@ -211,7 +204,7 @@ static ddpm_status list_folder(const char *root, folder_list *fl) {
     } else {
         for (size_t i = 0; s == DDPM_OK && i < subs.n; i++)
             for (size_t j = 0; s == DDPM_OK && j < cls[i].n; j++) {
-                char *rel = join(subs.v[i], cls[i].v[j]);
+                char *rel = dd_path_join(subs.v[i], cls[i].v[j]);
                 fl->labels[fl->rel.n] = (int32_t)i;
                 s = rel ? list_push(&fl->rel, rel) : DDPM_ERR_NOMEM;
                 dd_free(rel);
@@ -242,7 +235,7 @@ static ddpm_status load_folder(const char *root, int size, int channels, ddpm_da
     }
     size_t first_gray = SIZE_MAX, first_color = SIZE_MAX, per = bytes / (fl.rel.n ? fl.rel.n : 1);
     for (size_t i = 0; s == DDPM_OK && i < fl.rel.n; i++) {
-        char *path = join(root, fl.rel.v[i]);
+        char *path = dd_path_join(root, fl.rel.v[i]);
         ddpm_image img;
         memset(&img, 0, sizeof img);
         s = path ? read_image(path, &img) : DDPM_ERR_NOMEM;

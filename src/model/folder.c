@@ -14,28 +14,6 @@
 
 #define CONFIG_FILE_MAX ((size_t)1 << 20)
 
-/* dir + "/" + rel, dd_alloc'ed (NULL with a message on failure). */
-static char *join(const char *dir, const char *rel) {
-    size_t a = strlen(dir), b = strlen(rel);
-    char *p = dd_alloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    size_t n = a;
-    if (n == 0 || p[n - 1] != '/') p[n++] = '/';
-    memcpy(p + n, rel, b + 1);
-    return p;
-}
-
-static int is_dir(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static int is_file(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 static ddpm_status from_config_file(const char *path, uint64_t seed, ddpm_model **out) {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -51,36 +29,36 @@ static ddpm_status from_config_file(const char *path, uint64_t seed, ddpm_model 
 /* A folder: a pipeline (unet/ inside), a unet folder or a fixture folder. */
 static ddpm_status from_folder(const char *spec, uint64_t seed, ddpm_model **out) {
     static const char *const weight_files[] = {"diffusion_pytorch_model.safetensors", "weights.safetensors"};
-    char *unet = join(spec, "unet");
+    char *unet = dd_path_join(spec, "unet");
     if (!unet) return DDPM_ERR_NOMEM;
-    const char *dir = is_dir(unet) ? unet : spec;
-    char *cfg = join(dir, "config.json");
+    const char *dir = dd_is_dir(unet) ? unet : spec;
+    char *cfg = dd_path_join(dir, "config.json");
     char *weights = NULL, *pickle = NULL;
     ddpm_status st = DDPM_OK;
     if (!cfg) {
         st = DDPM_ERR_NOMEM;
         goto done;
     }
-    if (!is_file(cfg)) {
+    if (!dd_is_file(cfg)) {
         st = dd_error(DDPM_ERR_IO, "%s: no config.json (expected a diffusers pipeline folder with unet/config.json, "
                       "a unet folder or a fixture folder)", spec);
         goto done;
     }
     for (int i = 0; i < 2 && !weights; i++) {
-        char *w = join(dir, weight_files[i]);
+        char *w = dd_path_join(dir, weight_files[i]);
         if (!w) {
             st = DDPM_ERR_NOMEM;
             goto done;
         }
-        if (is_file(w)) weights = w;
+        if (dd_is_file(w)) weights = w;
         else dd_free(w);
     }
     if (!weights) {
-        if (!(pickle = join(dir, "diffusion_pytorch_model.bin"))) {
+        if (!(pickle = dd_path_join(dir, "diffusion_pytorch_model.bin"))) {
             st = DDPM_ERR_NOMEM;
             goto done;
         }
-        if (is_file(pickle)) {
+        if (dd_is_file(pickle)) {
             st = dd_error(DDPM_ERR_UNSUPPORTED, "%s: PyTorch pickle weights are not supported; save them as "
                           "safetensors (diffusers: save_pretrained(..., safe_serialization=True))", pickle);
             goto done;
@@ -116,7 +94,7 @@ ddpm_status ddpm_model_load(const char *spec, uint64_t seed, ddpm_model **out) {
 /* ------------------------------------------------------------------ saving */
 
 static ddpm_status make_dir(const char *path) {
-    if (mkdir(path, 0755) == 0 || (errno == EEXIST && is_dir(path))) return DDPM_OK;
+    if (mkdir(path, 0755) == 0 || (errno == EEXIST && dd_is_dir(path))) return DDPM_OK;
     return dd_error(DDPM_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
 }
 
@@ -128,7 +106,7 @@ static ddpm_status make_dirs(const char *path) {
     for (char *s = p + 1; *s && st == DDPM_OK; s++) {
         if (*s != '/') continue;
         *s = 0;
-        if (!is_dir(p)) st = make_dir(p);
+        if (!dd_is_dir(p)) st = make_dir(p);
         *s = '/';
     }
     if (st == DDPM_OK) st = make_dir(p);
@@ -137,7 +115,7 @@ static ddpm_status make_dirs(const char *path) {
 }
 
 static ddpm_status write_text(const char *dir, const char *rel, char *text) {
-    char *path = join(dir, rel);
+    char *path = dd_path_join(dir, rel);
     ddpm_status st = path ? dd_write_file_atomic(path, text, strlen(text)) : DDPM_ERR_NOMEM;
     dd_free(path);
     return st;
@@ -243,8 +221,8 @@ ddpm_status ddpm_model_save(const ddpm_model *m, const char *dir, const ddpm_sch
                        "  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n",
                        DD_MODEL_DIFFUSERS_VERSION);
     if ((st = dd_model_sb_finish(&sb, &index)) != DDPM_OK) goto done;
-    if (!(unet = join(dir, "unet")) || !(sdir = join(dir, "scheduler")) ||
-        !(weights = join(dir, "unet/diffusion_pytorch_model.safetensors"))) {
+    if (!(unet = dd_path_join(dir, "unet")) || !(sdir = dd_path_join(dir, "scheduler")) ||
+        !(weights = dd_path_join(dir, "unet/diffusion_pytorch_model.safetensors"))) {
         st = DDPM_ERR_NOMEM;
         goto done;
     }

@@ -28,22 +28,6 @@
 
 /* ------------------------------------------------------------------ file-system helpers */
 
-static char *path_join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = dd_alloc(la + lb + 2);
-    if (!p) return NULL;
-    memcpy(p, a, la);
-    size_t n = la;
-    if (n == 0 || p[n - 1] != '/') p[n++] = '/';
-    memcpy(p + n, b, lb + 1);
-    return p;
-}
-
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 static int exists(const char *p) {
     struct stat sb;
     return lstat(p, &sb) == 0;
@@ -57,7 +41,7 @@ static ddpm_status make_dirs(const char *path) {
         if (*s != '/' && *s != 0) continue;
         char c = *s;
         *s = 0;
-        if (!is_dir(p) && mkdir(p, 0755) != 0 && !(errno == EEXIST && is_dir(p)))
+        if (!dd_is_dir(p) && mkdir(p, 0755) != 0 && !(errno == EEXIST && dd_is_dir(p)))
             st = dd_error(DDPM_ERR_IO, "%s: cannot create the folder: %s", p, strerror(errno));
         *s = c;
         if (c == 0 || st != DDPM_OK) break;
@@ -105,7 +89,7 @@ static ddpm_status rm_tree(const char *path, int depth) {
     struct dirent *e;
     while (st == DDPM_OK && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char *child = path_join(path, e->d_name);
+        char *child = dd_path_join(path, e->d_name);
         st = child ? rm_tree(child, depth + 1) : DDPM_ERR_NOMEM;
         dd_free(child);
     }
@@ -163,7 +147,7 @@ static ddpm_status write_contents(ddpm_trainer *t, const char *dir) {
         (st = ddpm_st_writer_set_metadata(w, "format", DD_TRAIN_FORMAT)) != DDPM_OK ||
         (st = ddpm_st_writer_set_metadata(w, "step", num)) != DDPM_OK)
         goto done;
-    if (!(path = path_join(dir, DD_TRAIN_STATE_ST))) {
+    if (!(path = dd_path_join(dir, DD_TRAIN_STATE_ST))) {
         st = DDPM_ERR_NOMEM;
         goto done;
     }
@@ -174,7 +158,7 @@ static ddpm_status write_contents(ddpm_trainer *t, const char *dir) {
     s.crc_params = crc_floats(params, t->P);
     s.crc_ema = crc_floats(weights, t->P);
     if ((st = dd_train_state_to_json(&s, &json)) != DDPM_OK) goto done;
-    if (!(path = path_join(dir, DD_TRAIN_STATE_JSON))) {
+    if (!(path = dd_path_join(dir, DD_TRAIN_STATE_JSON))) {
         st = DDPM_ERR_NOMEM;
         goto done;
     }
@@ -190,7 +174,7 @@ done:
 static ddpm_status sync_contents(const char *dir) {
     static const char *const subs[] = {"unet", "scheduler"};
     for (int i = 0; i < 2; i++) {
-        char *p = path_join(dir, subs[i]);
+        char *p = dd_path_join(dir, subs[i]);
         ddpm_status st = p ? sync_dir(p) : DDPM_ERR_NOMEM;
         dd_free(p);
         if (st != DDPM_OK) return st;
@@ -244,7 +228,7 @@ static ddpm_status write_renamed(ddpm_trainer *t, const char *tmp, const char *f
 
 ddpm_status ddpm_trainer_save(ddpm_trainer *t, const char *dir) {
     if (!t || !dir || !dir[0]) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trainer_save: NULL trainer or folder");
-    if (is_dir(dir)) {   /* in place, file by file; training_state.json (written last) names the step */
+    if (dd_is_dir(dir)) {   /* in place, file by file; training_state.json (written last) names the step */
         ddpm_status st = write_contents(t, dir);
         return st == DDPM_OK ? sync_contents(dir) : st;
     }
@@ -286,7 +270,7 @@ static ddpm_status prune(const char *cdir, int keep) {
         int64_t step = checkpoint_step(e->d_name);
         int stale = strncmp(e->d_name, ".tmp-" CKPT_PREFIX, 16) == 0 || strncmp(e->d_name, ".old-" CKPT_PREFIX, 16) == 0;
         if (stale) {
-            char *p = path_join(cdir, e->d_name);
+            char *p = dd_path_join(cdir, e->d_name);
             st = p ? rm_tree(p, 0) : DDPM_ERR_NOMEM;
             dd_free(p);
             continue;
@@ -312,13 +296,13 @@ static ddpm_status prune(const char *cdir, int keep) {
         if (st == DDPM_OK && keep > 0 && i >= (size_t)keep) {
             /* Renamed to .old-<name> first (atomic), then removed: a kill during the removal leaves a stale
                .old- folder, cleaned up next time, never a half-deleted checkpoint under its real name. */
-            char *p = path_join(cdir, list[i].name);
+            char *p = dd_path_join(cdir, list[i].name);
             size_t olen = strlen(list[i].name) + 6;
             char *oname = dd_alloc(olen);
             char *op = NULL;
             if (oname) {
                 snprintf(oname, olen, ".old-%s", list[i].name);
-                op = path_join(cdir, oname);
+                op = dd_path_join(cdir, oname);
             }
             if (!p || !op) st = DDPM_ERR_NOMEM;
             else if (rename(p, op) != 0) st = dd_error(DDPM_ERR_IO, "%s: cannot rename for removal: %s", p, strerror(errno));
@@ -337,13 +321,13 @@ ddpm_status ddpm_trainer_checkpoint(ddpm_trainer *t, const char *run_dir, char *
     if (path) *path = NULL;
     if (!t || !run_dir || !run_dir[0])
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trainer_checkpoint: NULL trainer or folder");
-    char *cdir = path_join(run_dir, CKPT_DIR);
+    char *cdir = dd_path_join(run_dir, CKPT_DIR);
     char name[64], tname[96], oname[96];
     snprintf(name, sizeof name, CKPT_PREFIX "%" PRId64, t->s.step);
     snprintf(tname, sizeof tname, ".tmp-%s-%ld", name, (long)getpid());
     snprintf(oname, sizeof oname, ".old-%s-%ld", name, (long)getpid());
-    char *final = cdir ? path_join(cdir, name) : NULL, *tmp = cdir ? path_join(cdir, tname) : NULL;
-    char *old = cdir ? path_join(cdir, oname) : NULL;
+    char *final = cdir ? dd_path_join(cdir, name) : NULL, *tmp = cdir ? dd_path_join(cdir, tname) : NULL;
+    char *old = cdir ? dd_path_join(cdir, oname) : NULL;
     ddpm_status st = final && tmp && old ? make_dirs(cdir) : DDPM_ERR_NOMEM;
     if (st == DDPM_OK) st = write_renamed(t, tmp, final, old);
     if (st == DDPM_OK) {

@@ -16,25 +16,9 @@
 
 #define CONFIG_MAX ((size_t)1 << 20)
 
-static char *path_join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = dd_alloc(la + lb + 2);
-    if (!p) return NULL;
-    memcpy(p, a, la);
-    size_t n = la;
-    if (n == 0 || p[n - 1] != '/') p[n++] = '/';
-    memcpy(p + n, b, lb + 1);
-    return p;
-}
-
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* Reads and parses dir/training_state.json. */
 static ddpm_status read_state(const char *dir, dd_train_state *s) {
-    char *path = path_join(dir, DD_TRAIN_STATE_JSON);
+    char *path = dd_path_join(dir, DD_TRAIN_STATE_JSON);
     if (!path) return DDPM_ERR_NOMEM;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -48,8 +32,8 @@ static ddpm_status read_state(const char *dir, dd_train_state *s) {
 /* The step of a folder's state; -1 when it has no state file, -2 (message kept in *err) when it does not
    parse. */
 static int64_t state_step(const char *dir, dd_train_state *scratch, char **err) {
-    char *path = path_join(dir, DD_TRAIN_STATE_JSON);
-    int ok = path && is_file(path);
+    char *path = dd_path_join(dir, DD_TRAIN_STATE_JSON);
+    int ok = path && dd_is_file(path);
     dd_free(path);
     if (!ok) return -1;
     if (read_state(dir, scratch) == DDPM_OK) return scratch->step;
@@ -61,7 +45,7 @@ ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path) {
     if (!dir || !path) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_train_find_checkpoint: NULL folder or output");
     *path = NULL;
     dd_train_state *scratch = dd_calloc(1, sizeof *scratch);
-    char *cdir = path_join(dir, "checkpoints");
+    char *cdir = dd_path_join(dir, "checkpoints");
     if (!scratch || !cdir) {
         dd_free(scratch);
         dd_free(cdir);
@@ -75,7 +59,7 @@ ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path) {
     struct dirent *e;
     while (st == DDPM_OK && d && (e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, "checkpoint-", 11) != 0) continue;
-        char *p = path_join(cdir, e->d_name);
+        char *p = dd_path_join(cdir, e->d_name);
         if (!p) {
             st = DDPM_ERR_NOMEM;
             break;
@@ -108,7 +92,7 @@ ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path) {
 
 /* The given model against the checkpoint's unet/config.json: the first differing key is named. */
 static ddpm_status same_model(const ddpm_model *m, const char *dir) {
-    char *mine = NULL, *path = path_join(dir, "unet/config.json");
+    char *mine = NULL, *path = dd_path_join(dir, "unet/config.json");
     uint8_t *buf = NULL;
     size_t len = 0;
     cJSON *a = NULL, *b = NULL;
@@ -184,7 +168,7 @@ static ddpm_status load_tensors(ddpm_trainer *t, const char *dir, ddpm_safetenso
     if ((st = ddpm_model_params_changed(t->model)) != DDPM_OK) return st;
     float *ema = dd_trainer_ema(t);
     if (!ema) return DDPM_OK;
-    char *path = path_join(dir, "unet/diffusion_pytorch_model.safetensors");
+    char *path = dd_path_join(dir, "unet/diffusion_pytorch_model.safetensors");
     ddpm_safetensors *w = NULL;
     st = path ? ddpm_st_open(path, &w) : DDPM_ERR_NOMEM;
     int n = 0;
@@ -248,7 +232,7 @@ ddpm_status ddpm_trainer_resume(const char *dir, ddpm_model *model, const ddpm_d
                           (long long)mi.num_params, (long long)s->num_params);
     }
     if (st == DDPM_OK) {
-        char *path = path_join(src, DD_TRAIN_STATE_ST);
+        char *path = dd_path_join(src, DD_TRAIN_STATE_ST);
         st = path ? ddpm_st_open(path, &sf) : DDPM_ERR_NOMEM;
         const char *step = st == DDPM_OK ? ddpm_st_metadata_get(sf, "step") : NULL;
         char want[32];
