@@ -13,13 +13,6 @@
 #include "testutil.h"
 #include "train/train.h"
 
-/* Removes a test folder once everything passed (kept for inspection otherwise). */
-static void remove_dir(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (dd_test_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 static ddpm_dataset make_data(int count, int K) {
     ddpm_dataset d;
     memset(&d, 0, sizeof d);
@@ -233,7 +226,7 @@ static void test_run_layout(void) {
     CHECK_MSG(strstr(ddpm_last_error(), "EMA") != NULL, "%s", ddpm_last_error());
     free_data(&more);
     free_data(&data);
-    remove_dir(dir);
+    dd_test_remove_dir(dir);
 }
 
 static int never(void *user) {
@@ -306,7 +299,7 @@ static void test_kill9(void) {
     CHECK(t && ddpm_trainer_steps_done(t) >= rounds);
     ddpm_trainer_free(t);
     free_data(&data);
-    remove_dir(dir);
+    dd_test_remove_dir(dir);
 }
 
 int main(void) {

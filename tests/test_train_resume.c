@@ -7,13 +7,6 @@
 
 #define N_STEPS 4
 
-/* Removes a test folder once everything passed (kept for inspection otherwise). */
-static void remove_dir(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (dd_test_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 /* A small dataset in memory: count images C x S x S with a deterministic pattern, labels i mod K. */
 static ddpm_dataset make_data(int count, int C, int S, int K) {
     ddpm_dataset d;
@@ -181,7 +174,7 @@ static void check_case(const char *name, const ddpm_train_config *base, int cond
     free(b.params);
     free(b.ema);
     free_data(&data);
-    remove_dir(dir);
+    dd_test_remove_dir(dir);
 }
 
 int main(void) {

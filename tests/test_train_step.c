@@ -7,13 +7,6 @@
 
 #include "testutil.h"
 
-/* Removes a test folder once everything passed (kept for inspection otherwise). */
-static void remove_dir(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (dd_test_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 static ddpm_dataset make_data(int count, int C, int S, int K) {
     ddpm_dataset d;
     memset(&d, 0, sizeof d);
@@ -219,7 +212,7 @@ static void test_ema_and_clip(void) {
                 CHECK(st.grad_norm > 1e-2);
                 ddpm_st_close(sf);
                 free(m);
-                remove_dir(dir);
+                dd_test_remove_dir(dir);
             }
         }
         free(e);
@@ -263,7 +256,7 @@ static void test_nan(void) {
     CHECK(t && ddpm_trainer_steps_done(t) == 3);
     ddpm_trainer_free(t);
     free_data(&data);
-    remove_dir(dir);
+    dd_test_remove_dir(dir);
 }
 
 int main(void) {

@@ -188,3 +188,9 @@ uint8_t *dd_test_gzip(const uint8_t *buf, size_t len, size_t *out_len) {
     deflateEnd(&zs);
     return out;
 }
+
+void dd_test_remove_dir(const char *dir) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (dd_test_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}

@@ -48,6 +48,8 @@ uint8_t *dd_test_gzip(const uint8_t *buf, size_t len, size_t *out_len);
 
 /* A fresh empty directory under the build tree's temp area; returns its path (static storage per call). */
 const char *dd_test_tmpdir(const char *name);
+/* Removes a test folder once every check passed (kept for inspection otherwise). */
+void dd_test_remove_dir(const char *dir);
 /* Path of a file in tests/data. */
 const char *dd_test_data(const char *rel);
 /* Write bytes to a file (for malformed-file tests). */
