@@ -250,11 +250,19 @@ typedef struct {
     void *noise_user;
     ddpm_step_fn on_step;      /* NULL: none */
     void *step_user;
+    int first_step;            /* start at this index of the timestep list: x holds x_t at timesteps[first_step]
+                                  (img2img, interpolation, restoration; ddpm_sampler_first_step). Default 0.
+                                  DPM++ treats its first step as the first of a run (first order). */
+    int repeat_noise_steps;    /* the seed's p_sample_loop_trajectory: the noise of the first R steps is image
+                                  0's stream for every image (shared across the batch); -1 none (default) */
 } ddpm_sampler_config;
 void ddpm_sampler_config_default(ddpm_sampler_config *c, ddpm_sampler_kind kind);
 
 /* The timesteps the sampler visits, in order, for T training steps: out[cfg->steps]. */
 ddpm_status ddpm_sampler_timesteps(const ddpm_sampler_config *cfg, int T, int64_t *out);
+/* The first index i of the timestep list with timesteps[i] <= t (0 <= t < T): a run that starts from an x_t
+   made at timestep *t_at (<= t) sets cfg->first_step = *first. */
+ddpm_status ddpm_sampler_first_step(const ddpm_sampler_config *cfg, int T, int64_t t, int *first, int64_t *t_at);
 
 /* Run the reverse process. x [N, D]: x_T in, x_0 out. first_item is the global index of row 0, so
    that a batch split into pieces draws the same noise as the whole batch. */
@@ -299,6 +307,8 @@ typedef struct {
     const char *kind;          /* "unet2d" or "basic" */
     int sample_size, in_channels, out_channels;
     int num_class_embeds;      /* 0 = unconditional */
+    int null_class;            /* the "no label" class of classifier-free guidance (trained with label dropout:
+                                  num_class_embeds - 1), -1 when the model has none */
     int time_conditioned;      /* 0 for basic */
     int num_tensors;           /* parameter tensors */
     int64_t num_params;        /* parameter count */
@@ -320,6 +330,10 @@ ddpm_status ddpm_model_params_changed(ddpm_model *m);
 /* Weights from a diffusers safetensors file (F32, F16, BF16): every parameter must be present with its
    shape; missing, unexpected or mis-shaped tensors are named in the message. */
 ddpm_status ddpm_model_load_weights(ddpm_model *m, const char *path);
+/* Marks class `k` (0 <= k < num_class_embeds) as the "no label" class of label dropout, or none (k = -1). It is
+   saved in unet/config.json as the private key "_ddpm_null_class" (diffusers ignores keys starting with '_')
+   and read back by ddpm_model_load. */
+ddpm_status ddpm_model_set_null_class(ddpm_model *m, int k);
 /* The model's diffusers config.json text (free with ddpm_free). */
 ddpm_status ddpm_model_config_json(const ddpm_model *m, char **json);
 /* A diffusers pipeline folder: model_index.json (DDPMPipeline), unet/config.json,
@@ -677,6 +691,93 @@ ddpm_status ddpm_plot_render(const ddpm_plot *p, ddpm_image *out);
    space, each cell scaled up by `scale` (nearest) — the picture of the forward process. */
 ddpm_status ddpm_image_strip(ddpm_image *out, const float *x, int N, int C, int H, int W,
                              const char *const *captions, int scale);
+
+/* ===================================================================================== applications
+   What a trained model is used for: generation with classifier-free guidance, trajectories, interpolation,
+   inpainting (RePaint), img2img (SDEdit) and denoising. Noise is drawn per image so that results do not depend
+   on how images are batched or on the thread count: x_T of image `item` is stream (DDPM_STREAM_INIT, 0, item),
+   a sampler's step-i noise is (DDPM_STREAM_SAMPLER, i, item) and forward-process noise made by an application
+   at its step s is (DDPM_STREAM_NOISING, s, item). */
+
+/* x_T [N, D] for images first_item .. first_item + N - 1; shared != 0 gives every image image 0's noise. */
+void ddpm_sample_init_noise(uint64_t seed, int64_t first_item, int64_t N, int64_t D, int shared, double *out);
+
+/* A pipeline folder's scheduler/scheduler_config.json (DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler,
+   PNDMScheduler, ... as diffusers writes them): the noise schedule and the sampler settings it fixes. */
+typedef struct {
+    char class_name[64];       /* "_class_name", "DDPMScheduler" when there is no file */
+    int found;                 /* 1 if the file was read, 0: DDPMScheduler() defaults */
+    ddpm_diffusion *diffusion; /* owned: from num_train_timesteps, beta_* / trained_betas */
+    ddpm_prediction prediction;/* prediction_type: epsilon, sample, v_prediction */
+    ddpm_variance variance;    /* variance_type fixed_small / fixed_large (DDPM) */
+    int clip_sample;           /* default 1 */
+    double clip_range;         /* clip_sample_range, default 1 */
+    ddpm_spacing spacing;      /* timestep_spacing, default leading */
+    int steps_offset;          /* default 0 */
+    int set_alpha_to_one;      /* DDIM, default 1 */
+} ddpm_pipeline_scheduler;
+/* dir: a pipeline folder (scheduler/scheduler_config.json inside), or anything else (a preset name, a unet
+   folder, a config.json): then DDPMScheduler() defaults. Refuses what the samplers do not implement
+   (thresholding, rescale_betas_zero_snr, an unknown beta_schedule or prediction_type) naming field and value. */
+ddpm_status ddpm_pipeline_scheduler_load(const char *dir, ddpm_pipeline_scheduler *out);
+void ddpm_pipeline_scheduler_free(ddpm_pipeline_scheduler *s);
+/* Copies the folder's prediction type into cfg and, for the DDPM and DDIM samplers, its variance, clipping,
+   spacing, steps_offset and set_alpha_to_one (DPM-Solver++ keeps its own defaults: linspace, no clipping). */
+void ddpm_pipeline_scheduler_apply(const ddpm_pipeline_scheduler *s, ddpm_sampler_config *cfg);
+
+/* Classifier-free guidance (Ho & Salimans 2022) over a prepared model, as a ddpm_model_fn:
+   out = u + w (c - u), u the output for the null class, c for the image's label; w = 1 is plain conditional
+   sampling (one pass), w = 0 the null class alone (one pass), an unconditional model runs as is. Otherwise the
+   model runs on 2 N rows at once and must be prepared for max_batch >= 2 N. labels [N] (0 <= label < null class, or the null class itself) are the rows of the current call:
+   set them with ddpm_guided_set_labels before each call of the sample loop. */
+typedef struct ddpm_guided ddpm_guided;
+/* labels NULL: unconditional (an unconditional model, or the null class of a conditional one). Errors: labels or
+   w != 1 with an unconditional model; w != 1 with a conditional model that has no null class (not trained
+   with label dropout); a label out of range. */
+ddpm_status ddpm_guided_create(ddpm_model *m, double guidance, int max_batch, ddpm_guided **out);
+ddpm_status ddpm_guided_set_labels(ddpm_guided *g, const int64_t *labels, int64_t N); /* NULL: unconditional */
+void ddpm_guided_free(ddpm_guided *g);
+ddpm_status ddpm_guided_fn(void *user /* ddpm_guided */, float *out, const float *x, const int64_t *t, int64_t N,
+                           int64_t D);
+
+/* DDIM inversion (eta 0): x [N, D] holds x_0 in and the x_T that DDIM (cfg: kind DDIM, its steps and spacing)
+   maps back to x_0 out. Walks the timestep list upwards: eps = model(x, t_k),
+   x0 = (x - sqrt(1 - ab_prev) eps) / sqrt(ab_prev), x = sqrt(ab_k) x0 + sqrt(1 - ab_k) eps (ab_prev = 1 first).
+   x0 and v models are converted to eps; nothing is clipped. With cfg->first_step > 0 it stops at
+   timesteps[first_step], so that a decode from first_step returns. cfg->on_step is called after each step. */
+ddpm_status ddpm_ddim_invert(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, ddpm_model_fn model,
+                             void *model_user, double *x, int64_t N, int64_t D);
+/* Spherical interpolation of two [D] vectors (linear when they are nearly parallel). */
+void ddpm_slerp(const double *a, const double *b, double lambda, double *out, int64_t D);
+
+/* RePaint (Lugmayr et al. 2022) with the DDPM or DDIM sampler of cfg: at every step the region to keep is
+   replaced by the image noised to the step's new timestep; with jump_length > 0 and jump_n_sample > 1 the run
+   goes back jump_length steps (forward noising) and redoes them, jump_n_sample - 1 times per jump.
+   x [N, D]: x_T in, result out; known [N, D] the image; mask [N, D]: 1 = generate, 0 = keep. */
+typedef struct {
+    int jump_length;           /* default 10 */
+    int jump_n_sample;         /* default 1 (no resampling) */
+} ddpm_inpaint_config;
+void ddpm_inpaint_config_default(ddpm_inpaint_config *c);
+ddpm_status ddpm_inpaint_loop(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                              const ddpm_inpaint_config *ic, ddpm_model_fn model, void *model_user, double *x,
+                              const double *known, const double *mask, int64_t N, int64_t D, int64_t first_item);
+
+/* The timestep whose noise level matches additive Gaussian noise of standard deviation sigma in model space
+   (x + sigma n = (x_t) / sqrt(ab_t) when sigma = sqrt((1 - ab_t) / ab_t)): the nearest such t; -1 when sigma is
+   not finite or <= 0. */
+int64_t ddpm_timestep_for_sigma(const ddpm_diffusion *d, double sigma);
+
+/* An image file read by its content (PNG or JPEG). */
+ddpm_status ddpm_image_read(const char *path, ddpm_image *out);
+ddpm_status ddpm_image_read_memory(const void *buf, size_t len, ddpm_image *out);
+/* An image as model input out [channels, size, size] in [-1, 1]: resized (shorter side) and center-cropped when
+   its size differs. A channel count other than `channels` is refused (gray for an RGB model or the reverse),
+   naming both. */
+ddpm_status ddpm_image_to_model(const ddpm_image *img, int size, int channels, float *out);
+/* An inpainting mask out [size * size]: 1 where the mask is light (gray >= 128: generate), 0 where it is dark
+   (keep); RGB masks are converted to gray first; resized as ddpm_image_to_model. */
+ddpm_status ddpm_mask_to_model(const ddpm_image *mask, int size, float *out);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,8 @@ void ddpm_sampler_config_default(ddpm_sampler_config *c, ddpm_sampler_kind kind)
     c->solver_order = 2;
     c->lower_order_final = 1;
     c->seed = 0;
+    c->first_step = 0;
+    c->repeat_noise_steps = -1;
     switch (kind) {
     case DDPM_SAMPLER_DDPM: /* DDPMScheduler defaults: every training step */
         c->steps = 1000;
@@ -96,6 +98,12 @@ ddpm_status dd_sampler_check_config(const ddpm_sampler_config *cfg, int T) {
                         cfg->steps_offset, T - 1);
     if (cfg->kind == DDPM_SAMPLER_DPMPP2M && cfg->solver_order != 1 && cfg->solver_order != 2)
         return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: solver_order = %d must be 1 or 2", k, cfg->solver_order);
+    if (cfg->first_step < 0 || cfg->first_step >= cfg->steps)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: first_step = %d must lie in 0..%d (steps - 1)", k,
+                        cfg->first_step, cfg->steps - 1);
+    if (cfg->repeat_noise_steps < -1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "sampler %s: repeat_noise_steps = %d must be -1 (none) or >= 0", k,
+                        cfg->repeat_noise_steps);
     return DDPM_OK;
 }
 
@@ -167,10 +175,36 @@ ddpm_status ddpm_sampler_timesteps(const ddpm_sampler_config *cfg, int T, int64_
     return DDPM_OK;
 }
 
+ddpm_status ddpm_sampler_first_step(const ddpm_sampler_config *cfg, int T, int64_t t, int *first, int64_t *t_at) {
+    if (!first) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sampler_first_step: output index is NULL");
+    if (t < 0 || t >= T)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sampler_first_step: timestep t = %lld is outside 0..%d (T = %d)",
+                        (long long)t, T - 1, T);
+    ddpm_status st = dd_sampler_check_config(cfg, T);
+    if (st != DDPM_OK) return st;
+    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)cfg->steps);
+    if (!ts) return DDPM_ERR_NOMEM;
+    if ((st = ddpm_sampler_timesteps(cfg, T, ts)) == DDPM_OK) {
+        int i = 0;
+        while (i < cfg->steps && ts[i] > t) i++; /* the list decreases strictly */
+        if (i == cfg->steps) {
+            st = dd_error(DDPM_ERR_INVALID_ARG,
+                          "ddpm_sampler_first_step: t = %lld is below the last timestep %lld of the %s list (%d steps, "
+                          "T = %d); use a larger t or steps_offset 0", (long long)t, (long long)ts[cfg->steps - 1],
+                          dd_sampler_kind_name(cfg->kind), cfg->steps, T);
+        } else {
+            *first = i;
+            if (t_at) *t_at = ts[i];
+        }
+    }
+    dd_free(ts);
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------ the loop */
 
 /* A callback failed: keep its message, or name it when it left none. */
-static ddpm_status callback_failed(ddpm_status st, const char *what, int step, int64_t t) {
+ddpm_status dd_sampler_callback_failed(ddpm_status st, const char *what, int step, int64_t t) {
     char prefix[96];
     if (ddpm_last_error()[0] == 0)
         return dd_error(st, "%s returned '%s' at step %d (t = %lld)", what, ddpm_status_name(st), step, (long long)t);
@@ -178,7 +212,7 @@ static ddpm_status callback_failed(ddpm_status st, const char *what, int step, i
     return dd_error_prefix(st, prefix);
 }
 
-static ddpm_status check_finite(const double *v, int64_t N, int64_t D, const char *what, int step, int64_t t) {
+ddpm_status dd_sampler_check_finite(const double *v, int64_t N, int64_t D, const char *what, int step, int64_t t) {
     int64_t n = N * D;
     for (int64_t j = 0; j < n; j++) {
         if (!isfinite(v[j]))
@@ -239,16 +273,18 @@ ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
         pts[steps] = dd_dpm_point_from_sigma(0.0);
     }
 
-    for (int i = 0; i < steps; i++) {
+    /* A run may start inside the list (first_step): DPM++ then has no earlier x0 and starts first order. */
+    const int first = cfg->first_step;
+    for (int i = first; i < steps; i++) {
         const int64_t t = ts[i];
         for (int64_t r = 0; r < N; r++) tvec[r] = t;
         ddpm_clear_error();
         st = model(model_user, mout, x, tvec, N, D);
         if (st != DDPM_OK) {
-            st = callback_failed(st, "model", i, t);
+            st = dd_sampler_callback_failed(st, "model", i, t);
             goto done;
         }
-        if ((st = check_finite(mout, N, D, "model output", i, t)) != DDPM_OK) goto done;
+        if ((st = dd_sampler_check_finite(mout, N, D, "model output", i, t)) != DDPM_OK) goto done;
 
         if (kind == DDPM_SAMPLER_DPMPP2M) {
             /* Lu et al. 2022: first order at the first step and whenever solver_order is 1; the step to
@@ -256,8 +292,8 @@ ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
                makes lower_order_final's own rule redundant for orders 1 and 2). */
             dd_dpm_data_prediction(cfg->prediction, &pts[i], mout, x, x0, (int64_t)nd,
                                    cfg->clip_sample ? cfg->clip_range : 0.0);
-            int second = cfg->solver_order == 2 && i > 0 && pts[i + 1].sigma != 0.0;
-            dd_dpm_update(x, x0, second ? x0_prev : NULL, i > 0 ? &pts[i - 1] : NULL, &pts[i], &pts[i + 1],
+            int second = cfg->solver_order == 2 && i > first && pts[i + 1].sigma != 0.0;
+            dd_dpm_update(x, x0, second ? x0_prev : NULL, i > first ? &pts[i - 1] : NULL, &pts[i], &pts[i + 1],
                           (int64_t)nd);
         } else {
             /* Previous timestep: t - T // steps as diffusers (ORACLE caveat 4), or the next list entry. */
@@ -268,9 +304,14 @@ ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
                     ddpm_clear_error();
                     st = cfg->noise(cfg->noise_user, noise, i, t, N, D);
                     if (st != DDPM_OK) {
-                        st = callback_failed(st, "noise callback", i, t);
+                        st = dd_sampler_callback_failed(st, "noise callback", i, t);
                         goto done;
                     }
+                } else if (cfg->repeat_noise_steps >= 0 && i < cfg->repeat_noise_steps) {
+                    /* The seed's repeat_noise: image 0's stream for every row, wherever the batch starts. */
+                    ddpm_rng_normal_f64(cfg->seed, ddpm_rng_stream(DDPM_STREAM_SAMPLER, (uint32_t)i, 0), 0, noise,
+                                        (size_t)D);
+                    for (int64_t r = 1; r < N; r++) memcpy(noise + r * D, noise, sizeof(double) * (size_t)D);
                 } else {
                     /* One stream per (step, image): a batch split anywhere draws the same numbers. */
                     for (int64_t r = 0; r < N; r++)
@@ -285,12 +326,12 @@ ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
                      : ddpm_ddim_step(d, cfg, t, prev_t, mout, x, nz, x, x0, (int64_t)nd, NULL);
             if (st != DDPM_OK) goto done;
         }
-        if ((st = check_finite(x, N, D, "sample", i, t)) != DDPM_OK) goto done;
+        if ((st = dd_sampler_check_finite(x, N, D, "sample", i, t)) != DDPM_OK) goto done;
         if (cfg->on_step) {
             ddpm_clear_error();
             st = cfg->on_step(cfg->step_user, i, steps, t, x, x0, N, D);
             if (st != DDPM_OK) {
-                st = callback_failed(st, "step callback", i, t);
+                st = dd_sampler_callback_failed(st, "step callback", i, t);
                 goto done;
             }
         }
@@ -312,16 +353,34 @@ done:
     return st;
 }
 
-/* ddpm_sample_loop: the float network behind a double model, with its float buffers made once. */
-typedef struct {
-    ddpm_model_fn model;
-    void *user;
-    float *xf, *outf; /* [N, D] */
-} float_model;
+/* The float network behind a double model, with its float buffers made once. */
+ddpm_status dd_float_model_init(dd_float_model *fm, ddpm_model_fn model, void *user, int64_t N, int64_t D,
+                                const char *fn) {
+    fm->model = model;
+    fm->user = user;
+    fm->xf = fm->outf = NULL;
+    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "%s: model callback is NULL", fn);
+    size_t nd;
+    if (N < 1 || D < 1 || dd_mul_size((size_t)N, (size_t)D, &nd) != 0 || nd > ((size_t)1 << 40))
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: shape [N = %lld, D = %lld] is invalid", fn, (long long)N,
+                        (long long)D);
+    fm->xf = dd_alloc(sizeof(float) * nd);
+    fm->outf = dd_alloc(sizeof(float) * nd);
+    if (!fm->xf || !fm->outf) {
+        dd_float_model_free(fm);
+        return DDPM_ERR_NOMEM;
+    }
+    return DDPM_OK;
+}
 
-static ddpm_status float_model_call(void *user, double *out, const double *x, const int64_t *t, int64_t N,
-                                    int64_t D) {
-    float_model *fm = user;
+void dd_float_model_free(dd_float_model *fm) {
+    dd_free(fm->xf);
+    dd_free(fm->outf);
+    fm->xf = fm->outf = NULL;
+}
+
+ddpm_status dd_float_model_call(void *user, double *out, const double *x, const int64_t *t, int64_t N, int64_t D) {
+    dd_float_model *fm = user;
     int64_t n = N * D;
 #pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
     for (int64_t j = 0; j < n; j++) fm->xf[j] = (float)x[j];
@@ -334,17 +393,9 @@ static ddpm_status float_model_call(void *user, double *out, const double *x, co
 
 ddpm_status ddpm_sample_loop(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, ddpm_model_fn model,
                              void *model_user, double *x, int64_t N, int64_t D, int64_t first_item) {
-    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: model callback is NULL");
-    size_t nd;
-    if (N < 1 || D < 1 || dd_mul_size((size_t)N, (size_t)D, &nd) != 0 || nd > ((size_t)1 << 40))
-        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: shape [N = %lld, D = %lld] is invalid",
-                        (long long)N, (long long)D);
-    float_model fm = {model, model_user, NULL, NULL};
-    fm.xf = dd_alloc(sizeof(float) * nd);
-    fm.outf = dd_alloc(sizeof(float) * nd);
-    ddpm_status st = DDPM_ERR_NOMEM;
-    if (fm.xf && fm.outf) st = dd_sampler_loop_f64(d, cfg, float_model_call, &fm, x, N, D, first_item);
-    dd_free(fm.xf);
-    dd_free(fm.outf);
+    dd_float_model fm;
+    ddpm_status st = dd_float_model_init(&fm, model, model_user, N, D, "ddpm_sample_loop");
+    if (st == DDPM_OK) st = dd_sampler_loop_f64(d, cfg, dd_float_model_call, &fm, x, N, D, first_item);
+    dd_float_model_free(&fm);
     return st;
 }

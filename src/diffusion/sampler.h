@@ -22,6 +22,32 @@ const char *dd_sampler_kind_name(ddpm_sampler_kind kind);
 ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
                                 void *model_user, double *x, int64_t N, int64_t D, int64_t first_item);
 
+/* A float network (ddpm_model_fn) as a dd_model_f64_fn: x is rounded to float, the output widened. init checks
+   the shape and the callback (messages start with fn) and makes the float buffers [N, D] once; free accepts a
+   failed init. */
+typedef struct {
+    ddpm_model_fn model;
+    void *user;
+    float *xf, *outf;
+} dd_float_model;
+ddpm_status dd_float_model_init(dd_float_model *fm, ddpm_model_fn model, void *user, int64_t N, int64_t D,
+                                const char *fn);
+void dd_float_model_free(dd_float_model *fm);
+ddpm_status dd_float_model_call(void *user /* dd_float_model */, double *out, const double *x, const int64_t *t,
+                                int64_t N, int64_t D);
+
+/* Loop helpers shared with the applications: a failed callback keeps its message (or gets one naming it),
+   prefixed with what failed at which step; a non-finite value is reported with its image and element. */
+ddpm_status dd_sampler_callback_failed(ddpm_status st, const char *what, int step, int64_t t);
+ddpm_status dd_sampler_check_finite(const double *v, int64_t N, int64_t D, const char *what, int step, int64_t t);
+
+/* ddpm_ddim_invert and ddpm_inpaint_loop with a double-precision model. */
+ddpm_status dd_ddim_invert_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
+                               void *model_user, double *x, int64_t N, int64_t D);
+ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                                const ddpm_inpaint_config *ic, dd_model_f64_fn model, void *model_user, double *x,
+                                const double *known, const double *mask, int64_t N, int64_t D, int64_t first_item);
+
 /* ------------------------------------------------------------------ DPM-Solver++ (Lu et al. 2022)
    A point of the VP path in sigma-space: sigma = sqrt((1 - alpha_bar) / alpha_bar), alpha_t = 1/sqrt(sigma^2+1),
    sigma_t = sigma alpha_t, lambda = log alpha_t - log sigma_t (+inf at sigma = 0). */

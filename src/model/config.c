@@ -34,6 +34,7 @@ void dd_model_config_defaults(dd_model_config *c) {
     c->norm_num_groups = 32;
     c->norm_eps = 1e-5;
     c->add_attention = 1;
+    c->null_class = -1;
 }
 
 static void set_blocks(dd_model_config *c, int n, const int *ch, const int *down_attn, const int *up_attn) {
@@ -105,8 +106,20 @@ static ddpm_status check_attn(const dd_model_config *c, const char *what, int C,
     return DDPM_OK;
 }
 
+/* The null class (private key _ddpm_null_class): -1, or a class of the embedding table. */
+static ddpm_status check_null_class(const dd_model_config *c, const char *what) {
+    const int nce = c->kind == DD_MODEL_BASIC ? 0 : c->num_class_embeds;
+    if (c->null_class == -1 || (c->null_class >= 0 && c->null_class < nce)) return DDPM_OK;
+    if (nce < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_null_class = %d, but the model has no class embedding "
+                        "(num_class_embeds is null), so it has no null class", what, c->null_class);
+    return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_null_class = %d is out of range: the model has "
+                    "num_class_embeds = %d (classes 0..%d)", what, c->null_class, nce, nce - 1);
+}
+
 ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what) {
     if (!what) what = "config";
+    ddpm_status st;
     if (c->sample_size == 0)
         return dd_error(DDPM_ERR_UNSUPPORTED, "%s: sample_size is null; the engine plans for a fixed image size, "
                         "so set sample_size (e.g. 28 or 32)", what);
@@ -123,7 +136,7 @@ ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what)
         if (c->sample_size % 4 != 0)
             return dd_error(DDPM_ERR_INVALID_ARG, "%s: BasicUNet pools twice, so sample_size = %d must be a multiple "
                             "of 4", what, c->sample_size);
-        return DDPM_OK;
+        return check_null_class(c, what);
     }
     int n = c->num_blocks;
     if (n < 1 || n > DD_MODEL_MAX_BLOCKS)
@@ -174,11 +187,11 @@ ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what)
     if (c->num_class_embeds < 0 || c->num_class_embeds > DD_MODEL_MAX_CLASSES)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: num_class_embeds = %d is out of range (1..%d or null)", what,
                         c->num_class_embeds, DD_MODEL_MAX_CLASSES);
+    if ((st = check_null_class(c, what)) != DDPM_OK) return st;
     if (c->num_train_timesteps < 0)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: num_train_timesteps = %d must be positive or null", what,
                         c->num_train_timesteps);
     char where[64];
-    ddpm_status st;
     for (int i = 0; i < n; i++)
         if (c->down_attn[i]) {
             snprintf(where, sizeof where, "down_blocks.%d", i);
@@ -422,10 +435,17 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
         c.sample_size = 28;
     }
     int seen[F_COUNT] = {0};
-    int seen_version = 0, seen_path = 0;
+    int seen_version = 0, seen_path = 0, seen_null = 0;
     list_lengths ll = {-1, -1, -1};
     cJSON_ArrayForEach(it, root) {
         const char *key = it->string ? it->string : "";
+        if (strcmp(key, "_ddpm_null_class") == 0) {   /* ours: the "no label" class of label dropout */
+            if (seen_null) return dd_error(DDPM_ERR_FORMAT, "%s: key '%s' appears twice", what, key);
+            seen_null = 1;
+            /* the range against num_class_embeds is checked by dd_model_config_validate below */
+            if ((st = get_int(it, what, key, -1, DD_MODEL_MAX_CLASSES, 1, -1, &c.null_class)) != DDPM_OK) return st;
+            continue;
+        }
         if (key[0] == '_') {   /* diffusers' private keys; _class_name was read above */
             int *flag = strcmp(key, "_diffusers_version") == 0 ? &seen_version
                         : strcmp(key, "_name_or_path") == 0    ? &seen_path

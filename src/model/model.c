@@ -60,6 +60,7 @@ void ddpm_model_get_info(const ddpm_model *m, ddpm_model_info *info) {
     info->in_channels = c->in_channels;
     info->out_channels = c->out_channels;
     info->num_class_embeds = c->kind == DD_MODEL_BASIC ? 0 : c->num_class_embeds;
+    info->null_class = c->kind == DD_MODEL_BASIC ? -1 : c->null_class;
     info->time_conditioned = c->kind != DD_MODEL_BASIC;
     info->num_tensors = m->tab.count;
     info->num_params = m->tab.num_params;
@@ -96,6 +97,20 @@ ddpm_status ddpm_model_load_weights(ddpm_model *m, const char *path) {
     if (st != DDPM_OK) return st;
     m->weights_loaded = 1;
     return ddpm_model_params_changed(m);
+}
+
+ddpm_status ddpm_model_set_null_class(ddpm_model *m, int k) {
+    if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_set_null_class: model is NULL");
+    const int nce = m->cfg.kind == DD_MODEL_BASIC ? 0 : m->cfg.num_class_embeds;
+    if (k == -1 || (k >= 0 && k < nce)) {
+        m->cfg.null_class = k;
+        return DDPM_OK;
+    }
+    if (nce < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "null class %d: the model has no class embedding (it is "
+                        "unconditional), so it cannot have a null class", k);
+    return dd_error(DDPM_ERR_INVALID_ARG, "null class %d is out of range: the model has classes 0..%d (or -1 for "
+                    "none)", k, nce - 1);
 }
 
 ddpm_status ddpm_model_config_json(const ddpm_model *m, char **json) {

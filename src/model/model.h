@@ -48,9 +48,11 @@ typedef struct {
     int add_attention;                 /* mid block attention */
     int num_class_embeds;              /* 0 = null: unconditional */
     int num_train_timesteps;           /* 0 = null; written back, not used by the positional embedding */
+    int null_class;                    /* the "no label" class of label dropout, -1 none (default); the private
+                                          key "_ddpm_null_class" of config.json, written only when >= 0 */
 } dd_model_config;
 
-/* diffusers' UNet2DModel defaults (sample_size null = 0, which the engine refuses on use). */
+/* diffusers' UNet2DModel defaults (sample_size null = 0, which the engine refuses on use; no null class). */
 void dd_model_config_defaults(dd_model_config *c);
 /* A preset by name: "mnist", "cifar10", "tiny", "basic" (exactly torch_unet.PRESETS). 0 if unknown. */
 int dd_model_config_preset(const char *name, dd_model_config *out);

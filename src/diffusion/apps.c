@@ -1,0 +1,349 @@
+/* apps.c — what a trained model is used for, over a model callback: per-image initial noise, DDIM inversion,
+   spherical interpolation, the timestep of a noise level, and RePaint inpainting (Lugmayr et al. 2022). */
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "diffusion/sampler.h"
+
+/* Stream ids hold the step in 24 bits; inpainting uses steps 2k and 2k + 1 of the noising stream. */
+#define DD_MAX_LOOP_OPS ((int64_t)1 << 23)
+
+void ddpm_sample_init_noise(uint64_t seed, int64_t first_item, int64_t N, int64_t D, int shared, double *out) {
+    if (!out || N < 1 || D < 1) return;
+    for (int64_t r = 0; r < N; r++) {
+        if (shared && r > 0) {
+            memcpy(out + r * D, out, sizeof(double) * (size_t)D);
+            continue;
+        }
+        /* shared: global image 0, so that split batches share the same x_T too */
+        uint32_t item = shared ? 0u : (uint32_t)(first_item + r);
+        ddpm_rng_normal_f64(seed, ddpm_rng_stream(DDPM_STREAM_INIT, 0, item), 0, out + r * D, (size_t)D);
+    }
+}
+
+/* Shape, image range and finiteness of a batch x [N, D]; *nd = N * D. */
+static ddpm_status check_batch(const char *fn, const char *what, const double *x, int64_t N, int64_t D,
+                               int64_t first_item, size_t *nd) {
+    if (!x) return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s is NULL", fn, what);
+    if (N < 1 || D < 1 || dd_mul_size((size_t)N, (size_t)D, nd) != 0 || *nd > ((size_t)1 << 40))
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: shape [N = %lld, D = %lld] is invalid", fn, (long long)N,
+                        (long long)D);
+    if (first_item < 0 || first_item + N > ((int64_t)1 << 32))
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: images %lld..%lld exceed the RNG's 32-bit item field", fn,
+                        (long long)first_item, (long long)(first_item + N - 1));
+    for (size_t j = 0; j < *nd; j++)
+        if (!isfinite(x[j]))
+            return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s is %g at image %lld, element %lld", fn, what, x[j],
+                            (long long)(j / (size_t)D), (long long)(j % (size_t)D));
+    return DDPM_OK;
+}
+
+/* ------------------------------------------------------------------------------------ DDIM inversion */
+
+/* Song et al. 2021, sec. 4.3 (the ODE run backwards), as diffusers' DDIMInverseScheduler: the model output at
+   (x, t_k) is read as eps and x moves from alpha_bar_prev to alpha_bar_k along the deterministic DDIM path.
+   No clipping (it would break invertibility). With first_step > 0 the walk stops at timesteps[first_step]. */
+ddpm_status dd_ddim_invert_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
+                               void *model_user, double *x, int64_t N, int64_t D) {
+    static const char fn[] = "ddpm_ddim_invert";
+    if (!d) return dd_error(DDPM_ERR_INVALID_ARG, "%s: diffusion is NULL", fn);
+    ddpm_status st = dd_sampler_check_config(cfg, d->T);
+    if (st != DDPM_OK) return st;
+    if (cfg->kind != DDPM_SAMPLER_DDIM)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: the sampler is %s; inversion walks the ddim timestep list "
+                        "(use kind ddim)", fn, dd_sampler_kind_name(cfg->kind));
+    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "%s: model callback is NULL", fn);
+    size_t nd;
+    if ((st = check_batch(fn, "x_0", x, N, D, 0, &nd)) != DDPM_OK) return st;
+
+    const int steps = cfg->steps, first = cfg->first_step;
+    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
+    int64_t *tvec = dd_alloc(sizeof(int64_t) * (size_t)N);
+    double *mout = dd_alloc(sizeof(double) * nd);
+    double *x0 = dd_alloc(sizeof(double) * nd);
+    if (!ts || !tvec || !mout || !x0) {
+        st = DDPM_ERR_NOMEM;
+        goto done;
+    }
+    if ((st = ddpm_sampler_timesteps(cfg, d->T, ts)) != DDPM_OK) goto done;
+
+    double ab_prev = 1.0; /* x_0 */
+    for (int k = steps - 1; k >= first; k--) {
+        const int64_t t = ts[k];
+        const int step = steps - 1 - k;
+        for (int64_t r = 0; r < N; r++) tvec[r] = t;
+        ddpm_clear_error();
+        st = model(model_user, mout, x, tvec, N, D);
+        if (st != DDPM_OK) {
+            st = dd_sampler_callback_failed(st, "model", step, t);
+            goto done;
+        }
+        if ((st = dd_sampler_check_finite(mout, N, D, "model output", step, t)) != DDPM_OK) goto done;
+        const double ab = d->alphas_cumprod[t];
+        const double sa = sqrt(ab), sb = sqrt(1.0 - ab), sap = sqrt(ab_prev), sbp = sqrt(1.0 - ab_prev);
+        const ddpm_prediction pred = cfg->prediction;
+        const int64_t n = (int64_t)nd;
+#pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
+        for (int64_t j = 0; j < n; j++) {
+            double xj = x[j], mo = mout[j], eps;
+            /* the output as eps at t_k (x0 and v read at t_k too, where 1 - ab > 0) */
+            if (pred == DDPM_PRED_EPS) eps = mo;
+            else if (pred == DDPM_PRED_X0) eps = (xj - sa * mo) / sb;
+            else eps = sa * mo + sb * xj;
+            double x0j = (xj - sbp * eps) / sap;
+            x0[j] = x0j;
+            x[j] = sa * x0j + sb * eps;
+        }
+        if ((st = dd_sampler_check_finite(x, N, D, "inverted sample", step, t)) != DDPM_OK) goto done;
+        if (cfg->on_step) {
+            ddpm_clear_error();
+            st = cfg->on_step(cfg->step_user, step, steps - first, t, x, x0, N, D);
+            if (st != DDPM_OK) {
+                st = dd_sampler_callback_failed(st, "step callback", step, t);
+                goto done;
+            }
+        }
+        ab_prev = ab;
+    }
+    st = DDPM_OK;
+done:
+    dd_free(ts);
+    dd_free(tvec);
+    dd_free(mout);
+    dd_free(x0);
+    return st;
+}
+
+ddpm_status ddpm_ddim_invert(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, ddpm_model_fn model,
+                             void *model_user, double *x, int64_t N, int64_t D) {
+    dd_float_model fm;
+    ddpm_status st = dd_float_model_init(&fm, model, model_user, N, D, "ddpm_ddim_invert");
+    if (st == DDPM_OK) st = dd_ddim_invert_f64(d, cfg, dd_float_model_call, &fm, x, N, D);
+    dd_float_model_free(&fm);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------ interpolation */
+
+/* Shoemake 1985: sin((1 - l) theta) / sin(theta) a + sin(l theta) / sin(theta) b, theta the angle between a and
+   b; near theta = 0 (or pi) the weights are ill-conditioned and the linear ones are used instead. */
+void ddpm_slerp(const double *a, const double *b, double lambda, double *out, int64_t D) {
+    if (!a || !b || !out || D < 1) return;
+    double ab = 0.0, aa = 0.0, bb = 0.0;
+    for (int64_t j = 0; j < D; j++) {
+        ab += a[j] * b[j];
+        aa += a[j] * a[j];
+        bb += b[j] * b[j];
+    }
+    double ca = 1.0 - lambda, cb = lambda;
+    if (aa > 0.0 && bb > 0.0) {
+        double c = ab / sqrt(aa * bb);
+        if (c > 1.0) c = 1.0;
+        if (c < -1.0) c = -1.0;
+        if (fabs(c) < 0.9995) {
+            double theta = acos(c), s = sin(theta);
+            ca = sin((1.0 - lambda) * theta) / s;
+            cb = sin(lambda * theta) / s;
+        }
+    }
+    for (int64_t j = 0; j < D; j++) out[j] = ca * a[j] + cb * b[j]; /* out may alias a or b */
+}
+
+/* ------------------------------------------------------------------------------------ noise level */
+
+int64_t ddpm_timestep_for_sigma(const ddpm_diffusion *d, double sigma) {
+    /* no timestep has sigma 0 or below: the caller reports it */
+    if (!d || !d->alphas_cumprod || d->T < 1 || !(isfinite(sigma) && sigma > 0.0)) return -1;
+    int64_t best = 0;
+    double best_err = INFINITY;
+    for (int64_t t = 0; t < d->T; t++) {
+        double ab = d->alphas_cumprod[t];
+        double err = fabs(sqrt((1.0 - ab) / ab) - sigma);
+        if (err < best_err) {
+            best_err = err;
+            best = t;
+        }
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------------------------------ RePaint */
+
+void ddpm_inpaint_config_default(ddpm_inpaint_config *c) {
+    if (!c) return;
+    c->jump_length = 10;
+    c->jump_n_sample = 1;
+}
+
+/* The timestep after a downward step from list position p: t - T / steps (diffusers), or the next list entry. */
+static int64_t prev_timestep(const ddpm_sampler_config *cfg, const int64_t *ts, int p, int T) {
+    if (cfg->step_along_list) return p + 1 < cfg->steps ? ts[p + 1] : -1;
+    return ts[p] - T / cfg->steps;
+}
+
+/* Row r of out [N, D] = normal numbers of stream (purpose, step, first_item + r). */
+static void draw_rows(uint64_t seed, uint32_t purpose, int64_t step, int64_t first_item, double *out, int64_t N,
+                      int64_t D) {
+    for (int64_t r = 0; r < N; r++)
+        ddpm_rng_normal_f64(seed, ddpm_rng_stream(purpose, (uint32_t)step, (uint32_t)(first_item + r)), 0,
+                            out + r * D, (size_t)D);
+}
+
+/* Lugmayr et al. 2022, Alg. 1, with the jump schedule of their code (diffusers get_schedule_jump): counted in
+   units u = steps - 1 - p from the bottom of the list, a jump sits at every u = 0, L, 2L, ... below U - L (U the
+   units of the run), so a run never goes back to its first timestep. After the downward step at a jump unit the
+   run noises x back up L positions and redoes them, jump_n_sample - 1 times in all. Loop operation k (downward
+   steps and upward ones alike) draws the sampler noise (SAMPLER, k), the known region's noise (NOISING, 2k) and
+   the upward noise (NOISING, 2k + 1) of each image; k starts at first_step, so that without jumps the sampler
+   noise is that of ddpm_sample_loop. */
+ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                                const ddpm_inpaint_config *ic, dd_model_f64_fn model, void *model_user, double *x,
+                                const double *known, const double *mask, int64_t N, int64_t D, int64_t first_item) {
+    static const char fn[] = "ddpm_inpaint_loop";
+    if (!d) return dd_error(DDPM_ERR_INVALID_ARG, "%s: diffusion is NULL", fn);
+    ddpm_status st = dd_sampler_check_config(cfg, d->T);
+    if (st != DDPM_OK) return st;
+    if (cfg->kind != DDPM_SAMPLER_DDPM && cfg->kind != DDPM_SAMPLER_DDIM)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: the sampler is %s; inpainting runs with ddpm or ddim", fn,
+                        dd_sampler_kind_name(cfg->kind));
+    if (!ic) return dd_error(DDPM_ERR_INVALID_ARG, "%s: inpaint config is NULL", fn);
+    if (ic->jump_length < 0 || ic->jump_n_sample < 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: jump_length = %d and jump_n_sample = %d must be >= 0", fn,
+                        ic->jump_length, ic->jump_n_sample);
+    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "%s: model callback is NULL", fn);
+    size_t nd;
+    if ((st = check_batch(fn, "x_T", x, N, D, first_item, &nd)) != DDPM_OK) return st;
+    if ((st = check_batch(fn, "known image", known, N, D, first_item, &nd)) != DDPM_OK) return st;
+    if (!mask) return dd_error(DDPM_ERR_INVALID_ARG, "%s: mask is NULL", fn);
+    for (size_t j = 0; j < nd; j++)
+        if (!(mask[j] >= 0.0 && mask[j] <= 1.0))
+            return dd_error(DDPM_ERR_INVALID_ARG, "%s: mask is %g at image %lld, element %lld; it must lie in [0, 1] "
+                            "(1 = generate, 0 = keep)", fn, mask[j], (long long)(j / (size_t)D),
+                            (long long)(j % (size_t)D));
+
+    const int steps = cfg->steps, T = d->T, first = cfg->first_step;
+    const ddpm_sampler_kind kind = cfg->kind;
+    const int need_noise = kind == DDPM_SAMPLER_DDPM || cfg->eta > 0.0;
+    /* The schedule's size, before any work: U units, jumps of L units each redone n - 1 times. */
+    const int64_t U = steps - first, L = ic->jump_length;
+    const int64_t resample = ic->jump_n_sample > 1 ? ic->jump_n_sample - 1 : 0;
+    const int64_t njumps = L > 0 && resample > 0 && U > L ? (U - L - 1) / L + 1 : 0;
+    const int64_t downs = U + njumps * resample * L, ops = downs + njumps * resample * L;
+    if (first + ops > DD_MAX_LOOP_OPS)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: %lld loop steps (%d sampler steps, jump_length %d, jump_n_sample "
+                        "%d) exceed the RNG's limit of %lld; use fewer steps or jumps", fn, (long long)(first + ops),
+                        steps, ic->jump_length, ic->jump_n_sample, (long long)DD_MAX_LOOP_OPS);
+
+    /* Every working buffer, once: timesteps [steps], t [N], model output / x0 / sampler noise / forward noise
+       [N, D]. */
+    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
+    int64_t *tvec = dd_alloc(sizeof(int64_t) * (size_t)N);
+    double *mout = dd_alloc(sizeof(double) * nd);
+    double *x0 = dd_alloc(sizeof(double) * nd);
+    double *noise = need_noise ? dd_alloc(sizeof(double) * nd) : NULL;
+    double *z = dd_alloc(sizeof(double) * nd);
+    if (!ts || !tvec || !mout || !x0 || !z || (need_noise && !noise)) {
+        st = DDPM_ERR_NOMEM;
+        goto done;
+    }
+    if ((st = ddpm_sampler_timesteps(cfg, T, ts)) != DDPM_OK) goto done;
+
+    const int64_t n = (int64_t)nd;
+    int p = first;                 /* x holds x_t at ts[p]; p = steps: the end */
+    int64_t k = first, down = 0;   /* loop operation (the list index while there are no jumps), steps done */
+    int64_t jump_at = -1, left = 0; /* the jump unit last reached and the returns it has left */
+    while (p < steps) {
+        const int64_t t = ts[p], prev_t = prev_timestep(cfg, ts, p, T);
+        const int step = first + (int)down;
+        for (int64_t r = 0; r < N; r++) tvec[r] = t;
+        ddpm_clear_error();
+        st = model(model_user, mout, x, tvec, N, D);
+        if (st != DDPM_OK) {
+            st = dd_sampler_callback_failed(st, "model", step, t);
+            goto done;
+        }
+        if ((st = dd_sampler_check_finite(mout, N, D, "model output", step, t)) != DDPM_OK) goto done;
+        const double *nz = NULL;
+        if (need_noise && (kind == DDPM_SAMPLER_DDIM || t > 0)) {
+            if (cfg->noise) {
+                ddpm_clear_error();
+                st = cfg->noise(cfg->noise_user, noise, (int)k, t, N, D);
+                if (st != DDPM_OK) {
+                    st = dd_sampler_callback_failed(st, "noise callback", step, t);
+                    goto done;
+                }
+            } else {
+                draw_rows(cfg->seed, DDPM_STREAM_SAMPLER, k, first_item, noise, N, D);
+            }
+            nz = noise;
+        }
+        st = kind == DDPM_SAMPLER_DDPM ? ddpm_ddpm_step(d, cfg, t, prev_t, mout, x, nz, x, x0, n, NULL)
+                                       : ddpm_ddim_step(d, cfg, t, prev_t, mout, x, nz, x, x0, n, NULL);
+        if (st != DDPM_OK) goto done;
+        /* The region to keep: the image noised to prev_t (q_sample), or the image itself after the last step. */
+        if (prev_t >= 0) {
+            draw_rows(cfg->seed, DDPM_STREAM_NOISING, 2 * k, first_item, z, N, D);
+            const double ab = d->alphas_cumprod[prev_t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
+#pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
+            for (int64_t j = 0; j < n; j++) x[j] = mask[j] * x[j] + (1.0 - mask[j]) * (sa * known[j] + sb * z[j]);
+        } else {
+#pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
+            for (int64_t j = 0; j < n; j++) x[j] = mask[j] * x[j] + (1.0 - mask[j]) * known[j];
+        }
+        if ((st = dd_sampler_check_finite(x, N, D, "sample", step, t)) != DDPM_OK) goto done;
+        if (cfg->on_step) {
+            ddpm_clear_error();
+            st = cfg->on_step(cfg->step_user, step, first + (int)downs, t, x, x0, N, D);
+            if (st != DDPM_OK) {
+                st = dd_sampler_callback_failed(st, "step callback", step, t);
+                goto done;
+            }
+        }
+        down++;
+        k++;
+        p++;
+        const int64_t u = steps - p; /* the unit of the step just made */
+        if (njumps > 0 && u % L == 0 && u < U - L) {
+            if (jump_at != u) {
+                jump_at = u;
+                left = resample;
+            }
+            if (left > 0) {
+                left--;
+                /* Back up L positions: x_t = sqrt(ab_t / ab_prev) x_prev + sqrt(1 - ab_t / ab_prev) z. */
+                for (int64_t s = 0; s < L; s++) {
+                    const int q = p - 1;
+                    const int64_t from = prev_timestep(cfg, ts, q, T);
+                    const double ratio = d->alphas_cumprod[ts[q]] / (from >= 0 ? d->alphas_cumprod[from] : 1.0);
+                    const double ca = sqrt(ratio), cz = sqrt(1.0 - ratio);
+                    draw_rows(cfg->seed, DDPM_STREAM_NOISING, 2 * k + 1, first_item, z, N, D);
+#pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
+                    for (int64_t j = 0; j < n; j++) x[j] = ca * x[j] + cz * z[j];
+                    k++;
+                    p = q;
+                }
+            }
+        }
+    }
+    st = DDPM_OK;
+done:
+    dd_free(ts);
+    dd_free(tvec);
+    dd_free(mout);
+    dd_free(x0);
+    dd_free(noise);
+    dd_free(z);
+    return st;
+}
+
+ddpm_status ddpm_inpaint_loop(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                              const ddpm_inpaint_config *ic, ddpm_model_fn model, void *model_user, double *x,
+                              const double *known, const double *mask, int64_t N, int64_t D, int64_t first_item) {
+    dd_float_model fm;
+    ddpm_status st = dd_float_model_init(&fm, model, model_user, N, D, "ddpm_inpaint_loop");
+    if (st == DDPM_OK)
+        st = dd_inpaint_loop_f64(d, cfg, ic, dd_float_model_call, &fm, x, known, mask, N, D, first_item);
+    dd_float_model_free(&fm);
+    return st;
+}
