@@ -1,0 +1,10 @@
+# sample_ref.cmake — `ddpm sample` against the PyTorch twin of diffusers' DDIM and DPM-Solver++ on the unet_tiny
+# fixture network from a stored x_T (tests/data/sample_ref), and batch/thread invariance of the noise streams.
+add_executable(compare_tensor ${CMAKE_CURRENT_SOURCE_DIR}/compare_tensor.c)
+target_compile_options(compare_tensor PRIVATE ${DD_WARNINGS})
+target_link_libraries(compare_tensor PRIVATE ddpm)
+add_test(NAME test_sample_ref
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_sample_ref.sh $<TARGET_FILE:ddpm_cli> $<TARGET_FILE:compare_tensor>
+          ${DD_TEST_DATA} ${CMAKE_CURRENT_BINARY_DIR}/sample_ref)
+set_tests_properties(test_sample_ref PROPERTIES LABELS "golden;cli" SKIP_RETURN_CODE 77
+  ENVIRONMENT "OMP_WAIT_POLICY=passive")
