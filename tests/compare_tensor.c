@@ -5,7 +5,10 @@
    2 on a usage or file error.
 
    usage: compare_tensor GOT.safetensors GOT_NAME REF.safetensors REF_NAME [--atol A] [--rtol R]
-                         [--spread REF_F64_NAME K] [--spread-global] */
+                         [--spread REF_F64_NAME K] [--spread-global]
+          compare_tensor --digits FILE.safetensors NAME
+            checks that [N, 1, H, W] images in [-1, 1] look like MNIST digits, each on its own: a flat background
+            below mid-gray and a stroke well above it (check_digits), every value finite. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +38,45 @@ static double *read_tensor(const char *path, const char *name, int64_t *n) {
     return v;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* MNIST digits are light strokes on a flat darker background: per image, the median (the background) is below
+   mid-gray, the 95th percentile (the stroke) is at least 0.8 above it, and at least half of the pixels lie within
+   0.3 of the median. Noise, a blank or a saturated image fail. */
+static int check_digits(const char *path, const char *name) {
+    int64_t n = 0;
+    double *x = read_tensor(path, name, &n);
+    ddpm_safetensors *st = NULL;
+    if (!x || ddpm_st_open(path, &st) != DDPM_OK) return 2;
+    const ddpm_st_tensor *t = ddpm_st_find(st, name);
+    int64_t N = t->ndim == 4 ? t->shape[0] : 1, D = N ? n / N : 0;
+    ddpm_st_close(st);
+    double *s = malloc(sizeof(double) * (size_t)(D ? D : 1));
+    if (!s) return 2;
+    int bad = 0;
+    for (int64_t i = 0; i < N; i++) {
+        int finite = 1;
+        for (int64_t j = 0; j < D; j++) finite &= isfinite(s[j] = x[i * D + j]) != 0;
+        qsort(s, (size_t)D, sizeof(double), cmp_double);
+        double med = s[D / 2], p95 = s[(D * 95) / 100];
+        int64_t flat = 0;
+        for (int64_t j = 0; j < D; j++) flat += fabs(s[j] - med) < 0.3;
+        double ff = (double)flat / (double)D;
+        int ok = finite && med < 0.0 && p95 - med >= 0.8 && ff >= 0.5;
+        printf("image %lld: background %.2f, stroke %.2f, %.0f %% flat background%s\n", (long long)i, med, p95,
+               100 * ff, ok ? "" : "  <- not digit-like");
+        bad += !ok;
+    }
+    free(s);
+    free(x);
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--digits") == 0) return check_digits(argv[2], argv[3]);
     if (argc < 5) {
         fprintf(stderr, "usage: compare_tensor GOT.safetensors GOT_NAME REF.safetensors REF_NAME [--atol A] "
                         "[--rtol R] [--spread REF_F64_NAME K]\n");
