@@ -10,9 +10,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 mkdir -p out
 
-./build/ddpm sample --model models/mnist --sampler ddim --steps 50 --num 40 --class 0,1,2,3,4,5,6,7,8,9 \
-    --guidance 2 --seed 0 --out out/samples.png
-./build/ddpm sample --model models/mnist --sampler ddpm --num 4 --class 2,3,5,8 --seed 1 \
+./build/ddpm sample --model models/mnist --sampler ddim --steps 50 --num 100 --cols 10 --guidance 2 --seed 0 \
+    --out out/samples.png
+./build/ddpm sample --model models/mnist --sampler ddim --steps 50 --num 4 --class 2,3,5,8 \
     --out out/trajectory_final.png --trajectory out/trajectory.png
 ./build/ddpm schedule --schedule linear,scaled_linear,cosine,sqrt,sigmoid,sigmoid_chen --T 1000 \
     --csv out/schedules.csv --plot out/schedules.png
