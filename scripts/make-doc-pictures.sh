@@ -17,12 +17,12 @@ $D sample --model "$M" --num 20 --cols 10 --guidance 3 --out $I/sample_guidance_
 $D sample --model "$M" --num 4 --class 2,3,5,8 --trajectory $I/sample_trajectory.png --out "$W/grid.png"
 $D sample --model "$M" --sampler ddpm --steps 250 --num 8 --class 3 --repeat-noise-steps 150 --cols 8 \
     --out $I/sample_repeat_noise.png
-$D sample --model "$M" --num 10 --individual "$W/digits" --seed 3
-$D interpolate --model "$M" --a "$W/digits/000001.png" --b "$W/digits/000007.png" --t 500 \
+$D sample --model "$M" --steps 20 --num 10 --individual "$W/digits" --seed 3
+$D interpolate --model "$M" --a "$W/digits/000001.png" --b "$W/digits/000007.png" --t 250 \
     --out $I/sample_interpolate_noise.png
-$D interpolate --model "$M" --a "$W/digits/000001.png" --b "$W/digits/000007.png" --mode ddim \
+$D interpolate --model "$M" --a "$W/digits/000001.png" --b "$W/digits/000007.png" --mode ddim --steps 20 \
     --out $I/sample_interpolate_ddim.png
-$D inpaint --model "$M" --image "$W/digits/000002.png" --mask $I/mask_lower_half.png --steps 250 --num 6 \
+$D inpaint --model "$M" --image "$W/digits/000002.png" --mask $I/mask_lower_half.png --steps 100 --num 6 \
     --out $I/sample_inpaint.png
 $D img2img --model "$M" --image "$W/digits/000003.png" --strength 0.6 --num 6 --out $I/sample_img2img.png
 $D denoise --model "$M" --image "$W/digits/000004.png" --sigma 0.2 --add-noise --out $I/sample_denoise.png
