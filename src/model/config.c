@@ -227,7 +227,7 @@ static const char *const field_names[F_COUNT] = {
 };
 
 /* The JSON text of a value for a message, shortened to fit buf. */
-static const char *jtext(const cJSON *it, char *buf, size_t cap) {
+const char *dd_json_text(const cJSON *it, char *buf, size_t cap) {
     char *s = cJSON_PrintUnformatted(it);
     if (!s) {
         snprintf(buf, cap, "?");
@@ -244,9 +244,9 @@ static const char *jtext(const cJSON *it, char *buf, size_t cap) {
     return buf;
 }
 
-static ddpm_status type_error(const char *what, const char *key, const char *want, const cJSON *it) {
+ddpm_status dd_json_type_error(const char *what, const char *key, const char *want, const cJSON *it) {
     char buf[80];
-    return dd_error(DDPM_ERR_FORMAT, "%s: %s must be %s (got %s)", what, key, want, jtext(it, buf, sizeof buf));
+    return dd_error(DDPM_ERR_FORMAT, "%s: %s must be %s (got %s)", what, key, want, dd_json_text(it, buf, sizeof buf));
 }
 
 static int is_integer(const cJSON *it) {
@@ -261,7 +261,7 @@ static ddpm_status get_int(const cJSON *it, const char *what, const char *key, i
         *out = null_value;
         return DDPM_OK;
     }
-    if (!is_integer(it)) return type_error(what, key, allow_null ? "an integer or null" : "an integer", it);
+    if (!is_integer(it)) return dd_json_type_error(what, key, allow_null ? "an integer or null" : "an integer", it);
     double v = it->valuedouble;
     if (v < lo || v > hi)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s = %.0f is out of range (%d..%d)", what, key, v, lo, hi);
@@ -270,13 +270,13 @@ static ddpm_status get_int(const cJSON *it, const char *what, const char *key, i
 }
 
 static ddpm_status get_bool(const cJSON *it, const char *what, const char *key, int *out) {
-    if (!cJSON_IsBool(it)) return type_error(what, key, "true or false", it);
+    if (!cJSON_IsBool(it)) return dd_json_type_error(what, key, "true or false", it);
     *out = cJSON_IsTrue(it) ? 1 : 0;
     return DDPM_OK;
 }
 
 static ddpm_status get_number(const cJSON *it, const char *what, const char *key, double *out) {
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return type_error(what, key, "a number", it);
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return dd_json_type_error(what, key, "a number", it);
     *out = it->valuedouble;
     return DDPM_OK;
 }
@@ -284,7 +284,7 @@ static ddpm_status get_number(const cJSON *it, const char *what, const char *key
 /* A string that must equal one of `supported` (ASCII case-insensitive when nocase); returns its index. */
 static ddpm_status get_choice(const cJSON *it, const char *what, const char *key, const char *const *supported,
                               int nocase, int *index) {
-    if (!cJSON_IsString(it) || !it->valuestring) return type_error(what, key, "a string", it);
+    if (!cJSON_IsString(it) || !it->valuestring) return dd_json_type_error(what, key, "a string", it);
     const char *s = it->valuestring;
     for (int i = 0; supported[i]; i++) {
         int eq = 1;
@@ -301,13 +301,13 @@ static ddpm_status get_choice(const cJSON *it, const char *what, const char *key
     for (int i = 0; supported[i] && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", supported[i]);
     return dd_error(DDPM_ERR_UNSUPPORTED, "%s: %s = %s is not supported (supported: %s)", what, key,
-                    jtext(it, buf, sizeof buf), list);
+                    dd_json_text(it, buf, sizeof buf), list);
 }
 
 /* A list of block type names: flags[i] = index of the name in `types` (0 plain, 1 attention). */
 static ddpm_status get_block_types(const cJSON *it, const char *what, const char *key, const char *const *types,
                                    int *flags, int *count) {
-    if (!cJSON_IsArray(it)) return type_error(what, key, "a list of block type names", it);
+    if (!cJSON_IsArray(it)) return dd_json_type_error(what, key, "a list of block type names", it);
     int n = cJSON_GetArraySize(it);
     if (n < 1 || n > DD_MODEL_MAX_BLOCKS)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s has %d entries (1..%d supported)", what, key, n,
@@ -317,7 +317,7 @@ static ddpm_status get_block_types(const cJSON *it, const char *what, const char
     cJSON_ArrayForEach(e, it) {
         char name[64];
         snprintf(name, sizeof name, "%s[%d]", key, i);
-        if (!cJSON_IsString(e) || !e->valuestring) return type_error(what, name, "a block type name", e);
+        if (!cJSON_IsString(e) || !e->valuestring) return dd_json_type_error(what, name, "a block type name", e);
         int k = -1;
         for (int j = 0; types[j]; j++)
             if (strcmp(e->valuestring, types[j]) == 0) k = j;
@@ -349,7 +349,7 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
         if (cJSON_IsArray(it)) {   /* diffusers also allows [height, width] */
             const cJSON *h = cJSON_GetArrayItem(it, 0), *w = cJSON_GetArrayItem(it, 1);
             if (cJSON_GetArraySize(it) != 2 || !is_integer(h) || !is_integer(w))
-                return type_error(what, key, "an integer or [height, width]", it);
+                return dd_json_type_error(what, key, "an integer or [height, width]", it);
             if (h->valuedouble != w->valuedouble)
                 return dd_error(DDPM_ERR_UNSUPPORTED, "%s: sample_size = [%.0f, %.0f] is not supported (square "
                                 "images only)", what, h->valuedouble, w->valuedouble);
@@ -365,7 +365,7 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
     case F_DOWN_TYPES: return get_block_types(it, what, key, down_types, c->down_attn, &ll->n_down);
     case F_UP_TYPES: return get_block_types(it, what, key, up_types, c->up_attn, &ll->n_up);
     case F_BLOCK_OUT: {
-        if (!cJSON_IsArray(it)) return type_error(what, key, "a list of integers", it);
+        if (!cJSON_IsArray(it)) return dd_json_type_error(what, key, "a list of integers", it);
         int n = cJSON_GetArraySize(it);
         if (n < 1 || n > DD_MODEL_MAX_BLOCKS)
             return dd_error(DDPM_ERR_INVALID_ARG, "%s: block_out_channels has %d entries (1..%d supported)", what, n,
@@ -404,7 +404,7 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
     case F_ADD_ATTN: return get_bool(it, what, key, &c->add_attention);
     case F_CLASS_TYPE:
         if (cJSON_IsNull(it)) return DDPM_OK;
-        if (!cJSON_IsString(it)) return type_error(what, key, "a string or null", it);
+        if (!cJSON_IsString(it)) return dd_json_type_error(what, key, "a string or null", it);
         return dd_error(DDPM_ERR_UNSUPPORTED, "%s: class_embed_type = '%s' is not supported (supported: null, with "
                         "num_class_embeds for a class embedding table)", what, it->valuestring);
     case F_NUM_CLASS: return get_int(it, what, key, 1, DD_MODEL_MAX_CLASSES, 1, 0, &c->num_class_embeds);
@@ -416,7 +416,7 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
 
 static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_config *out) {
     static const char *const classes[] = {"UNet2DModel", "BasicUNet", NULL};
-    if (!cJSON_IsObject(root)) return type_error(what, "the config", "a JSON object", root);
+    if (!cJSON_IsObject(root)) return dd_json_type_error(what, "the config", "a JSON object", root);
     dd_model_config c;
     dd_model_config_defaults(&c);
     ddpm_status st;
@@ -453,7 +453,7 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
             if (flag) {
                 if (*flag) return dd_error(DDPM_ERR_FORMAT, "%s: key '%s' appears twice", what, key);
                 *flag = 1;
-                if (!cJSON_IsString(it)) return type_error(what, key, "a string", it);
+                if (!cJSON_IsString(it)) return dd_json_type_error(what, key, "a string", it);
             }
             continue;
         }

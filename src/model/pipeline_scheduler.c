@@ -16,44 +16,21 @@
 #define SCHEDULER_FILE "scheduler/scheduler_config.json"
 #define SCHEDULER_MAX_BYTES ((size_t)1 << 28)   /* trained_betas of DD_SCHEDULE_MAX_T values fit */
 
-/* The JSON text of a value for a message, shortened to fit buf. */
-static const char *jtext(const cJSON *it, char *buf, size_t cap) {
-    char *s = cJSON_PrintUnformatted(it);
-    if (!s) {
-        snprintf(buf, cap, "?");
-        return buf;
-    }
-    size_t n = strlen(s);
-    if (n < cap) {
-        memcpy(buf, s, n + 1);
-    } else {
-        memcpy(buf, s, cap - 4);
-        memcpy(buf + cap - 4, "...", 4);
-    }
-    cJSON_free(s);
-    return buf;
-}
-
-static ddpm_status type_error(const char *what, const char *key, const char *want, const cJSON *it) {
-    char buf[80];
-    return dd_error(DDPM_ERR_FORMAT, "%s: %s must be %s (got %s)", what, key, want, jtext(it, buf, sizeof buf));
-}
-
 static ddpm_status get_bool(const cJSON *it, const char *what, const char *key, int *out) {
-    if (!cJSON_IsBool(it)) return type_error(what, key, "true or false", it);
+    if (!cJSON_IsBool(it)) return dd_json_type_error(what, key, "true or false", it);
     *out = cJSON_IsTrue(it) ? 1 : 0;
     return DDPM_OK;
 }
 
 static ddpm_status get_number(const cJSON *it, const char *what, const char *key, double *out) {
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return type_error(what, key, "a number", it);
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return dd_json_type_error(what, key, "a number", it);
     *out = it->valuedouble;
     return DDPM_OK;
 }
 
 static ddpm_status get_int(const cJSON *it, const char *what, const char *key, int lo, int hi, int *out) {
     if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble != floor(it->valuedouble))
-        return type_error(what, key, "an integer", it);
+        return dd_json_type_error(what, key, "an integer", it);
     double v = it->valuedouble;
     if (v < lo || v > hi)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s = %.0f is out of range (%d..%d)", what, key, v, lo, hi);
@@ -64,7 +41,7 @@ static ddpm_status get_int(const cJSON *it, const char *what, const char *key, i
 /* A string equal to one of names[] (NULL-terminated); *index gets its position. */
 static ddpm_status get_choice(const cJSON *it, const char *what, const char *key, const char *const *names,
                               int *index) {
-    if (!cJSON_IsString(it) || !it->valuestring) return type_error(what, key, "a string", it);
+    if (!cJSON_IsString(it) || !it->valuestring) return dd_json_type_error(what, key, "a string", it);
     for (int i = 0; names[i]; i++)
         if (strcmp(it->valuestring, names[i]) == 0) {
             *index = i;
@@ -108,7 +85,7 @@ static ddpm_status parse_key(key_id k, const cJSON *it, const char *what, ddpm_p
     ddpm_status st = DDPM_OK;
     switch (k) {
     case K_CLASS:
-        if (!cJSON_IsString(it) || !it->valuestring) return type_error(what, key, "a string", it);
+        if (!cJSON_IsString(it) || !it->valuestring) return dd_json_type_error(what, key, "a string", it);
         snprintf(out->class_name, sizeof out->class_name, "%s", it->valuestring);
         return DDPM_OK;
     case K_T:
@@ -122,7 +99,7 @@ static ddpm_status parse_key(key_id k, const cJSON *it, const char *what, ddpm_p
         return DDPM_OK;
     case K_TRAINED:
         if (cJSON_IsNull(it)) return DDPM_OK;
-        if (!cJSON_IsArray(it)) return type_error(what, key, "a list of numbers or null", it);
+        if (!cJSON_IsArray(it)) return dd_json_type_error(what, key, "a list of numbers or null", it);
         sp->trained = it;
         return DDPM_OK;
     case K_VARIANCE:
@@ -229,7 +206,7 @@ static ddpm_status parse_text(const char *json, size_t len, const char *what, dd
             if (!isspace((unsigned char)*p))
                 st = dd_error(DDPM_ERR_FORMAT, "%s: unexpected text after the JSON object at byte %zu", what,
                               (size_t)(p - json));
-    if (st == DDPM_OK && !cJSON_IsObject(root)) st = type_error(what, "the scheduler config", "a JSON object", root);
+    if (st == DDPM_OK && !cJSON_IsObject(root)) st = dd_json_type_error(what, "the scheduler config", "a JSON object", root);
     int seen[K_COUNT] = {0};
     const cJSON *it;
     if (st == DDPM_OK)
