@@ -450,6 +450,20 @@ ddpm_status app_on_step(void *user, int step_index, int num_steps, int64_t times
     return cli_interrupted() ? DDPM_ERR_INTERRUPTED : DDPM_OK;
 }
 
+int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT) {
+    for (int64_t first = 0; first < N; first += c->batch) {
+        int64_t n = N - first < c->batch ? N - first : c->batch;
+        double *xc = x + first * c->D;
+        if (xT != APP_XT_GIVEN) ddpm_sample_init_noise(c->seed, first, n, c->D, xT == APP_XT_SHARED, xc);
+        int rc = app_set_chunk(c, first, n);
+        if (rc != CLI_OK) return rc;
+        app_progress_chunk(c, first, n);
+        if (ddpm_sample_loop(c->d, cfg, ddpm_guided_fn, c->guided, xc, n, c->D, first) != DDPM_OK) return app_fail(c, 0);
+    }
+    app_progress_end(c);
+    return cli_interrupted() ? app_fail(c, 0) : CLI_OK;
+}
+
 void app_hook(app_ctx *c, ddpm_sampler_config *cfg) {
     cfg->on_step = app_on_step;
     cfg->step_user = c;

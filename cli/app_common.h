@@ -94,6 +94,12 @@ int app_set_chunk(app_ctx *c, int64_t first, int64_t n);
 /* The step callback for ddpm_sampler_config.on_step (user = the app_ctx): progress, trajectory, Ctrl-C. */
 ddpm_status app_on_step(void *user, int step_index, int num_steps, int64_t timestep, const double *x,
                         const double *x0_pred, int64_t N, int64_t D);
+/* Runs the sampler over x [N, D] in chunks of c->batch images (row 0 of x is image 0): x_T from the seed's init
+   streams (APP_XT_SEED; APP_XT_SHARED: image 0's for every image) or already in x (APP_XT_GIVEN), the chunk's
+   labels, the progress display (started by the caller). CLI_OK, or the exit status after an error line (130 after
+   Ctrl-C). */
+enum { APP_XT_GIVEN = 0, APP_XT_SEED = 1, APP_XT_SHARED = 2 };
+int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT);
 /* Installs app_on_step into cfg. */
 void app_hook(app_ctx *c, ddpm_sampler_config *cfg);
 void app_progress_start(app_ctx *c, const char *what, long long total_steps, int64_t num);

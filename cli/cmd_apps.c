@@ -32,20 +32,6 @@ static int too_many(const char *opt, const char *v) {
 
 static double *alloc_d(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
 
-/* Runs ddpm_sample_loop over x [N, D] in chunks of CHUNK images (row 0 of x is image first_item). */
-static int sample_chunks(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N) {
-    for (int64_t first = 0; first < N; first += c->batch) {
-        int64_t n = N - first < c->batch ? N - first : c->batch;
-        int rc = app_set_chunk(c, first, n);
-        if (rc != CLI_OK) return rc;
-        app_progress_chunk(c, first, n);
-        if (ddpm_sample_loop(c->d, cfg, ddpm_guided_fn, c->guided, x + first * c->D, n, c->D, first) != DDPM_OK)
-            return app_fail(c, 0);
-    }
-    app_progress_end(c);
-    return cli_interrupted() ? app_fail(c, 0) : CLI_OK;
-}
-
 /* The x_t of `timestep` for image rows: sqrt(ab) x0 + sqrt(1 - ab) eps, eps from stream (noising, 0, item). */
 static void noise_to(app_ctx *c, double *xt, const double *x0, int64_t timestep, int64_t item) {
     double *eps = alloc_d((size_t)c->D);
@@ -193,7 +179,7 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
             for (size_t k = 0; k < D; k++) x[(size_t)i * D + k] = (1 - lam[i]) * ends[k] + lam[i] * ends[D + k];
         app_progress_start(&c, "interpolating", (long long)((nl + c.batch - 1) / c.batch) * (cfg.steps - first), nl);
     }
-    if ((rc = sample_chunks(&c, &cfg, x, nl)) != CLI_OK) goto done;
+    if ((rc = app_sample_all(&c, &cfg, x, nl, APP_XT_GIVEN)) != CLI_OK) goto done;
     double secs = app_now() - t0;
 
     char capbuf[MAX_IMAGES + 2][32];
@@ -465,7 +451,7 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     fflush(stdout);
     app_progress_start(&c, "img2img", (num + c.batch - 1) / c.batch * init, num);
     double t0 = app_now();
-    if ((rc = sample_chunks(&c, &cfg, x, num)) != CLI_OK) goto done;
+    if ((rc = app_sample_all(&c, &cfg, x, num, APP_XT_GIVEN)) != CLI_OK) goto done;
     double secs = app_now() - t0;
     memcpy(strip, in_f, sizeof(float) * D);
     to_float(x, strip + D, (size_t)num * D);
@@ -611,7 +597,7 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     for (size_t k = 0; k < D; k++) x[k] = sat * y[k];
     cfg.first_step = first;
     app_progress_start(&c, "denoising", cfg.steps - first, 1);
-    if ((rc = sample_chunks(&c, &cfg, x, 1)) != CLI_OK) goto done;
+    if ((rc = app_sample_all(&c, &cfg, x, 1, APP_XT_GIVEN)) != CLI_OK) goto done;
     double secs = app_now() - t0;
 
     int n = 0;

@@ -241,26 +241,11 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if ((rc = app_prepare(&c, (int)batch)) != CLI_OK) goto done;
 
     const char *sname = app_sampler_name(cfg.kind);
-    long long chunks = (N + batch - 1) / batch;
-    app_progress_start(&c, "sampling", chunks * cfg.steps, N);
     double t0 = app_now();
-    for (int64_t first = 0; first < N; first += batch) {
-        int64_t n = N - first < batch ? N - first : batch;
-        double *xc = x + first * c.D;
-        if (!noise) ddpm_sample_init_noise(c.seed, first, n, c.D, repeat >= 0, xc);
-        if ((rc = app_set_chunk(&c, first, n)) != CLI_OK) goto done;
-        app_progress_chunk(&c, first, n);
-        if (ddpm_sample_loop(c.d, &cfg, ddpm_guided_fn, c.guided, xc, n, c.D, first) != DDPM_OK) {
-            rc = app_fail(&c, 0);
-            goto done;
-        }
-    }
-    app_progress_end(&c);
-    double secs = app_now() - t0;
-    if (cli_interrupted()) {
-        rc = app_fail(&c, 0);
+    app_progress_start(&c, "sampling", (N + batch - 1) / batch * cfg.steps, N);
+    if ((rc = app_sample_all(&c, &cfg, x, N, noise ? APP_XT_GIVEN : repeat >= 0 ? APP_XT_SHARED : APP_XT_SEED)) != CLI_OK)
         goto done;
-    }
+    double secs = app_now() - t0;
 
     /* outputs, only once every image is made */
     if (!(xf = app_to_float(x, (size_t)N * (size_t)c.D))) {

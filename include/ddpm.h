@@ -779,6 +779,44 @@ ddpm_status ddpm_image_to_model(const ddpm_image *img, int size, int channels, f
    (keep); RGB masks are converted to gray first; resized as ddpm_image_to_model. */
 ddpm_status ddpm_mask_to_model(const ddpm_image *mask, int size, float *out);
 
+/* ===================================================================================== evaluation
+   The numbers of sample quality that need no network: feature statistics and the Frechet distance between them
+   (FID on a classifier's features, as Heusel et al. 2017 do with Inception), nearest-neighbour distances in pixel
+   space (memorisation), and the variational bound in bits per dimension. */
+
+/* Feature statistics: mean [F] and covariance [F, F] (unbiased, divided by N - 1) of features [N, F], in double. */
+ddpm_status ddpm_feature_stats(const float *features, int64_t N, int F, double *mean, double *cov);
+/* The Frechet distance between Gaussians N(m1, c1) and N(m2, c2) of dimension F:
+   |m1 - m2|^2 + tr(c1) + tr(c2) - 2 tr((c1^1/2 c2 c1^1/2)^1/2), from symmetric eigendecompositions (Jacobi) in
+   double. */
+ddpm_status ddpm_frechet_distance(const double *m1, const double *c1, const double *m2, const double *c2, int F,
+                                  double *out);
+/* For each of the n rows of a [n, D], the Euclidean distance to its nearest row of b [m, D] (into dist [n]) and
+   that row's index (into idx [n], may be NULL). */
+ddpm_status ddpm_nearest_neighbours(const float *a, int64_t n, const float *b, int64_t m, int64_t D, double *dist,
+                                    int64_t *idx);
+
+/* The variational bound of Ho et al. 2020 in bits per dimension (improved-diffusion's calc_bpd_loop): for
+   x0 [N, D] (model space, 8-bit values), the sum over t = T-1 .. 0 of KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))
+   (t > 0) and the discretised Gaussian decoder NLL (t = 0), plus the prior KL(q(x_T | x0) || N(0, I)), each a
+   mean over the D dimensions divided by ln 2. x_t is drawn with the noise of stream (NOISING, t, first_item + i)
+   of `seed`. The model's output (eps, x0 or v) gives x0_hat, clipped to [-1, 1] when clip is set; p's variance is
+   fixed_small (the posterior's, clipped at t = 0) or fixed_large. bpd [N] receives each image's total, prior [N]
+   and decoder [N] (either may be NULL) its parts. on_step (may be NULL) is called after each timestep with
+   step_index = T-1-t. */
+typedef struct {
+    ddpm_prediction prediction;
+    ddpm_variance variance;
+    int clip;
+    uint64_t seed;
+    ddpm_step_fn on_step;
+    void *step_user;
+} ddpm_bpd_config;
+void ddpm_bpd_config_default(ddpm_bpd_config *c);
+ddpm_status ddpm_bpd_loop(const ddpm_diffusion *d, const ddpm_bpd_config *cfg, ddpm_model_fn model, void *model_user,
+                          const float *x0, int64_t N, int64_t D, int64_t first_item, double *bpd, double *prior,
+                          double *decoder);
+
 #ifdef __cplusplus
 }
 #endif
