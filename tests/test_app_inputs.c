@@ -282,13 +282,15 @@ static void test_guided(void) {
         for (int i = 0; i < GN * GD; i++) want[i] = u[i] + 3.0f * (c[i] - u[i]);
         CHECK_OK(ddpm_guided_set_labels(g, labels, GN));
         CHECK_OK(ddpm_guided_fn(g, got, x, t, GN, GD));
-        dd_check_close_f32("guidance 3", got, want, GN * GD, 1e-6, 1.0);
+        /* the 2N-row pass may round differently from N-row passes where a kernel's blocking depends on the batch
+           (AVX2 builds): float32 rounding, 1e-5 */
+        dd_check_close_f32("guidance 3", got, want, GN * GD, 1e-5, 1.0);
         /* a row of the null class gives u */
         const int64_t mixed[GN] = {3, 9};
         CHECK_OK(ddpm_guided_set_labels(g, mixed, GN));
         CHECK_OK(ddpm_guided_fn(g, got, x, t, GN, GD));
-        dd_check_close_f32("guidance 3, null row", got, want, GD, 1e-6, 1.0);
-        dd_check_close_f32("guidance 3, null row u", got + GD, u + GD, GD, 1e-6, 1.0);
+        dd_check_close_f32("guidance 3, null row", got, want, GD, 1e-5, 1.0);
+        dd_check_close_f32("guidance 3, null row u", got + GD, u + GD, GD, 1e-5, 1.0);
         /* no labels: the null class everywhere */
         CHECK_OK(ddpm_guided_set_labels(g, NULL, 0));
         CHECK_OK(ddpm_guided_fn(g, got, x, t, GN, GD));
