@@ -10,14 +10,14 @@ static const cli_command *const commands[] = {&cli_cmd_schedule, &cli_cmd_noise,
                                               &cli_cmd_init, &cli_cmd_forward, &cli_cmd_bench,
                                               &cli_cmd_train, &cli_cmd_plot, &cli_cmd_sample,
                                               &cli_cmd_interpolate, &cli_cmd_inpaint, &cli_cmd_img2img,
-                                              &cli_cmd_denoise};
+                                              &cli_cmd_denoise, &cli_cmd_eval, &cli_cmd_train_classifier};
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
 static void print_help(FILE *f) {
     fprintf(f, "ddpm %s — denoising diffusion models (DDPM, DDIM) in C\n\n", ddpm_version());
     fprintf(f, "usage: ddpm <command> [options]\n       ddpm <command> --help\n\ncommands:\n");
-    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-11s  %s\n", commands[i]->name, commands[i]->summary);
-    fprintf(f, "\noptions:\n  %-11s  %s\n  %-11s  %s\n", "-h, --help", "show this help", "--version",
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-16s  %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(f, "\noptions:\n  %-16s  %s\n  %-16s  %s\n", "-h, --help", "show this help", "--version",
             "print the version");
     fprintf(f, "\nexit status: 0 success, 1 failure, 2 bad command line, 130 interrupted (143: train got SIGTERM)\n");
 }

@@ -44,6 +44,7 @@ extern const cli_command cli_cmd_schedule, cli_cmd_noise, cli_cmd_info;
 extern const cli_command cli_cmd_init, cli_cmd_forward, cli_cmd_bench;
 extern const cli_command cli_cmd_train, cli_cmd_plot;
 extern const cli_command cli_cmd_sample, cli_cmd_interpolate, cli_cmd_inpaint, cli_cmd_img2img, cli_cmd_denoise;
+extern const cli_command cli_cmd_eval, cli_cmd_train_classifier;
 
 /* cmd_plot.c: the loss (light) and its bias-corrected moving average of weight `smooth` (dark) of a training
    log against the step, into png_path; log_y draws log10 of the loss. settings: the PNG's "ddpm" tEXt value

@@ -784,6 +784,50 @@ ddpm_status ddpm_mask_to_model(const ddpm_image *mask, int size, float *out);
    (FID on a classifier's features, as Heusel et al. 2017 do with Inception), nearest-neighbour distances in pixel
    space (memorisation), and the variational bound in bits per dimension. */
 
+/* The classifier: conv 3x3 (C -> 32) ReLU, max-pool 2, conv 3x3 (32 -> 64) ReLU, max-pool 2, linear
+   (64 S/4 S/4 -> 128) ReLU = the features, linear (128 -> K) = the logits. Images [N, C, S, S] in model space
+   ([-1, 1]); S a multiple of 4. Saved as safetensors (tensor names conv1.weight, conv1.bias, conv2.*, fc1.*, fc2.*
+   in PyTorch layouts) with metadata "ddpm_classifier" (a JSON object: channels, size, classes, dataset, test
+   accuracy, training settings). */
+#define DDPM_CLASSIFIER_FEATURES 128
+typedef struct ddpm_classifier ddpm_classifier;
+typedef struct {
+    int channels, size, num_classes;
+    int feature_dim;                /* DDPM_CLASSIFIER_FEATURES */
+    int64_t num_params;
+    char dataset[32];               /* what it was trained on ("mnist", ...; "" unknown) */
+    double test_accuracy;           /* on the dataset's test set, as saved; < 0 unknown */
+} ddpm_classifier_info;
+/* A new classifier with PyTorch's default initialisation drawn from `seed`. */
+ddpm_status ddpm_classifier_create(int channels, int size, int num_classes, uint64_t seed, ddpm_classifier **out);
+/* Every tensor must be present with its shape (named in the message otherwise); the file is treated as hostile. */
+ddpm_status ddpm_classifier_load(const char *path, ddpm_classifier **out);
+/* Written atomically, F32, with the info as metadata. */
+ddpm_status ddpm_classifier_save(const ddpm_classifier *c, const char *path);
+void ddpm_classifier_free(ddpm_classifier *c);
+void ddpm_classifier_get_info(const ddpm_classifier *c, ddpm_classifier_info *info);
+/* Records what the classifier was trained on and its test accuracy (saved with it). */
+void ddpm_classifier_set_provenance(ddpm_classifier *c, const char *dataset, double test_accuracy);
+/* x [N, C, S, S] -> features [N, DDPM_CLASSIFIER_FEATURES] and probs [N, K] (softmax); either may be NULL. Any N
+   (runs in chunks); the results do not depend on N or on the thread count. */
+ddpm_status ddpm_classifier_apply(ddpm_classifier *c, const float *x, int64_t N, float *features, float *probs);
+/* The fraction of a dataset's images whose most probable class is their label. */
+ddpm_status ddpm_classifier_accuracy(ddpm_classifier *c, const ddpm_dataset *ds, double *accuracy);
+
+typedef struct {
+    int epochs;                     /* default 4 */
+    int batch;                      /* default 128 */
+    double lr;                      /* Adam (AdamW, weight decay 0) peak rate, cosine decay to 0; default 2e-3 */
+    uint64_t seed;                  /* data order; default 0 */
+    /* called every `report_every` steps and at the end of every epoch; non-OK stops training */
+    ddpm_status (*on_step)(void *user, int epoch, int64_t step, int64_t steps, double loss, double train_acc);
+    void *user;
+    int report_every;               /* default 50 */
+} ddpm_classifier_train_config;
+void ddpm_classifier_train_config_default(ddpm_classifier_train_config *c);
+/* Cross-entropy training on ds (its labels; ds geometry must match the classifier's). Deterministic. */
+ddpm_status ddpm_classifier_train(ddpm_classifier *c, const ddpm_dataset *ds, const ddpm_classifier_train_config *cfg);
+
 /* Feature statistics: mean [F] and covariance [F, F] (unbiased, divided by N - 1) of features [N, F], in double. */
 ddpm_status ddpm_feature_stats(const float *features, int64_t N, int F, double *mean, double *cov);
 /* The Frechet distance between Gaussians N(m1, c1) and N(m2, c2) of dimension F:
