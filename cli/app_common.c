@@ -541,6 +541,19 @@ int app_enlarge(const ddpm_image *in, int k, ddpm_image *out) {
     return CLI_OK;
 }
 
+int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
+                     const char *settings) {
+    ddpm_st_writer *w = NULL;
+    int64_t shape[4] = {n, c->C, c->S, c->S}, lshape[1] = {n};
+    int rc = CLI_OK;
+    if (ddpm_st_writer_create(&w) != DDPM_OK || ddpm_st_writer_add(w, "samples", DDPM_DTYPE_F32, 4, shape, x) != DDPM_OK ||
+        (labels && ddpm_st_writer_add(w, "labels", DDPM_DTYPE_I64, 1, lshape, labels) != DDPM_OK) ||
+        ddpm_st_writer_set_metadata(w, "ddpm", settings) != DDPM_OK || ddpm_st_writer_save(w, path) != DDPM_OK)
+        rc = cli_fail();
+    ddpm_st_writer_free(w);
+    return rc;
+}
+
 int app_write_strip(app_ctx *c, const char *path, const float *x, int N, const char *const *captions,
                     const char *description) {
     ddpm_image strip;

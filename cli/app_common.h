@@ -17,6 +17,13 @@
 #define APP_OPT_SAMPLER(def) {"sampler", "ddpm|ddim|dpmpp2m", def, "the reverse process"}
 #define APP_OPT_STEPS                                                                                          \
     {"steps", "N", NULL, "sampler steps, 1..T (default: the sampler's own: ddpm T, ddim 50, dpmpp2m 20)"}
+/* The sampler's settings beyond --sampler and --steps (read by app_sampler_config where the table has them). */
+#define APP_OPT_ETA {"eta", "E", "0", "ddim: 0 deterministic .. 1 as noisy as ddpm"}
+#define APP_OPT_SPACING                                                                                        \
+    {"spacing", "NAME", NULL, "timestep spacing: leading, trailing or linspace (default: the model's scheduler; " \
+                              "dpmpp2m: linspace)"}
+#define APP_OPT_CLIP                                                                                           \
+    {"clip", "on|off", NULL, "clamp the x0 prediction to [-1, 1] (default: the model's scheduler; dpmpp2m: off)"}
 #define APP_OPT_SEED {"seed", "S", "0", "seed of every random draw (x_T, sampler noise, forward noise)"}
 #define APP_OPT_CLASS                                                                                          \
     {"class", "K|K1,K2,..|none", NULL, "class labels of a class-conditional model (cycled over the images); "     \
@@ -128,6 +135,10 @@ int app_stack_rows(const ddpm_image *rows, int n, ddpm_image *out);
 int app_enlarge(const ddpm_image *in, int k, ddpm_image *out);
 /* Writes a PNG with tEXt "ddpm" = the run's settings, "Software" and (if not NULL) "Description". */
 int app_write_png(const cli_args *a, const char *path, const ddpm_image *img, const char *description);
+/* Writes images x [n, C, S, S] as the F32 tensor 'samples', and labels [n] (when not NULL) as the I64 tensor
+   'labels', with `settings` as the metadata "ddpm" (atomically). CLI_OK, or CLI_FAIL after the error line. */
+int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
+                     const char *settings);
 /* A captioned strip of N images [N, C, S, S] written to path. */
 int app_write_strip(app_ctx *c, const char *path, const float *x, int N, const char *const *captions,
                     const char *description);

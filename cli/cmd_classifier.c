@@ -20,7 +20,7 @@ static const cli_option options[] = {
     {"batch", "B", "128", "images per step"},
     {"lr", "LR", "2e-3", "peak learning rate (AdamW, weight decay 0; warm-up, then cosine decay to 0)"},
     {"seed", "S", "0", "seed of the weight initialisation and the data order"},
-    {"threads", "N", "0", "threads (0 = all cores)"},
+    APP_OPT_THREADS,
     {NULL, NULL, NULL, NULL},
 };
 

@@ -31,9 +31,9 @@ static const cli_option options[] = {
                                   "or a folder of PNGs"},
     APP_OPT_SAMPLER("ddim"),
     APP_OPT_STEPS,
-    {"eta", "E", "0", "ddim: 0 deterministic .. 1 as noisy as ddpm"},
-    {"spacing", "NAME", NULL, "timestep spacing: leading, trailing or linspace (default: the model's scheduler)"},
-    {"clip", "on|off", NULL, "clamp the x0 prediction to [-1, 1] (default: the model's scheduler; dpmpp2m: off)"},
+    APP_OPT_ETA,
+    APP_OPT_SPACING,
+    APP_OPT_CLIP,
     APP_OPT_SEED,
     APP_OPT_CLASS,
     APP_OPT_GUIDANCE,
@@ -327,21 +327,6 @@ static int read_tensor(const eval_ref *r, const char *path, float **x, int64_t *
     return rc;
 }
 
-static int save_samples(app_ctx *c, const float *x, int64_t n, const char *path) {
-    ddpm_st_writer *w = NULL;
-    int64_t shape[4] = {n, c->C, c->S, c->S}, lshape[1] = {n};
-    char *settings = cli_settings(c->a);
-    int rc = CLI_OK;
-    if (!settings) return app_error("out of memory");
-    if (ddpm_st_writer_create(&w) != DDPM_OK || ddpm_st_writer_add(w, "samples", DDPM_DTYPE_F32, 4, shape, x) != DDPM_OK ||
-        (c->labels && ddpm_st_writer_add(w, "labels", DDPM_DTYPE_I64, 1, lshape, c->labels) != DDPM_OK) ||
-        ddpm_st_writer_set_metadata(w, "ddpm", settings) != DDPM_OK || ddpm_st_writer_save(w, path) != DDPM_OK)
-        rc = cli_fail();
-    ddpm_st_writer_free(w);
-    free(settings);
-    return rc;
-}
-
 /* ------------------------------------------------------------------------------- calibration */
 
 /* 3x3 binomial blur ([1 2 1] / 4 each way, edges repeated) of one-channel-plane images. */
@@ -439,16 +424,15 @@ static int run_nll(app_ctx *c, eval_ref *r, int64_t n, int64_t start, int batch,
         goto done;
     }
     /* the unconditional model: the null class of a conditional model with one */
-    if (ddpm_guided_create(c->model, 1.0, batch, &g) != DDPM_OK) {
-        rc = cli_fail();
-        goto done;
-    }
     if (c->info.num_class_embeds > 0 && c->info.null_class < 0) {
         rc = app_error("--nll: the model is class-conditional without a null class; the bound needs an unconditional "
                        "model");
         goto done;
     }
-    c->traj = NULL;
+    if (ddpm_guided_create(c->model, 1.0, batch, &g) != DDPM_OK) {
+        rc = cli_fail();
+        goto done;
+    }
     app_progress_start(c, "bits/dim", (n + batch - 1) / batch * c->d->T, n);
     for (int64_t first = 0; first < n; first += batch) {
         int64_t m = n - first < batch ? n - first : batch;
@@ -584,7 +568,14 @@ static int run(const cli_command *cmd, const cli_args *a) {
         snprintf(what, sizeof what, "%lld samples of %s, %s %d steps, guidance %g, seed %llu", (long long)n, c.spec,
                  app_sampler_name(cfg.kind), cfg.steps, c.guidance, (unsigned long long)c.seed);
         if (save) {
-            if ((rc = save_samples(&c, x, n, save)) != CLI_OK) goto done;
+            char *settings = cli_settings(a);
+            if (!settings) {
+                rc = app_error("out of memory");
+                goto done;
+            }
+            rc = app_save_samples(&c, save, x, n, c.labels, settings);
+            free(settings);
+            if (rc != CLI_OK) goto done;
             printf("wrote %s: samples [%lld, %d, %d, %d]\n", save, (long long)n, c.C, c.S, c.S);
         }
     }

@@ -19,10 +19,9 @@ static const cli_option options[] = {
     APP_OPT_MODEL,
     APP_OPT_SAMPLER("ddim"),
     APP_OPT_STEPS,
-    {"eta", "E", "0", "ddim: 0 deterministic .. 1 as noisy as ddpm"},
-    {"spacing", "NAME", NULL, "timestep spacing: leading, trailing or linspace (default: the model's scheduler; "
-                              "dpmpp2m: linspace)"},
-    {"clip", "on|off", NULL, "clamp the x0 prediction to [-1, 1] (default: the model's scheduler; dpmpp2m: off)"},
+    APP_OPT_ETA,
+    APP_OPT_SPACING,
+    APP_OPT_CLIP,
     {"num", "N", "16", "images to draw"},
     {"batch", "B", NULL, "images per network call (default: min(num, 16)); the images do not depend on it"},
     APP_OPT_SEED,
@@ -176,15 +175,9 @@ static char *tensor_settings(const cli_args *a) {
 }
 
 static int save_tensor(app_ctx *c, const float *xf, int64_t num, const char *path) {
-    ddpm_st_writer *w = NULL;
-    int64_t shape[4] = {num, c->C, c->S, c->S};
     char *settings = tensor_settings(c->a);
-    int rc = CLI_OK;
     if (!settings) return app_error("out of memory");
-    if (ddpm_st_writer_create(&w) != DDPM_OK || ddpm_st_writer_add(w, "samples", DDPM_DTYPE_F32, 4, shape, xf) != DDPM_OK ||
-        ddpm_st_writer_set_metadata(w, "ddpm", settings) != DDPM_OK || ddpm_st_writer_save(w, path) != DDPM_OK)
-        rc = cli_fail();
-    ddpm_st_writer_free(w);
+    int rc = app_save_samples(c, path, xf, num, NULL, settings);
     free(settings);
     return rc;
 }

@@ -6,16 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/classifier.h"
 #include "testutil.h"
 
-/* Internal entry points of src/eval/classifier.c. */
-void dd_classifier_relu_forward(float *x, size_t n);
-void dd_classifier_relu_backward(float *d, const float *y, size_t n);
-double dd_classifier_xent_f64(const double *logits, const int32_t *labels, int n, int K, double *dlogits,
-                              int *correct);
-float *dd_classifier_params(ddpm_classifier *c, int64_t *count);
-ddpm_status dd_classifier_loss_grad(ddpm_classifier *c, const float *x, const int32_t *labels, int n,
-                                    double *loss, float *grad, float *grad_x);
 
 #define F DDPM_CLASSIFIER_FEATURES
 

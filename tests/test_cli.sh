@@ -13,7 +13,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/ddpm_cli.XXXXXX") || exit 1
 trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 . "$(dirname "$0")/cli_lib.sh"
 
-# expect_error WANT_RC ARGS...: the status and exactly one "ddpm: error: " line on stderr.
+# expect_error WANT_RC ARGS...: the status and exactly one "ddpm: error: " line on stderr (this file's checks name
+# no text; it replaces cli_lib.sh's expect_error).
 expect_error() {
     expect "$@"
     shift
@@ -21,10 +22,6 @@ expect_error() {
     if [ "$n" -ne 1 ] || ! grep -q '^ddpm: error: ' "$TMP/err"; then
         fail "ddpm $*: stderr is not one 'ddpm: error:' line: $(cat "$TMP/err")"
     fi
-}
-
-contains() {   # contains FILE TEXT WHAT
-    grep -q -F -- "$2" "$1" || fail "$3: '$2' not found in: $(head -c 600 "$1")"
 }
 
 png_u32() {    # png_u32 FILE OFFSET: big-endian 32-bit number at OFFSET

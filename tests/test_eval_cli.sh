@@ -22,18 +22,6 @@ TINY=$ROOT/tests/data/unet_tiny
 XT=$ROOT/tests/data/sample_xT_tiny.safetensors
 E="eval --data mnist --data-dir $DATA --threads 2"
 
-expect_error() {   # expect_error WANT_RC TEXT ARGS...
-    want=$1
-    text=$2
-    shift 2
-    expect "$want" "$@"
-    n=$(wc -l <"$TMP/err")
-    if [ "$n" -ne 1 ] || ! grep -q '^ddpm: error: ' "$TMP/err"; then
-        fail "ddpm $*: stderr is not one 'ddpm: error:' line: $(cat "$TMP/err")"
-    elif ! grep -q -F -- "$text" "$TMP/err"; then
-        fail "ddpm $*: error line lacks '$text': $(cat "$TMP/err")"
-    fi
-}
 # json_num FILE KEY [NTH]: the NTH (default 1) number after "KEY": in a JSON file
 json_num() {
     grep -o "\"$2\":[^,}]*" "$1" | sed -n "${3:-1}p" | sed 's/.*: *//; s/[^-0-9.eE+]//g'
@@ -118,6 +106,20 @@ if [ -f "$ROOT/models/eval/fashion-mnist-classifier.safetensors" ]; then
     expect_error 1 "trained on fashion-mnist" $E --samples "$TMP/s.safetensors" \
         --classifier "$ROOT/models/eval/fashion-mnist-classifier.safetensors"
 fi
+# shellcheck disable=SC2086
+expect_error 2 "--nll 60 --nll-start 10" $E --samples "$TMP/s.safetensors" --nll 60 --nll-start 10
+
+# train-classifier: a short run on the 64-image sample gives a classifier eval accepts; bad outputs and options
+expect 0 train-classifier --data mnist --data-dir "$DATA" --epochs 1 --batch 16 --threads 1 --out "$TMP/clf.safetensors"
+contains "$TMP/out" "test accuracy" "train-classifier reports its test accuracy"
+# shellcheck disable=SC2086
+expect 0 $E --samples "$TMP/s.safetensors" --classifier "$TMP/clf.safetensors"
+expect_error 2 "is not a regular file" train-classifier --data mnist --data-dir "$DATA" --epochs 1 --out "$TMP"
+expect_error 2 "does not exist" train-classifier --data mnist --data-dir "$DATA" --epochs 1 --out "$TMP/no/clf.safetensors"
+expect_error 2 "--data cifar" train-classifier --data cifar --data-dir "$DATA" --out "$TMP/c2.safetensors"
+expect_error 2 "--epochs" train-classifier --data mnist --data-dir "$DATA" --epochs 0 --out "$TMP/c2.safetensors"
+[ -e "$TMP/c2.safetensors" ] && fail "a refused train-classifier wrote its output"
+
 printf 'not a safetensors file' >"$TMP/bad.safetensors"
 # shellcheck disable=SC2086
 expect_error 1 "bad.safetensors" $E --samples "$TMP/s.safetensors" --classifier "$TMP/bad.safetensors"

@@ -14,23 +14,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/ddpm_model_cli.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM
 . "$(dirname "$0")/cli_lib.sh"
 
-# expect_error WANT_RC TEXT ARGS...: the status and exactly one "ddpm: error: " line containing TEXT.
-expect_error() {
-    want=$1
-    text=$2
-    shift 2
-    expect "$want" "$@"
-    n=$(wc -l <"$TMP/err")
-    if [ "$n" -ne 1 ] || ! grep -q '^ddpm: error: ' "$TMP/err"; then
-        fail "ddpm $*: stderr is not one 'ddpm: error:' line: $(cat "$TMP/err")"
-    elif ! grep -q -F -- "$text" "$TMP/err"; then
-        fail "ddpm $*: error line lacks '$text': $(cat "$TMP/err")"
-    fi
-}
-contains() {   # contains FILE TEXT WHAT
-    grep -q -F -- "$2" "$1" || fail "$3: '$2' not found in: $(head -c 600 "$1")"
-}
-
 MN=$DATA/unet_mnist
 MNC=$DATA/unet_mnist_class
 TINY_IN=$DATA/io/unet_tiny_inputs.safetensors

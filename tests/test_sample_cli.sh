@@ -36,22 +36,6 @@ TINY=$ROOT/tests/data/unet_tiny
 TINYC=$ROOT/tests/data/unet_tiny_class
 XT=$ROOT/tests/data/sample_xT_tiny.safetensors
 
-# expect_error WANT_RC TEXT ARGS...: the status and exactly one "ddpm: error: " line containing TEXT.
-expect_error() {
-    want=$1
-    text=$2
-    shift 2
-    expect "$want" "$@"
-    n=$(wc -l <"$TMP/err")
-    if [ "$n" -ne 1 ] || ! grep -q '^ddpm: error: ' "$TMP/err"; then
-        fail "ddpm $*: stderr is not one 'ddpm: error:' line: $(cat "$TMP/err")"
-    elif ! grep -q -F -- "$text" "$TMP/err"; then
-        fail "ddpm $*: error line lacks '$text': $(cat "$TMP/err")"
-    fi
-}
-contains() {   # contains FILE TEXT WHAT
-    grep -q -F -- "$2" "$1" || fail "$3: '$2' not found in: $(head -c 600 "$1")"
-}
 png_u32() {    # png_u32 FILE OFFSET: big-endian 32-bit number at OFFSET
     od -An -tu1 -j"$2" -N4 "$1" | awk '{ print (($1 * 256 + $2) * 256 + $3) * 256 + $4 }'
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "eval/classifier.h"
 #include "ops/ops.h"
 
 #define DD_CLS_CHUNK 256            /* images per inference call of the network */
@@ -69,14 +70,6 @@ struct ddpm_classifier {
 
 /* ------------------------------------------------------------------ pieces (exported for the tests) */
 
-/* Internal entry points for tests/test_classifier.c (declared there as well). */
-void dd_classifier_relu_forward(float *x, size_t n);
-void dd_classifier_relu_backward(float *d, const float *y, size_t n);
-double dd_classifier_xent_f64(const double *logits, const int32_t *labels, int n, int K, double *dlogits,
-                              int *correct);
-float *dd_classifier_params(ddpm_classifier *c, int64_t *count);
-ddpm_status dd_classifier_loss_grad(ddpm_classifier *c, const float *x, const int32_t *labels, int n,
-                                    double *loss, float *grad, float *grad_x);
 
 /* x = max(x, 0) in place. */
 void dd_classifier_relu_forward(float *x, size_t n) {
