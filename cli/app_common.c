@@ -215,7 +215,7 @@ int app_load_model(app_ctx *c) {
             spec = env;
         } else {
 #ifdef DDPM_DEFAULT_MODEL
-            spec = DDPM_DEFAULT_MODEL;
+            spec = c->default_model ? c->default_model : DDPM_DEFAULT_MODEL;
             if (access(spec, F_OK) != 0)
                 return app_error("no --model given and the shipped model %s is missing (pass --model DIR|PRESET or "
                                  "set DDPM_MODEL)", spec);

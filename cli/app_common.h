@@ -59,6 +59,7 @@ typedef struct {
 typedef struct {
     const cli_args *a;
     const char *spec;                /* the model as given (or the default) */
+    const char *default_model;       /* the model without --model and DDPM_MODEL; NULL: the shipped MNIST model */
     ddpm_model *model;
     ddpm_model_info info;
     ddpm_pipeline_scheduler sched;   /* owns the diffusion */

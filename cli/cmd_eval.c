@@ -22,7 +22,8 @@
 #define MAX_CLASSES 1000
 
 static const cli_option options[] = {
-    APP_OPT_MODEL,
+    {"model", "DIR|PRESET", NULL, "the model: a pipeline, unet or fixture folder, a config.json or a preset "
+                                  "(default: $DDPM_MODEL, else the shipped models/DATA)"},
     {"data", "mnist|fashion-mnist", NULL, "the dataset the samples are measured against (required)"},
     {"data-dir", "DIR", NULL, "folder with the dataset's files (default: $DDPM_DATA/NAME, else ~/.cache/ddpm/NAME)"},
     {"classifier", "FILE", NULL, "the feature classifier (default: the shipped models/eval/NAME-classifier.safetensors)"},
@@ -496,6 +497,9 @@ static int run(const cli_command *cmd, const cli_args *a) {
     r.data = cli_str(a, "data");
     if (strcmp(r.data, "mnist") != 0 && strcmp(r.data, "fashion-mnist") != 0)
         return cli_usage_error("--data %s: ddpm eval knows mnist and fashion-mnist", r.data);
+    char default_model[512];
+    snprintf(default_model, sizeof default_model, "%s/%s", DDPM_MODELS_DIR, r.data);
+    c.default_model = default_model;   /* the shipped model of the dataset */
     if (cal_mode && num > 5000) return cli_usage_error("--calibrate --num %lld: at most 5000 (it uses 2N test images)", num);
 
     double t0 = app_now();
