@@ -68,7 +68,7 @@ typedef struct {
 typedef struct {
     const char *name;
     int64_t n;
-    double fid, entropy, confidence, agreement, nn, ratio, pixel_mean;
+    double fid, spread, entropy, confidence, agreement, nn, ratio, pixel_mean;
     int64_t hist[MAX_CLASSES];
 } eval_score;
 
@@ -179,6 +179,12 @@ static int score(eval_ref *r, const char *name, const float *x, int64_t n, const
         rc = cli_fail();
         goto done;
     }
+    double tr = 0, tr_ref = 0;   /* the spread of the features: FID at a given N is lower for a smaller one */
+    for (int f = 0; f < r->F; f++) {
+        tr += cov[(size_t)f * (size_t)r->F + (size_t)f];
+        tr_ref += r->cov[(size_t)f * (size_t)r->F + (size_t)f];
+    }
+    s->spread = tr_ref > 0 ? tr / tr_ref : NAN;
     double conf = 0;
     int64_t agree = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -212,6 +218,7 @@ done:
 
 static void print_score(const eval_ref *r, const eval_score *s) {
     printf("  FID (classifier features)  %.2f\n", s->fid);
+    printf("  feature spread             %.3f (trace of the feature covariance over the test set's)\n", s->spread);
     printf("  label entropy              %.3f (uniform: ln %d = %.3f)\n", s->entropy, r->K, log((double)r->K));
     printf("  mean confidence            %.3f\n", s->confidence);
     if (!isnan(s->agreement)) printf("  agrees with its label      %.3f\n", s->agreement);
@@ -227,6 +234,7 @@ static cJSON *score_json(const eval_ref *r, const eval_score *s) {
     cJSON_AddStringToObject(o, "name", s->name);
     cJSON_AddNumberToObject(o, "num", (double)s->n);
     cJSON_AddNumberToObject(o, "fid", s->fid);
+    cJSON_AddNumberToObject(o, "feature_spread", s->spread);
     cJSON_AddNumberToObject(o, "label_entropy", s->entropy);
     cJSON_AddNumberToObject(o, "mean_confidence", s->confidence);
     if (!isnan(s->agreement)) cJSON_AddNumberToObject(o, "label_agreement", s->agreement);

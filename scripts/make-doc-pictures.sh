@@ -10,8 +10,9 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
 $D sample --model "$M" --num 100 --cols 10 --out $I/sample_grid.png
-$D sample --model "$M" --sampler ddpm --steps 250 --num 10 --cols 10 --out $I/sample_ddpm.png
+$D sample --model "$M" --sampler ddpm --clip off --num 10 --cols 10 --out $I/sample_ddpm.png
 $D sample --model "$M" --sampler ddim --steps 50 --num 10 --cols 10 --out $I/sample_ddim.png
+$D sample --model "$M" --sampler dpmpp2m --steps 20 --num 10 --cols 10 --out $I/sample_dpmpp.png
 $D sample --model "$M" --num 20 --cols 10 --guidance 1 --out $I/sample_guidance_1.png
 $D sample --model "$M" --num 20 --cols 10 --guidance 3 --out $I/sample_guidance_3.png
 $D sample --model "$M" --num 4 --class 2,3,5,8 --trajectory $I/sample_trajectory.png --out "$W/grid.png"

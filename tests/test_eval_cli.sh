@@ -38,6 +38,10 @@ f_blur=$(json_num "$TMP/cal.json" fid 4)
 awk -v a="$r_train" 'BEGIN { exit !(a == 0) }' || fail "training images: memorisation ratio $r_train (want 0: they are copies)"
 awk -v a="$r_test" 'BEGIN { exit !(a > 0.7 && a < 1.4) }' || fail "test images: memorisation ratio $r_test (want about 1)"
 awk -v a="$f_test" -v b="$f_blur" 'BEGIN { exit !(a >= 0 && b > a) }' || fail "FID test $f_test, blurred $f_blur (want blurred worse)"
+s_test=$(json_num "$TMP/cal.json" feature_spread 1)
+s_blur=$(json_num "$TMP/cal.json" feature_spread 4)
+awk -v a="$s_test" -v b="$s_blur" 'BEGIN { exit !(a > 0.5 && a < 2 && b < a) }' ||
+    fail "feature spread: test $s_test, blurred $s_blur (want about 1, and less for blurred images)"
 
 # drawn samples (10 DDIM steps keep it short), stored and scored again: identical numbers
 # shellcheck disable=SC2086
