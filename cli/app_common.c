@@ -327,7 +327,8 @@ int app_labels(app_ctx *c, int64_t num, int sample_mode) {
     }
     double w = NAN;
     if ((rc = parse_guidance(cli_str(a, "guidance"), &w)) != CLI_OK) return rc;
-    if (isnan(w)) w = (conditional && null_class >= 0 && !all_null) ? 2.0 : 1.0;
+    if (isnan(w))   /* auto: the model's own weight (_ddpm_guidance), else 2 where guidance is possible */
+        w = (conditional && null_class >= 0 && !all_null) ? (c->info.guidance > 0 ? c->info.guidance : 2.0) : 1.0;
     c->guidance = w;
     return CLI_OK;
 }

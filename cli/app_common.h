@@ -29,8 +29,9 @@
     {"class", "K|K1,K2,..|none", NULL, "class labels of a class-conditional model (cycled over the images); "     \
                                        "none = the null class (unconditional)"}
 #define APP_OPT_GUIDANCE                                                                                       \
-    {"guidance", "W", "auto", "classifier-free guidance weight; auto = 2 for a model with a null class when "   \
-                              "labels are used, else 1 (plain conditional sampling)"}
+    {"guidance", "W", "auto", "classifier-free guidance weight; auto = the model's own (_ddpm_guidance), "       \
+                              "else 2 for a model with a null class when labels are used, else 1 (plain "       \
+                              "conditional sampling)"}
 #define APP_OPT_THREADS {"threads", "N", "0", "threads (0 = all cores)"}
 #define APP_OPT_ENGINE {"engine", "fast|reference", "fast", "the kernels: fast, or the plain reference twins"}
 

@@ -309,6 +309,8 @@ typedef struct {
     int num_class_embeds;      /* 0 = unconditional */
     int null_class;            /* the "no label" class of classifier-free guidance (trained with label dropout:
                                   num_class_embeds - 1), -1 when the model has none */
+    double guidance;           /* the guidance weight these weights sample with by default (private key
+                                  "_ddpm_guidance" of unet/config.json, chosen by measurement); 0 none */
     int time_conditioned;      /* 0 for basic */
     int num_tensors;           /* parameter tensors */
     int64_t num_params;        /* parameter count */
@@ -334,6 +336,10 @@ ddpm_status ddpm_model_load_weights(ddpm_model *m, const char *path);
    saved in unet/config.json as the private key "_ddpm_null_class" (diffusers ignores keys starting with '_')
    and read back by ddpm_model_load. */
 ddpm_status ddpm_model_set_null_class(ddpm_model *m, int k);
+/* The guidance weight sampling uses by default with these weights (w in (0, 100], measured, e.g. by ddpm eval),
+   or none (w = 0). Saved as the private key "_ddpm_guidance" of unet/config.json; needs a null class. Training
+   clears it: new weights have no measured weight. */
+ddpm_status ddpm_model_set_guidance(ddpm_model *m, double w);
 /* The model's diffusers config.json text (free with ddpm_free). */
 ddpm_status ddpm_model_config_json(const ddpm_model *m, char **json);
 /* A diffusers pipeline folder: model_index.json (DDPMPipeline), unet/config.json,

@@ -153,6 +153,83 @@ static void test_null_class(void) {
 }
 
 /* The trainer marks class K of a run with label dropout as the null class of the models it saves. */
+/* ------------------------------------------------------------------ the model's own guidance weight */
+
+static void test_guidance_key(void) {
+    char *json = class_config("\"_diffusers_version\"", "\"_ddpm_null_class\": 9, \"_diffusers_version\"");
+    ddpm_model *m = NULL;
+    CHECK_OK(ddpm_model_from_config_json(json, strlen(json), "config.json", 1, &m));
+    free(json);
+    if (!m) return;
+    ddpm_model_info info;
+    ddpm_model_get_info(m, &info);
+    CHECK(info.guidance == 0);
+    char *text = NULL;
+    CHECK_OK(ddpm_model_config_json(m, &text));
+    CHECK(text && !strstr(text, "_ddpm_guidance"));   /* written only when set */
+    ddpm_free(text);
+    CHECK_FAIL(ddpm_model_set_guidance(m, -1), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_model_set_guidance(m, 101), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_model_set_guidance(m, NAN), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_model_set_guidance(NULL, 1), DDPM_ERR_INVALID_ARG);
+    CHECK_OK(ddpm_model_set_guidance(m, 1.25));
+    ddpm_model_get_info(m, &info);
+    CHECK(info.guidance == 1.25);
+    CHECK_OK(ddpm_model_config_json(m, &text));
+    const char *a = text ? strstr(text, "\"_class_name\"") : NULL;
+    const char *b = text ? strstr(text, "\"_ddpm_guidance\": 1.25,") : NULL;
+    const char *c = text ? strstr(text, "\"_ddpm_null_class\": 9,") : NULL;
+    CHECK_MSG(a && b && c && a < b && b < c, "config text: %s", text ? text : "(null)");
+    ddpm_free(text);
+    const char *dir = dd_test_tmpdir("app_guidance");
+    CHECK_OK(ddpm_model_save(m, dir, NULL, DDPM_PRED_EPS));
+    ddpm_model *back = NULL;
+    CHECK_OK(ddpm_model_load(dir, 0, &back));
+    if (back) {
+        ddpm_model_get_info(back, &info);
+        CHECK(info.guidance == 1.25 && info.null_class == 9);
+    }
+    ddpm_model_free(back);
+    /* no null class, no guidance */
+    CHECK_OK(ddpm_model_set_null_class(m, -1));
+    CHECK_OK(ddpm_model_config_json(m, &text));
+    ddpm_model *again = NULL;
+    CHECK_FAIL(ddpm_model_from_config_json(text, text ? strlen(text) : 0, "unet/config.json", 1, &again),
+               DDPM_ERR_INVALID_ARG);
+    CHECK_SAYS("_ddpm_guidance");
+    CHECK_SAYS("null class");
+    ddpm_free(text);
+    CHECK_OK(ddpm_model_set_guidance(m, 0));
+    CHECK_FAIL(ddpm_model_set_guidance(m, 2), DDPM_ERR_INVALID_ARG);
+    CHECK_SAYS("no null class");
+    ddpm_model_free(m);
+    static const struct { const char *to; ddpm_status st; const char *says; } bad[] = {
+        {"\"_ddpm_guidance\": 0, \"_ddpm_null_class\": 9, \"_diffusers_version\"", DDPM_OK, NULL},
+        {"\"_ddpm_guidance\": -1, \"_ddpm_null_class\": 9, \"_diffusers_version\"", DDPM_ERR_INVALID_ARG, "(0, 100]"},
+        {"\"_ddpm_guidance\": 1000, \"_ddpm_null_class\": 9, \"_diffusers_version\"", DDPM_ERR_INVALID_ARG, "(0, 100]"},
+        {"\"_ddpm_guidance\": \"2\", \"_ddpm_null_class\": 9, \"_diffusers_version\"", DDPM_ERR_FORMAT, "number"},
+        {"\"_ddpm_guidance\": 2, \"_ddpm_guidance\": 2, \"_ddpm_null_class\": 9, \"_diffusers_version\"",
+         DDPM_ERR_FORMAT, "twice"},
+        {"\"_ddpm_guidance\": 2, \"_diffusers_version\"", DDPM_ERR_INVALID_ARG, "null class"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json = class_config("\"_diffusers_version\"", bad[i].to);
+        m = NULL;
+        ddpm_status st = ddpm_model_from_config_json(json, strlen(json), "unet/config.json", 1, &m);
+        CHECK_MSG(st == bad[i].st, "%s: status %d", bad[i].to, (int)st);
+        if (bad[i].says) {
+            CHECK(m == NULL);
+            CHECK_SAYS("_ddpm_guidance");
+            CHECK_SAYS(bad[i].says);
+        }
+        ddpm_model_free(m);
+        free(json);
+    }
+    const char *basic = "{\"_class_name\": \"BasicUNet\", \"_ddpm_guidance\": 2}";
+    CHECK_FAIL(ddpm_model_from_config_json(basic, strlen(basic), "unet/config.json", 1, &m), DDPM_ERR_INVALID_ARG);
+    CHECK_SAYS("_ddpm_guidance");
+}
+
 static void test_trainer_null_class(void) {
     ddpm_dataset d;
     memset(&d, 0, sizeof d);
@@ -177,6 +254,10 @@ static void test_trainer_null_class(void) {
         c.checkpoint_every = 0;
         c.use_ema = ema == 1;
         c.label_dropout = ema == 2 ? 0.0 : 0.5;
+        if (ema == 0) {   /* a starting model's measured guidance weight does not outlive training */
+            CHECK_OK(ddpm_model_set_null_class(m, 2));
+            CHECK_OK(ddpm_model_set_guidance(m, 1.5));
+        }
         ddpm_trainer *t = NULL;
         CHECK_OK(ddpm_trainer_create(&c, m, &d, &t));
         if (!t) continue;
@@ -189,6 +270,7 @@ static void test_trainer_null_class(void) {
             ddpm_model_info info;
             ddpm_model_get_info(back, &info);
             CHECK_MSG(info.null_class == (ema == 2 ? -1 : 2), "run %d: null class %d", ema, info.null_class);
+            CHECK_MSG(info.guidance == 0, "run %d: guidance %g", ema, info.guidance);
         }
         ddpm_model_free(back);
         ddpm_model *sm = NULL;
@@ -720,6 +802,7 @@ static void test_mask(void) {
 
 int main(void) {
     test_null_class();
+    test_guidance_key();
     test_trainer_null_class();
     test_guided();
     test_scheduler_defaults();

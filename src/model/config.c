@@ -136,6 +136,9 @@ ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what)
         if (c->sample_size % 4 != 0)
             return dd_error(DDPM_ERR_INVALID_ARG, "%s: BasicUNet pools twice, so sample_size = %d must be a multiple "
                             "of 4", what, c->sample_size);
+        if (c->guidance != 0)
+            return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_guidance: a BasicUNet has no class labels to guide with",
+                            what);
         return check_null_class(c, what);
     }
     int n = c->num_blocks;
@@ -188,6 +191,9 @@ ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: num_class_embeds = %d is out of range (1..%d or null)", what,
                         c->num_class_embeds, DD_MODEL_MAX_CLASSES);
     if ((st = check_null_class(c, what)) != DDPM_OK) return st;
+    if (!(c->guidance == 0 || (c->guidance > 0 && c->guidance <= 100)) || (c->guidance > 0 && c->null_class < 0))
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_guidance = %g must be in (0, 100] and needs a null class "
+                        "(_ddpm_null_class)", what, c->guidance);
     if (c->num_train_timesteps < 0)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: num_train_timesteps = %d must be positive or null", what,
                         c->num_train_timesteps);
@@ -435,7 +441,7 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
         c.sample_size = 28;
     }
     int seen[F_COUNT] = {0};
-    int seen_version = 0, seen_path = 0, seen_null = 0;
+    int seen_version = 0, seen_path = 0, seen_null = 0, seen_guidance = 0;
     list_lengths ll = {-1, -1, -1};
     cJSON_ArrayForEach(it, root) {
         const char *key = it->string ? it->string : "";
@@ -444,6 +450,12 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
             seen_null = 1;
             /* the range against num_class_embeds is checked by dd_model_config_validate below */
             if ((st = get_int(it, what, key, -1, DD_MODEL_MAX_CLASSES, 1, -1, &c.null_class)) != DDPM_OK) return st;
+            continue;
+        }
+        if (strcmp(key, "_ddpm_guidance") == 0) {   /* ours: the default guidance weight of these weights */
+            if (seen_guidance) return dd_error(DDPM_ERR_FORMAT, "%s: key '%s' appears twice", what, key);
+            seen_guidance = 1;
+            if ((st = get_number(it, what, key, &c.guidance)) != DDPM_OK) return st;
             continue;
         }
         if (key[0] == '_') {   /* diffusers' private keys; _class_name was read above */

@@ -129,7 +129,11 @@ ddpm_status dd_model_config_to_json(const dd_model_config *c, char **out) {
     dd_model_sb_printf(&sb, "{");
     key(&sb, "_class_name", 1);
     dd_model_sb_string(&sb, "UNet2DModel");
-    if (c->null_class >= 0) {   /* private key (diffusers ignores '_' keys), sorted between the two others */
+    if (c->guidance > 0) {      /* private keys (diffusers ignores '_' keys), sorted between the two others */
+        key(&sb, "_ddpm_guidance", 0);
+        dd_model_sb_printf(&sb, "%.17g", c->guidance);
+    }
+    if (c->null_class >= 0) {
         key(&sb, "_ddpm_null_class", 0);
         dd_model_sb_printf(&sb, "%d", c->null_class);
     }

@@ -61,6 +61,7 @@ void ddpm_model_get_info(const ddpm_model *m, ddpm_model_info *info) {
     info->out_channels = c->out_channels;
     info->num_class_embeds = c->kind == DD_MODEL_BASIC ? 0 : c->num_class_embeds;
     info->null_class = c->kind == DD_MODEL_BASIC ? -1 : c->null_class;
+    info->guidance = c->kind == DD_MODEL_BASIC ? 0 : c->guidance;
     info->time_conditioned = c->kind != DD_MODEL_BASIC;
     info->num_tensors = m->tab.count;
     info->num_params = m->tab.num_params;
@@ -111,6 +112,19 @@ ddpm_status ddpm_model_set_null_class(ddpm_model *m, int k) {
                         "unconditional), so it cannot have a null class", k);
     return dd_error(DDPM_ERR_INVALID_ARG, "null class %d is out of range: the model has classes 0..%d (or -1 for "
                     "none)", k, nce - 1);
+}
+
+ddpm_status ddpm_model_set_guidance(ddpm_model *m, double w) {
+    if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_set_guidance: model is NULL");
+    if (w == 0) {
+        m->cfg.guidance = 0;
+        return DDPM_OK;
+    }
+    if (!(w > 0 && w <= 100)) return dd_error(DDPM_ERR_INVALID_ARG, "guidance %g must be in (0, 100], or 0 for none", w);
+    if (m->cfg.kind == DD_MODEL_BASIC || m->cfg.null_class < 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "guidance %g: the model has no null class to guide with", w);
+    m->cfg.guidance = w;
+    return DDPM_OK;
 }
 
 ddpm_status ddpm_model_config_json(const ddpm_model *m, char **json) {

@@ -50,6 +50,8 @@ typedef struct {
     int num_train_timesteps;           /* 0 = null; written back, not used by the positional embedding */
     int null_class;                    /* the "no label" class of label dropout, -1 none (default); the private
                                           key "_ddpm_null_class" of config.json, written only when >= 0 */
+    double guidance;                   /* the guidance weight sampling uses by default, measured for these weights;
+                                          0 none (default); the private key "_ddpm_guidance", written when > 0 */
 } dd_model_config;
 
 /* diffusers' UNet2DModel defaults (sample_size null = 0, which the engine refuses on use; no null class). */

@@ -100,6 +100,7 @@ ddpm_status dd_trainer_init(const dd_train_state *s, ddpm_model *model, const dd
     if (st == DDPM_OK) st = check_data(t, &mi);
     /* label dropout trains class K as "no label": saved models (and the shadow copied below) carry it for guidance */
     if (st == DDPM_OK && t->conditional && c->label_dropout > 0) st = ddpm_model_set_null_class(model, t->null_class);
+    if (st == DDPM_OK) st = ddpm_model_set_guidance(model, 0);   /* measured for the old weights, not these */
     if (st == DDPM_OK) st = make_diffusion(t, betas);
     if (st == DDPM_OK) {   /* the plan first: it refuses a batch too large for memory before anything is sized */
         ddpm_plan_config pc;
