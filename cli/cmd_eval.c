@@ -59,7 +59,11 @@ typedef struct {
     ddpm_dataset train, test;
     int C, S, K, F;
     int64_t D;
-    float *train_x, *test_x;   /* [count, D] in model space */
+    float *train_x, *test_x;   /* [count, D] in model space, in the files' order */
+    /* Both splits in a fixed shuffled order, for the held-out and calibration subsets: the files' order is not
+       random (the first 5,000 MNIST test digits come from other writers than the last 5,000). */
+    float *test_mix;           /* [test.count, D]: test image test_perm[i] */
+    int64_t *test_perm, *train_perm;
     double *mu, *cov;          /* test-set feature statistics */
     int64_t held;              /* held-out test images [0, held) of the memorisation ratio */
     double held_nn;            /* their mean distance to the nearest training image */
@@ -89,6 +93,22 @@ static double mean_of(const double *v, int64_t n) {
     return s / (double)n;
 }
 
+/* A fixed permutation of 0..n-1 (Fisher-Yates on splitmix64), the same in every run. */
+static void fixed_permutation(int64_t *perm, int64_t n, uint64_t seed) {
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    uint64_t s = seed;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        int64_t j = (int64_t)(z % (uint64_t)(i + 1));
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
 static int ref_load(eval_ref *r, const cli_args *a) {
     const char *dir = cli_given(a, "data-dir") ? cli_str(a, "data-dir") : NULL;
     char path[4096];
@@ -115,11 +135,20 @@ static int ref_load(eval_ref *r, const cli_args *a) {
     if (r->K > MAX_CLASSES) return app_error("--classifier %s: %d classes (at most %d)", cpath, r->K, MAX_CLASSES);
     r->train_x = dataset_floats(&r->train, r->D);
     r->test_x = dataset_floats(&r->test, r->D);
+    r->test_mix = malloc(sizeof(float) * (size_t)r->test.count * (size_t)r->D);
+    r->test_perm = malloc(sizeof(int64_t) * (size_t)r->test.count);
+    r->train_perm = malloc(sizeof(int64_t) * (size_t)r->train.count);
+    if (r->test_x && r->test_mix && r->test_perm && r->train_perm) {
+        fixed_permutation(r->test_perm, r->test.count, 0x6576616c74657374ull);
+        fixed_permutation(r->train_perm, r->train.count, 0x6576616c74726e21ull);
+        for (int64_t i = 0; i < r->test.count; i++)
+            memcpy(r->test_mix + i * r->D, r->test_x + r->test_perm[i] * r->D, sizeof(float) * (size_t)r->D);
+    }
     r->mu = malloc(sizeof(double) * (size_t)r->F);
     r->cov = malloc(sizeof(double) * (size_t)r->F * (size_t)r->F);
     float *feat = malloc(sizeof(float) * (size_t)r->test.count * (size_t)r->F);
     int rc = CLI_OK;
-    if (!r->train_x || !r->test_x || !r->mu || !r->cov || !feat) rc = app_error("out of memory for the %s images", r->data);
+    if (!r->train_x || !r->test_x || !r->test_mix || !r->test_perm || !r->train_perm || !r->mu || !r->cov || !feat) rc = app_error("out of memory for the %s images", r->data);
     else if (ddpm_classifier_apply(r->clf, r->test_x, r->test.count, feat, NULL) != DDPM_OK ||
              ddpm_feature_stats(feat, r->test.count, r->F, r->mu, r->cov) != DDPM_OK)
         rc = cli_fail();
@@ -127,11 +156,11 @@ static int ref_load(eval_ref *r, const cli_args *a) {
     return rc;
 }
 
-/* Mean nearest-training-image distance of the held-out test images [0, n). */
+/* Mean nearest-training-image distance of the held-out test images: the first n of the shuffled order. */
 static int ref_held_out(eval_ref *r, int64_t n) {
     double *d = malloc(sizeof(double) * (size_t)n);
     if (!d) return app_error("out of memory");
-    int rc = ddpm_nearest_neighbours(r->test_x, n, r->train_x, r->train.count, r->D, d, NULL) == DDPM_OK ? CLI_OK
+    int rc = ddpm_nearest_neighbours(r->test_mix, n, r->train_x, r->train.count, r->D, d, NULL) == DDPM_OK ? CLI_OK
                                                                                                        : cli_fail();
     if (rc == CLI_OK) {
         r->held = n;
@@ -147,6 +176,9 @@ static void ref_free(eval_ref *r) {
     ddpm_dataset_free(&r->test);
     free(r->train_x);
     free(r->test_x);
+    free(r->test_mix);
+    free(r->test_perm);
+    free(r->train_perm);
     free(r->mu);
     free(r->cov);
 }
@@ -366,13 +398,15 @@ static int calibrate(eval_ref *r, int64_t N, uint64_t seed, eval_score *rows, in
         rc = app_error("out of memory");
         goto done;
     }
-    const float *test = r->test_x + N * D;   /* images [N, 2N): not among the held-out ones */
+    const float *test = r->test_mix + N * D;   /* shuffled images [N, 2N): not among the held-out ones */
     static const char *const names[] = {"test images", "training images", "test + noise 0.1", "test blurred",
                                         "test, classes 0-4"};
     for (int row = 0; row < 5 && rc == CLI_OK; row++) {
         const float *x = test;
-        if (row == 1) {
-            x = r->train_x;
+        if (row == 1) {   /* N training images of the shuffled order */
+            for (int64_t i = 0; i < N; i++)
+                memcpy(buf + i * D, r->train_x + r->train_perm[i] * D, sizeof(float) * (size_t)D);
+            x = buf;
         } else if (row == 2) {
             /* noise of standard deviation 0.1 of the [0, 1] pixel range = 0.2 in model space, clipped */
             ddpm_rng_normal_f32(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, 0), 0, nz, (size_t)(N * D));
@@ -387,7 +421,8 @@ static int calibrate(eval_ref *r, int64_t N, uint64_t seed, eval_score *rows, in
         } else if (row == 4) {
             int64_t m = 0;
             for (int64_t i = N; i < r->test.count && m < N; i++)
-                if (r->test.labels[i] < r->K / 2) memcpy(buf + (m++) * D, r->test_x + i * D, sizeof(float) * (size_t)D);
+                if (r->test.labels[r->test_perm[i]] < r->K / 2)
+                    memcpy(buf + (m++) * D, r->test_mix + i * D, sizeof(float) * (size_t)D);
             if (m < N) {
                 printf("calibration: %s skipped (the test set has only %lld such images after the first %lld)\n",
                        names[row], (long long)m, (long long)N);
