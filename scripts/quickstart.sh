@@ -10,7 +10,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 mkdir -p out
 
-./build/ddpm sample --model models/mnist --sampler ddim --steps 50 --num 100 --cols 10 --guidance 2 --seed 0 \
+./build/ddpm sample --model models/mnist --sampler ddim --steps 50 --num 100 --cols 10 --seed 0 \
     --out out/samples.png
 ./build/ddpm sample --model models/mnist --sampler ddim --steps 50 --num 4 --class 2,3,5,8 \
     --out out/trajectory_final.png --trajectory out/trajectory.png
