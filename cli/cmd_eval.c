@@ -60,12 +60,12 @@ typedef struct {
     int C, S, K, F;
     int64_t D;
     float *train_x, *test_x;   /* [count, D] in model space, in the files' order */
-    /* Both splits in a fixed shuffled order, for the held-out and calibration subsets: the files' order is not
-       random (the first 5,000 MNIST test digits come from other writers than the last 5,000). */
+    /* A fixed shuffle of each split, for the held-out and calibration subsets: the files' order is not random
+       (the first 5,000 MNIST test digits come from other writers than the last 5,000). */
     float *test_mix;           /* [test.count, D]: test image test_perm[i] */
     int64_t *test_perm, *train_perm;
     double *mu, *cov;          /* test-set feature statistics */
-    int64_t held;              /* held-out test images [0, held) of the memorisation ratio */
+    int64_t held;              /* held-out test images of the memorisation ratio: test_mix [0, held) */
     double held_nn;            /* their mean distance to the nearest training image */
 } eval_ref;
 
@@ -148,7 +148,8 @@ static int ref_load(eval_ref *r, const cli_args *a) {
     r->cov = malloc(sizeof(double) * (size_t)r->F * (size_t)r->F);
     float *feat = malloc(sizeof(float) * (size_t)r->test.count * (size_t)r->F);
     int rc = CLI_OK;
-    if (!r->train_x || !r->test_x || !r->test_mix || !r->test_perm || !r->train_perm || !r->mu || !r->cov || !feat) rc = app_error("out of memory for the %s images", r->data);
+    if (!r->train_x || !r->test_x || !r->test_mix || !r->test_perm || !r->train_perm || !r->mu || !r->cov || !feat)
+        rc = app_error("out of memory for the %s images", r->data);
     else if (ddpm_classifier_apply(r->clf, r->test_x, r->test.count, feat, NULL) != DDPM_OK ||
              ddpm_feature_stats(feat, r->test.count, r->F, r->mu, r->cov) != DDPM_OK)
         rc = cli_fail();

@@ -52,6 +52,13 @@ static char *class_config(const char *from, const char *to) {
 
 /* ------------------------------------------------------------------ null class */
 
+/* The three strings occur in a config text, in this order. */
+static void check_in_order(const char *text, const char *k1, const char *k2, const char *k3) {
+    const char *a = text ? strstr(text, k1) : NULL, *b = text ? strstr(text, k2) : NULL;
+    const char *c = text ? strstr(text, k3) : NULL;
+    CHECK_MSG(a && b && c && a < b && b < c, "config text: %s", text ? text : "(null)");
+}
+
 static void test_null_class(void) {
     char *json = class_config(NULL, NULL);
     ddpm_model *m = NULL;
@@ -74,10 +81,7 @@ static void test_null_class(void) {
     CHECK(info.null_class == 9);
     CHECK_OK(ddpm_model_config_json(m, &text));
     /* sorted among the private keys, as json.dumps(sort_keys=True) would place it */
-    const char *a = text ? strstr(text, "\"_class_name\"") : NULL;
-    const char *b = text ? strstr(text, "\"_ddpm_null_class\": 9,") : NULL;
-    const char *c = text ? strstr(text, "\"_diffusers_version\"") : NULL;
-    CHECK_MSG(a && b && c && a < b && b < c, "config text: %s", text ? text : "(null)");
+    check_in_order(text, "\"_class_name\"", "\"_ddpm_null_class\": 9,", "\"_diffusers_version\"");
     ddpm_free(text);
     /* save / load */
     const char *dir = dd_test_tmpdir("app_null_class");
@@ -152,7 +156,6 @@ static void test_null_class(void) {
     dd_test_remove_dir(dir);
 }
 
-/* The trainer marks class K of a run with label dropout as the null class of the models it saves. */
 /* ------------------------------------------------------------------ the model's own guidance weight */
 
 static void test_guidance_key(void) {
@@ -176,10 +179,7 @@ static void test_guidance_key(void) {
     ddpm_model_get_info(m, &info);
     CHECK(info.guidance == 1.25);
     CHECK_OK(ddpm_model_config_json(m, &text));
-    const char *a = text ? strstr(text, "\"_class_name\"") : NULL;
-    const char *b = text ? strstr(text, "\"_ddpm_guidance\": 1.25,") : NULL;
-    const char *c = text ? strstr(text, "\"_ddpm_null_class\": 9,") : NULL;
-    CHECK_MSG(a && b && c && a < b && b < c, "config text: %s", text ? text : "(null)");
+    check_in_order(text, "\"_class_name\"", "\"_ddpm_guidance\": 1.25,", "\"_ddpm_null_class\": 9,");
     ddpm_free(text);
     const char *dir = dd_test_tmpdir("app_guidance");
     CHECK_OK(ddpm_model_save(m, dir, NULL, DDPM_PRED_EPS));
@@ -230,6 +230,7 @@ static void test_guidance_key(void) {
     CHECK_SAYS("_ddpm_guidance");
 }
 
+/* The trainer marks class K of a run with label dropout as the null class of the models it saves. */
 static void test_trainer_null_class(void) {
     ddpm_dataset d;
     memset(&d, 0, sizeof d);

@@ -117,6 +117,15 @@ static ddpm_status check_null_class(const dd_model_config *c, const char *what) 
                     "num_class_embeds = %d (classes 0..%d)", what, c->null_class, nce, nce - 1);
 }
 
+ddpm_status dd_model_check_guidance(double w, int null_class, const char *what) {
+    if (!(w == 0 || (w > 0 && w <= 100)))
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_guidance = %g must be in (0, 100] (or 0: none)", what, w);
+    if (w > 0 && null_class < 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_guidance = %g needs a null class (_ddpm_null_class): the "
+                        "model has no null class to guide with", what, w);
+    return DDPM_OK;
+}
+
 ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what) {
     if (!what) what = "config";
     ddpm_status st;
@@ -136,10 +145,8 @@ ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what)
         if (c->sample_size % 4 != 0)
             return dd_error(DDPM_ERR_INVALID_ARG, "%s: BasicUNet pools twice, so sample_size = %d must be a multiple "
                             "of 4", what, c->sample_size);
-        if (c->guidance != 0)
-            return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_guidance: a BasicUNet has no class labels to guide with",
-                            what);
-        return check_null_class(c, what);
+        if ((st = check_null_class(c, what)) != DDPM_OK) return st;
+        return dd_model_check_guidance(c->guidance, c->null_class, what);
     }
     int n = c->num_blocks;
     if (n < 1 || n > DD_MODEL_MAX_BLOCKS)
@@ -191,9 +198,7 @@ ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: num_class_embeds = %d is out of range (1..%d or null)", what,
                         c->num_class_embeds, DD_MODEL_MAX_CLASSES);
     if ((st = check_null_class(c, what)) != DDPM_OK) return st;
-    if (!(c->guidance == 0 || (c->guidance > 0 && c->guidance <= 100)) || (c->guidance > 0 && c->null_class < 0))
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: _ddpm_guidance = %g must be in (0, 100] and needs a null class "
-                        "(_ddpm_null_class)", what, c->guidance);
+    if ((st = dd_model_check_guidance(c->guidance, c->null_class, what)) != DDPM_OK) return st;
     if (c->num_train_timesteps < 0)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: num_train_timesteps = %d must be positive or null", what,
                         c->num_train_timesteps);

@@ -116,15 +116,9 @@ ddpm_status ddpm_model_set_null_class(ddpm_model *m, int k) {
 
 ddpm_status ddpm_model_set_guidance(ddpm_model *m, double w) {
     if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_set_guidance: model is NULL");
-    if (w == 0) {
-        m->cfg.guidance = 0;
-        return DDPM_OK;
-    }
-    if (!(w > 0 && w <= 100)) return dd_error(DDPM_ERR_INVALID_ARG, "guidance %g must be in (0, 100], or 0 for none", w);
-    if (m->cfg.kind == DD_MODEL_BASIC || m->cfg.null_class < 0)
-        return dd_error(DDPM_ERR_INVALID_ARG, "guidance %g: the model has no null class to guide with", w);
-    m->cfg.guidance = w;
-    return DDPM_OK;
+    ddpm_status st = dd_model_check_guidance(w, m->cfg.null_class, "ddpm_model_set_guidance");
+    if (st == DDPM_OK) m->cfg.guidance = w;
+    return st;
 }
 
 ddpm_status ddpm_model_config_json(const ddpm_model *m, char **json) {

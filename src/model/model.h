@@ -65,6 +65,8 @@ extern const char *const dd_model_preset_names; /* "mnist, cifar10, tiny, basic"
 ddpm_status dd_model_config_parse(const char *json, size_t len, const char *what, dd_model_config *out);
 /* Checks a configuration (also used for presets). */
 ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what);
+/* A default guidance weight w (private key _ddpm_guidance): 0 (none), or in (0, 100] for a model with a null class. */
+ddpm_status dd_model_check_guidance(double w, int null_class, const char *what);
 /* diffusers-style config.json text (sorted keys, indent 2, every field); *out from dd_alloc. */
 ddpm_status dd_model_config_to_json(const dd_model_config *c, char **out);
 
