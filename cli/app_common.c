@@ -187,7 +187,7 @@ int app_parse_common(const cli_args *a, app_ctx *c) {
     c->a = a;
     c->engine = DDPM_ENGINE_FAST;
     if (app_has(a, "seed")) rc = cli_u64(a, "seed", &c->seed);
-    if (rc == CLI_OK && app_has(a, "threads")) rc = cli_int(a, "threads", 0, 4096, &threads);
+    if (rc == CLI_OK && app_has(a, "threads")) rc = cli_threads(a, "threads", 0, &threads);
     if (rc == CLI_OK && app_has(a, "engine")) rc = parse_engine(cli_str(a, "engine"), &c->engine);
     if (rc == CLI_OK && app_has(a, "sampler") && cli_str(a, "sampler")) rc = app_parse_sampler("sampler", cli_str(a, "sampler"), &kind);
     if (rc == CLI_OK && app_has(a, "steps") && cli_given(a, "steps")) {

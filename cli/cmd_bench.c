@@ -234,7 +234,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     int rc = cli_int(a, "batch", 1, 1 << 20, &B);
     if (rc == CLI_OK) rc = cli_int(a, "steps", 1, 1000000, &steps);
     if (rc == CLI_OK) rc = cli_int(a, "warmup", 0, 1000000, &warmup);
-    if (rc == CLI_OK) rc = cli_int(a, "threads", 1, 4096, &threads);
+    if (rc == CLI_OK) rc = cli_threads(a, "threads", 1, &threads);
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc == CLI_OK) rc = cli_double(a, "lr", 0, 1e3, 0, &lr);
     if (rc == CLI_OK) {

@@ -105,7 +105,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = cli_int(a, "batch", 1, 65536, &batch);
     if (rc == CLI_OK) rc = cli_double(a, "lr", 0, 10, 1, &lr);
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
-    if (rc == CLI_OK) rc = cli_int(a, "threads", 0, 4096, &threads);
+    if (rc == CLI_OK) rc = cli_threads(a, "threads", 0, &threads);
     const char *kind = cli_str(a, "data");
     if (rc == CLI_OK && strcmp(kind, "mnist") != 0 && strcmp(kind, "fashion-mnist") != 0) {
         static const char *const kinds[] = {"mnist", "fashion-mnist"};

@@ -223,7 +223,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = cli_require(a, "in");
     if (rc == CLI_OK) rc = cli_require(a, "out");
     if (rc == CLI_OK) rc = parse_engine(cli_str(a, "engine"), &engine);
-    if (rc == CLI_OK && cli_given(a, "threads")) rc = cli_int(a, "threads", 1, 4096, &threads);
+    if (rc == CLI_OK && cli_given(a, "threads")) rc = cli_threads(a, "threads", 1, &threads);
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc != CLI_OK) return rc;
     if (threads > 0) ddpm_set_threads((int)threads);

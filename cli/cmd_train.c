@@ -465,7 +465,7 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads,
     if (rc == CLI_OK) rc = cli_int(a, "sample-num", 1, 1024, &r->sample_num);
     if (rc == CLI_OK) rc = cli_int(a, "sample-steps", 1, 100000, &r->sample_steps);
     if (rc == CLI_OK) rc = cli_int(a, "log-every", 1, (long long)1 << 40, log_every);
-    if (rc == CLI_OK) rc = cli_int(a, "threads", 0, 4096, threads);
+    if (rc == CLI_OK) rc = cli_threads(a, "threads", 0, threads);
     if (rc == CLI_OK) rc = parse_engine(cli_str(a, "engine"), &tc->engine);
     if (rc == CLI_OK && !cli_str(a, "data"))
         rc = cli_given(&r->ea, "resume") ? cli_usage_error("'ddpm train --resume' needs --data: the run's "

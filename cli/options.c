@@ -240,6 +240,20 @@ int cli_int(const cli_args *a, const char *name, long long min, long long max, l
     return CLI_OK;
 }
 
+int cli_threads(const cli_args *a, const char *name, long long min, long long *out) {
+    long long cores = ddpm_num_cores(), max = 2 * cores;
+    const char *s = cli_str(a, name);
+    long long v;
+    if (!s) return cli_require(a, name);
+    if (parse_ll(s, &v) != 0) return cli_usage_error("--%s %s: not an integer", name, s);
+    if (v < min) return cli_usage_error("--%s %s: must be at least %lld", name, s, min);
+    if (v > max)
+        return cli_usage_error("--%s %s: at most %lld on this machine's %lld core%s (threads beyond the cores only "
+                               "slow a run down)", name, s, max, cores, cores == 1 ? "" : "s");
+    *out = v;
+    return CLI_OK;
+}
+
 int cli_u64(const cli_args *a, const char *name, uint64_t *out) {
     const char *s = cli_str(a, name);
     char *end;

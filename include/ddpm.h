@@ -103,6 +103,8 @@ void ddpm_set_allocator(const ddpm_allocator *a);
 /* Threads used by the library's parallel loops (OpenMP) and BLAS. n <= 0 means all cores. */
 void ddpm_set_threads(int n);
 int ddpm_get_threads(void);
+/* The cores this process may run on (at least 1): the most threads worth asking for. */
+int ddpm_num_cores(void);
 
 /* ===================================================================================== dtypes */
 

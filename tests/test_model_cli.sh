@@ -65,6 +65,9 @@ cmp -s "$TMP/g1.safetensors" "$TMP/g2.safetensors" || fail "ddpm forward --loss-
 expect_error 2 "--in" forward --model tiny --out "$TMP/y.safetensors"
 expect_error 2 "--engine" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --engine slow
 expect_error 2 "--threads" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --threads 0
+expect_error 2 "core" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --threads 100000
+expect_error 2 "core" sample --model tiny --num 1 --steps 2 --out "$TMP/y.png" --threads 100000
+expect_error 2 "core" train --data mnist --threads 100000
 expect_error 1 "'x' has shape [2, 1, 28, 28]" forward --model tiny --in "$MN/inputs.safetensors" --out "$TMP/y.safetensors"
 expect_error 1 "class_labels" forward --model "$MNC" --in "$MN/inputs.safetensors" --out "$TMP/y.safetensors"
 expect_error 1 "unconditional" forward --model "$MN" --in "$MNC/inputs.safetensors" --out "$TMP/y.safetensors"

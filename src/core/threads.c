@@ -11,4 +11,9 @@ void ddpm_set_threads(int n) {
     omp_set_num_threads(n);
 }
 
+int ddpm_num_cores(void) {
+    int n = omp_get_num_procs();
+    return n > 0 ? n : 1;
+}
+
 int ddpm_get_threads(void) { return dd_threads > 0 ? dd_threads : omp_get_max_threads(); }
