@@ -106,6 +106,17 @@ static int read_vector(const ddpm_safetensors *st, const char *path, const char 
     return CLI_OK;
 }
 
+/* NaN or Inf in an input tensor is refused, naming the first element as [n, c, y, x]. */
+static int check_finite(const char *path, const char *name, const float *v, size_t n, int C, int S) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) {
+            size_t hw = (size_t)S * (size_t)S, chw = (size_t)C * hw;
+            return data_error("%s: %s[%zu, %zu, %zu, %zu] is %g, not a finite number", path, name, i / chw,
+                              i % chw / hw, i % hw / (size_t)S, i % (size_t)S, (double)v[i]);
+        }
+    return CLI_OK;
+}
+
 typedef struct {
     ddpm_model *m;
     ddpm_safetensors *in;
@@ -170,6 +181,9 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
     }
     if (ddpm_st_read_f32(s->in, "x", s->x, (int64_t)isz) != DDPM_OK) return cli_fail();
     if (train && ddpm_st_read_f32(s->in, "target", s->target, (int64_t)osz) != DDPM_OK) return cli_fail();
+    rc = check_finite(path, "x", s->x, isz, info.in_channels, S);
+    if (rc == CLI_OK && train) rc = check_finite(path, "target", s->target, osz, info.out_channels, S);
+    if (rc != CLI_OK) return rc;
     if (info.time_conditioned || ddpm_st_find(s->in, "timesteps")) {
         rc = read_vector(s->in, path, "timesteps", N, 0, s->labels, s->t);
         if (rc != CLI_OK) return rc;

@@ -65,6 +65,12 @@ cmp -s "$TMP/g1.safetensors" "$TMP/g2.safetensors" || fail "ddpm forward --loss-
 expect_error 2 "--in" forward --model tiny --out "$TMP/y.safetensors"
 expect_error 2 "--engine" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --engine slow
 expect_error 2 "--threads" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --threads 0
+# NaN in x is refused, naming the element: overwrite x's first float with a quiet NaN
+HL=$(od -An -t u8 -N 8 "$TINY_IN" | tr -d ' ')
+XOFF=$(dd if="$TINY_IN" bs=1 skip=8 count="$HL" 2>/dev/null | grep -o '"x":{[^}]*}' | sed 's/.*data_offsets":\[\([0-9]*\).*/\1/')
+cp "$TINY_IN" "$TMP/nan_in.safetensors"
+printf '\000\000\300\177' | dd of="$TMP/nan_in.safetensors" bs=1 seek=$((8 + HL + XOFF)) conv=notrunc 2>/dev/null
+expect_error 1 "x[0, 0, 0, 0] is nan, not a finite number" forward --model tiny --in "$TMP/nan_in.safetensors" --out "$TMP/y.safetensors"
 expect_error 2 "core" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --threads 100000
 expect_error 2 "core" sample --model tiny --num 1 --steps 2 --out "$TMP/y.png" --threads 100000
 expect_error 2 "core" train --data mnist --threads 100000
