@@ -59,65 +59,10 @@ float *app_to_float(const double *x, size_t n) {
     return f;
 }
 
-int app_make_dir(const char *path) {
-    char *p = malloc(strlen(path) + 1);
-    if (!p) return app_error("out of memory");
-    strcpy(p, path);
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q) continue;
-        char ch = *q;
-        *q = 0;
-        struct stat sb;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            free(p);
-            return app_error("cannot create the folder %s: %s", path, strerror(e));
-        }
-        if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            int rc = app_error("cannot create the folder %s: %s is not a folder", path, p);
-            free(p);
-            return rc;
-        }
-        if (!(*q = ch)) break;
-    }
-    free(p);
-    return CLI_OK;
-}
-
 /* ------------------------------------------------------------------------------- option syntax */
 
 const char *app_sampler_name(ddpm_sampler_kind k) {
-    return k == DDPM_SAMPLER_DDPM ? "ddpm" : k == DDPM_SAMPLER_DDIM ? "ddim" : "dpmpp2m";
-}
-
-int app_parse_sampler(const char *opt, const char *s, ddpm_sampler_kind *out) {
-    static const char *const names[] = {"ddpm", "ddim", "dpmpp2m"};
-    static const ddpm_sampler_kind kinds[] = {DDPM_SAMPLER_DDPM, DDPM_SAMPLER_DDIM, DDPM_SAMPLER_DPMPP2M};
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = kinds[i];
-            return CLI_OK;
-        }
-    if (strcmp(s, "dpm++2m") == 0 || strcmp(s, "dpm++") == 0 || strcmp(s, "dpmpp") == 0) {
-        *out = DDPM_SAMPLER_DPMPP2M;
-        return CLI_OK;
-    }
-    const char *near = cli_closest(s, names, 3);
-    if (near) return cli_usage_error("--%s %s: unknown sampler (did you mean '%s'?)", opt, s, near);
-    return cli_usage_error("--%s %s: unknown sampler (choose ddpm, ddim or dpmpp2m)", opt, s);
-}
-
-static int parse_spacing(const char *s, ddpm_spacing *out) {
-    static const char *const names[] = {"leading", "trailing", "linspace"};
-    static const ddpm_spacing v[] = {DDPM_SPACING_LEADING, DDPM_SPACING_TRAILING, DDPM_SPACING_LINSPACE};
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = v[i];
-            return CLI_OK;
-        }
-    const char *near = cli_closest(s, names, 3);
-    if (near) return cli_usage_error("--spacing %s: unknown (did you mean '%s'?)", s, near);
-    return cli_usage_error("--spacing %s: must be leading, trailing or linspace", s);
+    return ddpm_enum_name(DDPM_ENUM_SAMPLER, (int)k);
 }
 
 static int parse_on_off(const char *opt, const char *s, int *out) {
@@ -171,31 +116,24 @@ static int parse_guidance(const char *s, double *w) {
     return CLI_OK;
 }
 
-static int parse_engine(const char *s, ddpm_engine *out) {
-    if (strcmp(s, "fast") == 0) *out = DDPM_ENGINE_FAST;
-    else if (strcmp(s, "reference") == 0) *out = DDPM_ENGINE_REFERENCE;
-    else return cli_usage_error("--engine %s: must be fast or reference", s);
-    return CLI_OK;
-}
-
 int app_parse_common(const cli_args *a, app_ctx *c) {
     long long threads = 0, vals[APP_MAX_LABELS];
     int n, rc = CLI_OK, on;
     double w, eta;
-    ddpm_sampler_kind kind;
-    ddpm_spacing sp;
     c->a = a;
     c->engine = DDPM_ENGINE_FAST;
     if (app_has(a, "seed")) rc = cli_u64(a, "seed", &c->seed);
     if (rc == CLI_OK && app_has(a, "threads")) rc = cli_threads(a, "threads", 0, &threads);
-    if (rc == CLI_OK && app_has(a, "engine")) rc = parse_engine(cli_str(a, "engine"), &c->engine);
-    if (rc == CLI_OK && app_has(a, "sampler") && cli_str(a, "sampler")) rc = app_parse_sampler("sampler", cli_str(a, "sampler"), &kind);
+    int v = 0;
+    if (rc == CLI_OK && app_has(a, "engine") && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &v)) == CLI_OK)
+        c->engine = (ddpm_engine)v;
+    if (rc == CLI_OK && app_has(a, "sampler") && cli_str(a, "sampler")) rc = cli_enum(a, "sampler", DDPM_ENUM_SAMPLER, &v);
     if (rc == CLI_OK && app_has(a, "steps") && cli_given(a, "steps")) {
         long long steps;
         rc = cli_int(a, "steps", 1, 1 << 24, &steps);
     }
     if (rc == CLI_OK && app_has(a, "eta")) rc = cli_double(a, "eta", 0, 1, 0, &eta);
-    if (rc == CLI_OK && app_has(a, "spacing") && cli_given(a, "spacing")) rc = parse_spacing(cli_str(a, "spacing"), &sp);
+    if (rc == CLI_OK && app_has(a, "spacing") && cli_given(a, "spacing")) rc = cli_enum(a, "spacing", DDPM_ENUM_SPACING, &v);
     if (rc == CLI_OK && app_has(a, "clip") && cli_given(a, "clip")) rc = parse_on_off("clip", cli_str(a, "clip"), &on);
     if (rc == CLI_OK && app_has(a, "class") && cli_given(a, "class")) rc = parse_class_list(cli_str(a, "class"), vals, &n);
     if (rc == CLI_OK && app_has(a, "guidance")) rc = parse_guidance(cli_str(a, "guidance"), &w);
@@ -214,15 +152,10 @@ int app_load_model(app_ctx *c) {
         if (env && env[0]) {
             spec = env;
         } else {
-#ifdef DDPM_DEFAULT_MODEL
-            spec = c->default_model ? c->default_model : DDPM_DEFAULT_MODEL;
+            spec = c->default_model ? c->default_model : cli_share_path(c->shipped, sizeof c->shipped, "models/mnist");
             if (access(spec, F_OK) != 0)
                 return app_error("no --model given and the shipped model %s is missing (pass --model DIR|PRESET or "
                                  "set DDPM_MODEL)", spec);
-#else
-            return cli_usage_error("no --model given and this build has no shipped model (pass --model DIR|PRESET "
-                                   "or set DDPM_MODEL)");
-#endif
         }
     }
     c->spec = spec;
@@ -248,8 +181,11 @@ int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_
     const cli_args *a = c->a;
     ddpm_sampler_kind kind = default_kind;
     int rc = CLI_OK, T = c->d->T;
-    if (app_has(a, "sampler") && cli_str(a, "sampler") && (rc = app_parse_sampler("sampler", cli_str(a, "sampler"), &kind)) != CLI_OK)
-        return rc;
+    int v = 0;
+    if (app_has(a, "sampler") && cli_str(a, "sampler")) {
+        if ((rc = cli_enum(a, "sampler", DDPM_ENUM_SAMPLER, &v)) != CLI_OK) return rc;
+        kind = (ddpm_sampler_kind)v;
+    }
     ddpm_sampler_config_default(cfg, kind);
     ddpm_pipeline_scheduler_apply(&c->sched, cfg);
     if (kind == DDPM_SAMPLER_DDPM || cfg->steps > T) cfg->steps = T;
@@ -269,9 +205,10 @@ int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_
                                    app_sampler_name(kind));
         cfg->eta = eta;
     }
-    if (app_has(a, "spacing") && cli_given(a, "spacing") &&
-        (rc = parse_spacing(cli_str(a, "spacing"), &cfg->spacing)) != CLI_OK)
-        return rc;
+    if (app_has(a, "spacing") && cli_given(a, "spacing")) {
+        if ((rc = cli_enum(a, "spacing", DDPM_ENUM_SPACING, &v)) != CLI_OK) return rc;
+        cfg->spacing = (ddpm_spacing)v;
+    }
     if (app_has(a, "clip") && cli_given(a, "clip") &&
         (rc = parse_on_off("clip", cli_str(a, "clip"), &cfg->clip_sample)) != CLI_OK)
         return rc;
@@ -518,13 +455,14 @@ int app_stack_rows(const ddpm_image *rows, int n, ddpm_image *out) {
     return CLI_OK;
 }
 
-int app_write_png(const cli_args *a, const char *path, const ddpm_image *img, const char *description) {
-    char *settings = cli_settings(a);
+int app_write_png(const app_ctx *c, const char *path, const ddpm_image *img, const char *description) {
+    char *settings = cli_settings(c->a);
     if (!settings) return app_error("out of memory");
     char software[64];
     snprintf(software, sizeof software, "ddpm %s", ddpm_version());
-    const char *text[] = {"ddpm", settings, "Software", software, description ? "Description" : NULL, description,
-                          NULL};
+    /* the model that made the image, also when it was the shipped default or $DDPM_MODEL */
+    const char *text[] = {"ddpm", settings, "Software", software, "Model", c->spec ? c->spec : "",
+                          description ? "Description" : NULL, description, NULL};
     ddpm_status st = ddpm_png_write(path, img, text);
     free(settings);
     return st == DDPM_OK ? CLI_OK : cli_fail();
@@ -561,7 +499,7 @@ int app_write_strip(app_ctx *c, const char *path, const float *x, int N, const c
     memset(&strip, 0, sizeof strip);
     if (ddpm_image_strip(&strip, x, N, c->C, c->S, c->S, captions, app_strip_scale(c->S)) != DDPM_OK)
         return cli_fail();
-    int rc = app_write_png(c->a, path, &strip, description);
+    int rc = app_write_png(c, path, &strip, description);
     ddpm_image_free(&strip);
     return rc;
 }

@@ -61,6 +61,7 @@ typedef struct {
     const cli_args *a;
     const char *spec;                /* the model as given (or the default) */
     const char *default_model;       /* the model without --model and DDPM_MODEL; NULL: the shipped MNIST model */
+    char shipped[4200];              /* the shipped MNIST model's path, when it is the model */
     ddpm_model *model;
     ddpm_model_info info;
     ddpm_pipeline_scheduler sched;   /* owns the diffusion */
@@ -88,8 +89,6 @@ int app_load_model(app_ctx *c);
    applied, then --steps, and where the command has them --eta, --spacing and --clip. Checks steps against T and
    the timestep list. CLI_OK or CLI_USAGE. */
 int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_config *cfg);
-/* A sampler name: ddpm, ddim, dpmpp2m. */
-int app_parse_sampler(const char *opt, const char *s, ddpm_sampler_kind *out);
 const char *app_sampler_name(ddpm_sampler_kind k);
 /* Labels of `num` images from --class (see the option's help); sample_mode: a conditional model without --class
    cycles through its classes, otherwise it uses the null class (an error when the model has none). Then the
@@ -135,8 +134,9 @@ int app_strip_scale(int S);
 int app_stack_rows(const ddpm_image *rows, int n, ddpm_image *out);
 /* Nearest-neighbour enlargement by k. */
 int app_enlarge(const ddpm_image *in, int k, ddpm_image *out);
-/* Writes a PNG with tEXt "ddpm" = the run's settings, "Software" and (if not NULL) "Description". */
-int app_write_png(const cli_args *a, const char *path, const ddpm_image *img, const char *description);
+/* Writes a PNG with tEXt "ddpm" = the run's settings, "Software", "Model" (the model used, also when it was the
+   default) and (if not NULL) "Description". */
+int app_write_png(const app_ctx *c, const char *path, const ddpm_image *img, const char *description);
 /* Writes images x [n, C, S, S] as the F32 tensor 'samples', and labels [n] (when not NULL) as the I64 tensor
    'labels', with `settings` as the metadata "ddpm" (atomically). CLI_OK, or CLI_FAIL after the error line. */
 int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
@@ -144,8 +144,6 @@ int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t
 /* A captioned strip of N images [N, C, S, S] written to path. */
 int app_write_strip(app_ctx *c, const char *path, const float *x, int N, const char *const *captions,
                     const char *description);
-/* mkdir -p; CLI_OK or CLI_FAIL after one error line. */
-int app_make_dir(const char *path);
 /* Seconds of a monotonic clock. */
 double app_now(void);
 /* "1.2 s", "3m05s" */

@@ -227,7 +227,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     else if (strcmp(what, "train-step") == 0) mode = BENCH_TRAIN;
     else {
         static const char *const modes[] = {"forward", "train-step"};
-        const char *near = cli_closest(what, modes, 2);
+        const char *near = ddpm_closest(what, modes, 2);
         if (near) return cli_usage_error("'ddpm bench %s': unknown benchmark (did you mean '%s'?)", what, near);
         return cli_usage_error("'ddpm bench %s': unknown benchmark (choose forward or train-step)", what);
     }
@@ -237,12 +237,8 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = cli_threads(a, "threads", 1, &threads);
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc == CLI_OK) rc = cli_double(a, "lr", 0, 1e3, 0, &lr);
-    if (rc == CLI_OK) {
-        const char *e = cli_str(a, "engine");
-        if (strcmp(e, "fast") == 0) engine = DDPM_ENGINE_FAST;
-        else if (strcmp(e, "reference") == 0) engine = DDPM_ENGINE_REFERENCE;
-        else rc = cli_usage_error("--engine %s: must be fast or reference", e);
-    }
+    int ev = 0;
+    if (rc == CLI_OK && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &ev)) == CLI_OK) engine = (ddpm_engine)ev;
     if (rc != CLI_OK) return rc;
     ddpm_set_threads((int)threads);
 

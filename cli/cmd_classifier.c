@@ -109,7 +109,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     const char *kind = cli_str(a, "data");
     if (rc == CLI_OK && strcmp(kind, "mnist") != 0 && strcmp(kind, "fashion-mnist") != 0) {
         static const char *const kinds[] = {"mnist", "fashion-mnist"};
-        const char *near = cli_closest(kind, kinds, 2);
+        const char *near = ddpm_closest(kind, kinds, 2);
         rc = near ? cli_usage_error("--data %s: unknown data set (did you mean '%s'?)", kind, near)
                   : cli_usage_error("--data %s: must be mnist or fashion-mnist", kind);
     }
@@ -210,6 +210,6 @@ const cli_command cli_cmd_train_classifier = {
     "Training is deterministic for a given seed and thread count.\n\n"
     "examples:\n"
     "  ddpm train-classifier --data mnist --out models/eval/mnist-classifier.safetensors\n"
-    "  ddpm train-classifier --data fashion-mnist --data-dir data/fashion-mnist --epochs 6 --out fm.safetensors\n",
+    "  ddpm train-classifier --data fashion-mnist --epochs 6 --out fm.safetensors   (after ddpm get-data fashion-mnist)\n",
     run,
 };

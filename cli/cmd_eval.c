@@ -16,9 +16,6 @@
 #include "app_common.h"
 #include "options.h"
 
-#ifndef DDPM_MODELS_DIR
-#define DDPM_MODELS_DIR "models"
-#endif
 #define MAX_CLASSES 1000
 
 static const cli_option options[] = {
@@ -114,7 +111,7 @@ static int ref_load(eval_ref *r, const cli_args *a) {
     char path[4096];
     const char *cpath = cli_str(a, "classifier");
     if (!cpath) {
-        snprintf(path, sizeof path, "%s/eval/%s-classifier.safetensors", DDPM_MODELS_DIR, r->data);
+        snprintf(path, sizeof path, "%s/models/eval/%s-classifier.safetensors", cli_share_dir(), r->data);
         cpath = path;
     }
     if (ddpm_classifier_load(cpath, &r->clf) != DDPM_OK) return cli_fail();
@@ -541,8 +538,8 @@ static int run(const cli_command *cmd, const cli_args *a) {
     r.data = cli_str(a, "data");
     if (strcmp(r.data, "mnist") != 0 && strcmp(r.data, "fashion-mnist") != 0)
         return cli_usage_error("--data %s: ddpm eval knows mnist and fashion-mnist", r.data);
-    char default_model[512];
-    snprintf(default_model, sizeof default_model, "%s/%s", DDPM_MODELS_DIR, r.data);
+    char default_model[4200];
+    snprintf(default_model, sizeof default_model, "%s/models/%s", cli_share_dir(), r.data);
     c.default_model = default_model;   /* the shipped model of the dataset */
     if (cal_mode && num > 5000) return cli_usage_error("--calibrate --num %lld: at most 5000 (it uses 2N test images)", num);
 

@@ -39,13 +39,6 @@ static int data_error(const char *fmt, ...) {
     return CLI_FAIL;
 }
 
-static int parse_engine(const char *s, ddpm_engine *out) {
-    if (strcmp(s, "fast") == 0) *out = DDPM_ENGINE_FAST;
-    else if (strcmp(s, "reference") == 0) *out = DDPM_ENGINE_REFERENCE;
-    else return cli_usage_error("--engine %s: must be fast or reference", s);
-    return CLI_OK;
-}
-
 static void shape_text(const ddpm_st_tensor *t, char *buf, size_t size) {
     int o = snprintf(buf, size, "[");
     for (int k = 0; k < t->ndim && (size_t)o < size; k++)
@@ -187,6 +180,16 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
     if (info.time_conditioned || ddpm_st_find(s->in, "timesteps")) {
         rc = read_vector(s->in, path, "timesteps", N, 0, s->labels, s->t);
         if (rc != CLI_OK) return rc;
+        /* the range the network was trained on: 0 .. num_train_timesteps - 1 of the folder's scheduler */
+        ddpm_pipeline_scheduler sched;
+        memset(&sched, 0, sizeof sched);
+        if (ddpm_pipeline_scheduler_load(cli_str(a, "model"), &sched) != DDPM_OK) return cli_fail();
+        const int T = sched.diffusion->T;
+        ddpm_pipeline_scheduler_free(&sched);
+        for (int64_t i = 0; i < N; i++)
+            if (!(s->t[i] >= 0 && s->t[i] <= T - 1))
+                return data_error("%s: timesteps[%lld] = %g is out of range; the model's diffusion has timesteps "
+                                  "0..%d", path, (long long)i, (double)s->t[i], T - 1);
     }
     int conditional = info.num_class_embeds > 0;
     if (conditional) {
@@ -236,7 +239,8 @@ static int run(const cli_command *cmd, const cli_args *a) {
     int rc = cli_require(a, "model");
     if (rc == CLI_OK) rc = cli_require(a, "in");
     if (rc == CLI_OK) rc = cli_require(a, "out");
-    if (rc == CLI_OK) rc = parse_engine(cli_str(a, "engine"), &engine);
+    int ev = 0;
+    if (rc == CLI_OK && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &ev)) == CLI_OK) engine = (ddpm_engine)ev;
     if (rc == CLI_OK && cli_given(a, "threads")) rc = cli_threads(a, "threads", 1, &threads);
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc != CLI_OK) return rc;

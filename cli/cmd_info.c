@@ -3,6 +3,7 @@
 #include <ddpm.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "options.h"
 
@@ -60,9 +61,48 @@ static const char *human_bytes(unsigned long long v, char *buf, size_t size) {
     return buf;
 }
 
+static const char *prediction_name(ddpm_prediction p) {
+    return p == DDPM_PRED_V ? "v_prediction" : p == DDPM_PRED_X0 ? "sample" : "epsilon";
+}
+
+/* A model folder: the network and the noise schedule it samples with. */
+static int folder_info(const char *path) {
+    ddpm_model *m = NULL;
+    ddpm_pipeline_scheduler sched;
+    memset(&sched, 0, sizeof sched);
+    if (ddpm_model_load(path, 0, &m) != DDPM_OK) return cli_fail();
+    if (ddpm_pipeline_scheduler_load(path, &sched) != DDPM_OK) {
+        ddpm_model_free(m);
+        return cli_fail();
+    }
+    ddpm_model_info info;
+    ddpm_model_get_info(m, &info);
+    char b1[40];
+    printf("model: %s, %s, %d -> %d channels at %dx%d, %s parameters in %d tensors\n", path,
+           strcmp(info.kind, "basic") == 0 ? "BasicUNet" : "UNet2DModel", info.in_channels, info.out_channels,
+           info.sample_size, info.sample_size, grouped((unsigned long long)info.num_params, b1, sizeof b1),
+           info.num_tensors);
+    if (info.num_class_embeds > 0) {
+        printf("classes: %d", info.num_class_embeds);
+        if (info.null_class >= 0) printf(" (class %d is the null class of guidance)", info.null_class);
+        if (info.guidance > 0) printf(", default guidance %g", info.guidance);
+        printf("\n");
+    } else {
+        printf("classes: none (unconditional)\n");
+    }
+    printf("scheduler: %s%s, T = %d, prediction %s, clip_sample %s\n", sched.class_name,
+           sched.found ? "" : " (no scheduler_config.json: diffusers' defaults)", sched.diffusion->T,
+           prediction_name(sched.prediction), sched.clip_sample ? "true" : "false");
+    ddpm_pipeline_scheduler_free(&sched);
+    ddpm_model_free(m);
+    return CLI_OK;
+}
+
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     const char *path = a->positional[0];
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return folder_info(path);
     ddpm_safetensors *st = NULL;
     if (ddpm_st_open(path, &st) != DDPM_OK) return cli_fail();
     int n = ddpm_st_count(st), name_w = 4, shape_w = 5, numel_w = 5;
@@ -121,9 +161,9 @@ static int run(const cli_command *cmd, const cli_args *a) {
 
 const cli_command cli_cmd_info = {
     "info",
-    "list the tensors, parameter count and metadata of a .safetensors file",
-    "FILE.safetensors",
-    "FILE.safetensors", 1, 1, options,
-    "example:\n  ddpm info model/unet/diffusion_pytorch_model.safetensors\n",
+    "list the tensors, parameter count and metadata of a .safetensors file, or describe a model folder",
+    "FILE.safetensors|MODEL_DIR",
+    "FILE.safetensors|MODEL_DIR", 1, 1, options,
+    "examples:\n  ddpm info model/unet/diffusion_pytorch_model.safetensors\n  ddpm info models/mnist\n",
     run,
 };

@@ -1,8 +1,11 @@
 /* cmd_init.c — `ddpm init`: a network from a preset or a diffusers config.json, its weights initialised from a
    seed (or read, when the source has them), saved as a diffusers pipeline folder with its noise schedule. */
 #include <ddpm.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "options.h"
 
@@ -16,24 +19,35 @@ static const cli_option options[] = {
     {"beta-start", "B", "1e-4", "first beta of linear, scaled_linear and sigmoid"},
     {"beta-end", "B", "0.02", "last beta of linear, scaled_linear and sigmoid"},
     {"prediction", "eps|x0|v", "eps", "what the network predicts (the scheduler's prediction_type)"},
+    {"force", NULL, NULL, "write into an --out folder that is not empty (its model files are replaced)"},
     {NULL, NULL, NULL, NULL},
 };
 
-/* --prediction: eps (epsilon), x0 (sample) or v (v_prediction). */
-static int parse_prediction(const char *s, ddpm_prediction *out) {
-    static const char *const names[] = {"eps", "x0", "v"};
-    static const ddpm_prediction values[] = {DDPM_PRED_EPS, DDPM_PRED_X0, DDPM_PRED_V};
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = values[i];
-            return CLI_OK;
-        }
-    if (strcmp(s, "epsilon") == 0) { *out = DDPM_PRED_EPS; return CLI_OK; }
-    if (strcmp(s, "sample") == 0) { *out = DDPM_PRED_X0; return CLI_OK; }
-    if (strcmp(s, "v_prediction") == 0) { *out = DDPM_PRED_V; return CLI_OK; }
-    const char *near = cli_closest(s, names, 3);
-    if (near) return cli_usage_error("--prediction %s: unknown (did you mean '%s'?)", s, near);
-    return cli_usage_error("--prediction %s: must be eps, x0 or v", s);
+/* --out may be new or an empty folder; a folder with anything in it (a trained model, a run) only with
+   --force, and never one that a running `ddpm train` holds. *lock: taken when the folder exists. */
+static int check_out(const char *out, int force, ddpm_dir_lock **lock) {
+    struct stat sb;
+    if (stat(out, &sb) != 0) {
+        if (errno == ENOENT) return CLI_OK;
+        return cli_usage_error("--out %s: %s", out, strerror(errno));
+    }
+    if (!S_ISDIR(sb.st_mode)) return cli_usage_error("--out %s: exists and is not a folder", out);
+    DIR *d = opendir(out);
+    if (!d) return cli_usage_error("--out %s: cannot read the folder: %s", out, strerror(errno));
+    char first[256] = "";
+    int locked = 0;   /* a folder that a ddpm writer has had (DIR/.lock) */
+    struct dirent *e;
+    while (!first[0] && (e = readdir(d))) {
+        if (strcmp(e->d_name, DDPM_DIR_LOCK_NAME) == 0) locked = 1;
+        else if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            snprintf(first, sizeof first, "%s", e->d_name);
+    }
+    closedir(d);
+    if (first[0] && !force)
+        return cli_usage_error("--out %s: the folder is not empty (it holds '%s'); choose a new folder, or add "
+                               "--force to replace its model files", out, first);
+    if (!first[0] && !locked) return CLI_OK;
+    return ddpm_dir_lock_take(out, lock) == DDPM_OK ? CLI_OK : cli_fail();
 }
 
 static int run(const cli_command *cmd, const cli_args *a) {
@@ -49,7 +63,8 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = cli_int(a, "T", 1, 1000000, &T);
     if (rc == CLI_OK) rc = cli_double(a, "beta-start", 0, 1, 1, &beta_start);
     if (rc == CLI_OK) rc = cli_double(a, "beta-end", 0, 1, 1, &beta_end);
-    if (rc == CLI_OK) rc = parse_prediction(cli_str(a, "prediction"), &pred);
+    int pv = 0;
+    if (rc == CLI_OK && (rc = cli_enum(a, "prediction", DDPM_ENUM_PREDICTION, &pv)) == CLI_OK) pred = (ddpm_prediction)pv;
     if (rc != CLI_OK) return rc;
 
     ddpm_schedule_config sc;
@@ -64,14 +79,21 @@ static int run(const cli_command *cmd, const cli_args *a) {
     ddpm_diffusion_free(d);
 
     ddpm_model *m = NULL;
-    if (ddpm_model_load(cli_str(a, "model"), seed, &m) != DDPM_OK) return cli_fail();
+    ddpm_dir_lock *lock = NULL;
+    if ((rc = check_out(cli_str(a, "out"), cli_flag(a, "force"), &lock)) != CLI_OK) return rc;
+    if (ddpm_model_load(cli_str(a, "model"), seed, &m) != DDPM_OK) {
+        ddpm_dir_lock_release(lock);
+        return cli_fail();
+    }
     ddpm_model_info info;
     ddpm_model_get_info(m, &info);
     if (ddpm_model_save(m, cli_str(a, "out"), &sc, pred) != DDPM_OK) {
         rc = cli_fail();
         ddpm_model_free(m);
+        ddpm_dir_lock_release(lock);
         return rc;
     }
+    ddpm_dir_lock_release(lock);
     printf("wrote %s: %s, %d -> %d channels at %dx%d, %lld parameters (%s), schedule %s T=%d\n",
            cli_str(a, "out"), info.kind, info.in_channels, info.out_channels, info.sample_size,
            info.sample_size, (long long)info.num_params,
@@ -87,7 +109,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
 const cli_command cli_cmd_init = {
     "init",
     "create a network (preset or config.json) and save it as a diffusers pipeline folder",
-    "--model PRESET|config.json --out DIR [--seed S] [--schedule NAME] [--T N] [--prediction eps|x0|v]",
+    "--model PRESET|config.json --out DIR [--seed S] [--schedule NAME] [--T N] [--prediction eps|x0|v] [--force]",
     NULL, 0, 0, options,
     "The folder holds model_index.json, unet/config.json, unet/diffusion_pytorch_model.safetensors and\n"
     "scheduler/scheduler_config.json; diffusers' DDPMPipeline.from_pretrained reads it.\n\n"

@@ -57,7 +57,7 @@ static int load_dataset(const cli_args *a, source *src) {
     int known = 0;
     for (int i = 0; i < 3; i++) known |= strcmp(kind, kinds[i]) == 0;
     if (!known) {
-        const char *near = cli_closest(kind, kinds, 3);
+        const char *near = ddpm_closest(kind, kinds, 3);
         if (near) return cli_usage_error("--data %s: unknown dataset (did you mean '%s'?)", kind, near);
         return cli_usage_error("--data %s: unknown dataset (choose from mnist, fashion-mnist, cifar10)", kind);
     }
@@ -195,7 +195,7 @@ const cli_command cli_cmd_noise = {
     "x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps with the same eps for every t, drawn from\n"
     "stream (noising, 0, index) of the seed, so the strip is one trajectory of the closed form.\n\n"
     "examples:\n"
-    "  ddpm noise --data mnist --data-dir data/mnist --index 0 --out noising.png\n"
+    "  ddpm noise --data mnist --data-dir data/mnist-sample --index 0 --out noising.png   (the shipped sample)\n"
     "  ddpm noise --image cat.png --t 0,100,300,600,999 --schedule cosine --out cat_noise.png\n",
     run,
 };

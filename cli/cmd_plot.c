@@ -39,21 +39,16 @@ int cli_log_open(cli_train_log *lg, const char *path, long long resume_step) {
     if (resume_step <= 0 && access(path, F_OK) == 0 && unlink(path) != 0) return log_error(path, "replace");
     FILE *old = resume_step > 0 ? fopen(path, "rb") : NULL;
     if (old) {
-        size_t tlen = strlen(path) + 32;
-        char *tmp = malloc(tlen), *line = NULL;
+        cli_text_file tf;
+        if (cli_text_open(&tf, path) != CLI_OK) {
+            fclose(old);
+            return CLI_FAIL;
+        }
+        FILE *nf = tf.f;
+        char *line = NULL;
         size_t cap = 0;
         ssize_t len;
         long lineno = 0;
-        FILE *nf = NULL;
-        if (tmp) {
-            snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-            nf = fopen(tmp, "wb");
-        }
-        if (!nf) {
-            fclose(old);
-            free(tmp);
-            return log_error(path, "rewrite");
-        }
         fputs(LOG_HEADER, nf);
         long long nsteps = 0;
         while ((len = getline(&line, &cap, old)) > 0) {
@@ -71,16 +66,7 @@ int cli_log_open(cli_train_log *lg, const char *path, long long resume_step) {
         fclose(old);
         lg->weight = nsteps > 0 ? 1 - pow(0.98, (double)nsteps) : 0;
         lg->smoothed *= lg->weight;   /* back to the uncorrected sum */
-        int bad = fflush(nf) != 0 || ferror(nf) || fsync(fileno(nf)) != 0;
-        bad |= fclose(nf) != 0;
-        if (bad || rename(tmp, path) != 0) {
-            int e = errno;
-            unlink(tmp);
-            free(tmp);
-            errno = e;
-            return log_error(path, "rewrite");
-        }
-        free(tmp);
+        if (cli_text_commit(&tf) != CLI_OK) return CLI_FAIL;
     }
     int fresh = access(path, F_OK) != 0;
     lg->f = fopen(path, "ab");

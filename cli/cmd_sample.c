@@ -2,12 +2,17 @@
    class-conditional with classifier-free guidance; a grid, single images, the raw tensor, and the trajectory strip
    of the seed's p_sample_loop_trajectory. Image i's x_T and noise are drawn from streams of (seed, i), so the
    images do not depend on --batch or --threads. */
+#define _XOPEN_SOURCE 700   /* realpath */
 #include <ddpm.h>
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "app_common.h"
 #include "options.h"
@@ -122,7 +127,7 @@ static int write_trajectory(app_ctx *c, const app_traj *tr, const char *path, co
             rc = cli_fail();
     }
     if (rc == CLI_OK) rc = app_stack_rows(rows, rows_n, &all);
-    if (rc == CLI_OK) rc = app_write_png(c->a, path, &all, what);
+    if (rc == CLI_OK) rc = app_write_png(c, path, &all, what);
     for (int i = 0; i < rows_n; i++) ddpm_image_free(&rows[i]);
     free(rows);
     ddpm_image_free(&all);
@@ -137,29 +142,156 @@ static int write_grid(app_ctx *c, const float *xf, int64_t num, long long cols, 
     if (ddpm_image_grid(&grid, xf, (int)num, c->C, c->S, c->S, (int)cols, 1, 255) != DDPM_OK) return cli_fail();
     int k = scale > 0 ? (int)scale : (c->S < 64 ? (64 + c->S - 1) / c->S : 1);
     int rc = app_enlarge(&grid, k, &big);
-    if (rc == CLI_OK) rc = app_write_png(c->a, path, &big, what);
+    if (rc == CLI_OK) rc = app_write_png(c, path, &big, what);
     ddpm_image_free(&grid);
     ddpm_image_free(&big);
     return rc;
 }
 
-static int write_individual(app_ctx *c, const float *xf, int64_t num, const char *dir) {
-    int rc = app_make_dir(dir);
-    size_t len = strlen(dir) + 32;
-    char *path = malloc(len);
-    if (!path) rc = rc == CLI_OK ? app_error("out of memory") : rc;
+/* 1 for the names `ddpm sample --individual` writes: six or more digits and ".png". */
+static int is_image_name(const char *n) {
+    size_t k = 0;
+    while (n[k] >= '0' && n[k] <= '9') k++;
+    return k >= 6 && strcmp(n + k, ".png") == 0;
+}
+
+/* --individual DIR may be new, or a folder holding only images of an earlier --individual run (they are
+   replaced as a whole); anything else is refused before sampling starts. */
+static int check_individual(const char *dir) {
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) return errno == ENOENT ? CLI_OK : app_error("--individual %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return app_error("--individual %s: %s; give a new folder or one that an earlier --individual wrote", dir,
+                         S_ISLNK(sb.st_mode) ? "is a symbolic link" : "exists and is not a folder");
+    DIR *d = opendir(dir);
+    if (!d) return app_error("--individual %s: cannot read the folder: %s", dir, strerror(errno));
+    struct dirent *e;
+    const char *foreign = NULL;
+    char name[256];
+    while (!foreign && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !is_image_name(e->d_name)) {
+            snprintf(name, sizeof name, "%s", e->d_name);
+            foreign = name;
+        }
+    closedir(d);
+    if (foreign)
+        return app_error("--individual %s: the folder holds '%s', which ddpm did not write; give a new folder or "
+                         "one that an earlier --individual wrote", dir, foreign);
+    return CLI_OK;
+}
+
+/* Removes a folder of image files (what check_individual allowed) and the folder. */
+static void remove_image_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        size_t len = strlen(dir) + 300;
+        char *p = malloc(len);
+        while (p && (e = readdir(d)))
+            if (is_image_name(e->d_name)) {
+                snprintf(p, len, "%s/%s", dir, e->d_name);
+                unlink(p);
+            }
+        free(p);
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* Every image into DIR.tmp.<pid>; only when all are written does it take DIR's place (an earlier DIR is
+   removed then). On any failure DIR is as it was and the partial folder is gone. */
+static int write_individual(app_ctx *c, const float *xf, int64_t num, const char *given) {
+    size_t len = strlen(given) + 48;
+    char *dir = malloc(len), *stage = malloc(len), *old = malloc(len), *path = malloc(len);
+    if (!dir || !stage || !old || !path) {
+        free(dir);
+        free(stage);
+        free(old);
+        free(path);
+        return app_error("out of memory");
+    }
+    strcpy(dir, given);
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) dir[n - 1] = 0;   /* "imgs/" is "imgs" */
+    snprintf(stage, len, "%s.tmp.%ld", dir, (long)getpid());
+    snprintf(old, len, "%s.old.%ld", dir, (long)getpid());
+    remove_image_dir(stage);   /* left by a killed process of the same pid */
+    int rc = ddpm_make_dirs(stage) == DDPM_OK ? CLI_OK : cli_fail();
     for (int64_t i = 0; rc == CLI_OK && i < num; i++) {
         ddpm_image img;
         memset(&img, 0, sizeof img);
-        snprintf(path, len, "%s/%06lld.png", dir, (long long)i);
+        snprintf(path, len, "%s/%06lld.png", stage, (long long)i);
         if (ddpm_image_grid(&img, xf + i * c->D, 1, c->C, c->S, c->S, 1, 0, 0) != DDPM_OK) rc = cli_fail();
         char what[64];
         snprintf(what, sizeof what, "image %lld of %lld", (long long)i, (long long)num);
-        if (rc == CLI_OK) rc = app_write_png(c->a, path, &img, what);
+        if (rc == CLI_OK) rc = app_write_png(c, path, &img, what);
         ddpm_image_free(&img);
+        if (rc == CLI_OK && cli_interrupted()) {
+            fprintf(stderr, "ddpm: error: interrupted; %s was not changed\n", dir);
+            rc = CLI_INTERRUPTED;
+        }
     }
+    if (rc == CLI_OK) {
+        struct stat sb;
+        int had = lstat(dir, &sb) == 0;
+        if (had && rename(dir, old) != 0) {
+            rc = app_error("--individual %s: cannot move the earlier images aside: %s", dir, strerror(errno));
+        } else if (rename(stage, dir) != 0) {
+            rc = app_error("--individual %s: cannot move the new images into place: %s", dir, strerror(errno));
+            if (had && rename(old, dir) != 0)
+                fprintf(stderr, "ddpm: warning: the earlier images of %s are in %s\n", dir, old);
+        } else if (had) {
+            remove_image_dir(old);
+        }
+    }
+    if (rc != CLI_OK) remove_image_dir(stage);
+    free(dir);
+    free(stage);
+    free(old);
     free(path);
     return rc;
+}
+
+/* The folder that holds path (resolved) and its last name: "a/./b.png" and "a/b.png" give the same pair. */
+static char *resolved_parent(const char *path, const char **name) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t k = n;
+    while (k > 0 && path[k - 1] != '/') k--;
+    *name = path + k;
+    char *dir = malloc(k + 2);
+    if (!dir) return NULL;
+    if (k == 0) strcpy(dir, ".");
+    else memcpy(dir, path, k), dir[k] = 0;
+    char *real = realpath(dir, NULL);
+    free(dir);
+    return real;
+}
+
+/* Two outputs at one path would overwrite each other: refused before sampling. */
+static int same_path(const char *p, const char *q) {
+    if (!p || !q) return 0;
+    if (strcmp(p, q) == 0) return 1;
+    struct stat a, b;
+    int ea = stat(p, &a) == 0, eb = stat(q, &b) == 0;
+    if (ea && eb) return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    if (ea || eb) return 0;
+    const char *np, *nq;
+    char *dp = resolved_parent(p, &np), *dq = resolved_parent(q, &nq);
+    size_t lp = strcspn(np, "/"), lq = strcspn(nq, "/");
+    int same = dp && dq && strcmp(dp, dq) == 0 && lp == lq && strncmp(np, nq, lp) == 0;
+    free(dp);
+    free(dq);
+    return same;
+}
+
+static int check_outputs(const cli_args *a) {
+    static const char *const names[] = {"out", "save-tensor", "trajectory", "individual"};
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            if (same_path(cli_str(a, names[i]), cli_str(a, names[j])))
+                return cli_usage_error("--%s and --%s name the same path, %s; each output needs its own", names[i],
+                                       names[j], cli_str(a, names[i]));
+    return CLI_OK;
 }
 
 /* The settings that decide the numbers (not --batch, --threads or where the outputs go), so that runs that
@@ -206,6 +338,8 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK && !out && !individual && !tensor && !trajectory)
         rc = cli_usage_error("'ddpm sample' needs --out FILE.png (or --individual DIR, --save-tensor FILE or "
                              "--trajectory FILE.png)");
+    if (rc == CLI_OK) rc = check_outputs(a);
+    if (rc == CLI_OK && individual) rc = check_individual(individual);
     if (rc != CLI_OK) return rc;
 
     if ((rc = app_load_model(&c)) != CLI_OK) goto done;

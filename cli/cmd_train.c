@@ -199,7 +199,7 @@ static const cli_option options[] = {
     {"data", "SPEC", NULL, "training images: mnist, fashion-mnist, cifar10 or folder:DIR (PNG/JPEG; "
      "one sub-folder per class gives labels); required unless resuming"},
     {"data-dir", "DIR", NULL, "folder with the mnist, fashion-mnist or cifar10 files (default: $DDPM_DATA/NAME, "
-     "else ~/.cache/ddpm/NAME, filled by scripts/get-data.sh)"},
+     "else ~/.cache/ddpm/NAME, filled by ddpm get-data NAME)"},
     {"model", "PRESET|M", NULL, "the network: mnist, cifar10, tiny, basic, a diffusers config.json or a model "
      "folder (its weights are the starting point); required unless resuming"},
     {"out", "DIR", NULL, "the run folder (required unless resuming: then the resumed run's folder)"},
@@ -218,6 +218,8 @@ static const cli_option options[] = {
     {"label-dropout", "P", "0.1", "class-conditional models: chance of dropping a label (for guidance)"},
     {"hflip", NULL, NULL, "flip images horizontally at random"},
     {"seed", "S", "0", "seed of the weight initialisation and of every random draw of training"},
+    {"classes", "N", NULL, "make the network class-conditional: N classes (the data's) plus a null class for "
+     "guidance, learned through --label-dropout"},
     {"resume", "DIR", NULL, "continue the run in DIR (a run folder or one of its checkpoints) exactly"},
     {"checkpoint-every", "N", "500", "a checkpoint every N steps in OUT/checkpoints (0 = none)"},
     {"keep-checkpoints", "N", "2", "newest checkpoints kept (0 = all)"},
@@ -227,15 +229,17 @@ static const cli_option options[] = {
     {"log-every", "N", "100", "without a terminal: a progress line every N steps"},
     {"threads", "N", "0", "threads (0 = all cores)"},
     {"engine", "NAME", "fast", "the kernels: fast, or the plain reference twins"},
+    {"save-retry", "S", "900", "a save that fails (a full disk) is retried for S seconds while the run waits in "
+     "memory (0 = give up at once)"},
     {NULL, NULL, NULL, NULL},
 };
 
 /* Options that define a run: a resume keeps the saved values and refuses different ones. */
 static const char *const fixed_options[] = {"batch", "grad-accum", "lr", "warmup", "lr-schedule", "grad-clip",
                                             "schedule", "T", "objective", "min-snr-gamma", "ema", "label-dropout",
-                                            "hflip", "seed", NULL};
+                                            "hflip", "seed", "classes", NULL};
 /* Options not stored in OUT/train_options.txt. */
-static const char *const unsaved_options[] = {"out", "resume", "steps", "threads", "engine", NULL};
+static const char *const unsaved_options[] = {"out", "resume", "steps", "threads", "engine", "save-retry", NULL};
 
 static int in_list(const char *name, const char *const *list) {
     for (int i = 0; list[i]; i++)
@@ -275,26 +279,6 @@ static int exists(const char *dir, const char *name) {
     int e = p && access(p, F_OK) == 0;
     free(p);
     return e;
-}
-
-/* mkdir -p */
-static int make_dir(const char *path) {
-    char *p = malloc(strlen(path) + 1);
-    if (!p) return errorf("out of memory");
-    strcpy(p, path);
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q) continue;
-        char c = *q;
-        *q = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            free(p);
-            return errorf("cannot create the folder %s: %s", path, strerror(e));
-        }
-        if (!(*q = c)) break;
-    }
-    free(p);
-    return CLI_OK;
 }
 
 /* Saved option values of a run: lines "name=value" of OUT/train_options.txt. */
@@ -365,8 +349,9 @@ typedef struct {
     ddpm_diffusion *dif;
     cli_train_log lg;
     long long total, start, last_checkpoint, last_sample;
-    long long sample_every, sample_num, sample_steps, checkpoint_every;
+    long long sample_every, sample_num, sample_steps, checkpoint_every, save_retry, classes;
     int images_per_step;
+    ddpm_dir_lock *lock;           /* one writer per run folder */
 } train_run;
 
 static int stop_requested(void *user) {
@@ -417,13 +402,6 @@ static int merge_saved(train_run *r, const cli_args *a) {
     return CLI_OK;
 }
 
-static int parse_engine(const char *e, ddpm_engine *out) {
-    if (strcmp(e, "fast") == 0) *out = DDPM_ENGINE_FAST;
-    else if (strcmp(e, "reference") == 0) *out = DDPM_ENGINE_REFERENCE;
-    else return cli_usage_error("--engine %s: must be fast or reference", e);
-    return CLI_OK;
-}
-
 /* Reads and checks every option into tc; rejects a bad command line before anything is loaded. */
 static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads, long long *log_every) {
     const cli_args *a = &r->ea;
@@ -435,25 +413,14 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads,
     if (rc == CLI_OK) rc = cli_int(a, "grad-accum", 1, 1 << 16, &accum);
     if (rc == CLI_OK) rc = cli_double(a, "lr", 0, 1e6, 1, &tc->lr);
     if (rc == CLI_OK) rc = cli_int(a, "warmup", 0, (long long)1 << 40, &warmup);
-    if (rc == CLI_OK) {
-        const char *s = cli_str(a, "lr-schedule");
-        if (strcmp(s, "constant") == 0) tc->lr_schedule = DDPM_LR_CONSTANT;
-        else if (strcmp(s, "cosine") == 0) tc->lr_schedule = DDPM_LR_COSINE;
-        else rc = cli_usage_error("--lr-schedule %s: must be constant or cosine", s);
-    }
+    int v = 0;
+    if (rc == CLI_OK && (rc = cli_enum(a, "lr-schedule", DDPM_ENUM_LR_SCHEDULE, &v)) == CLI_OK)
+        tc->lr_schedule = (ddpm_lr_schedule)v;
     if (rc == CLI_OK) rc = cli_double(a, "grad-clip", 0, 1e12, 0, &tc->grad_clip);
     if (rc == CLI_OK) rc = cli_check_schedule("schedule", cli_str(a, "schedule"));
     if (rc == CLI_OK) rc = cli_int(a, "T", 1, 1000000, &T);
-    if (rc == CLI_OK) {
-        static const char *const names[] = {"eps", "x0", "v"};
-        const char *o = cli_str(a, "objective");
-        int k = 0;
-        while (k < 3 && strcmp(o, names[k]) != 0) k++;
-        if (k < 3) tc->objective = k == 0 ? DDPM_PRED_EPS : k == 1 ? DDPM_PRED_X0 : DDPM_PRED_V;
-        else if (cli_closest(o, names, 3))
-            rc = cli_usage_error("--objective %s: unknown (did you mean '%s'?)", o, cli_closest(o, names, 3));
-        else rc = cli_usage_error("--objective %s: must be eps, x0 or v", o);
-    }
+    if (rc == CLI_OK && (rc = cli_enum(a, "objective", DDPM_ENUM_PREDICTION, &v)) == CLI_OK)
+        tc->objective = (ddpm_prediction)v;
     if (rc == CLI_OK) rc = cli_double(a, "min-snr-gamma", 0, 1e6, 0, &tc->min_snr_gamma);
     if (rc == CLI_OK) rc = cli_double(a, "ema", 0, 1, 0, &ema);
     if (rc == CLI_OK && ema >= 1) rc = cli_usage_error("--ema %s: must be in [0, 1)", cli_str(a, "ema"));
@@ -466,7 +433,9 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads,
     if (rc == CLI_OK) rc = cli_int(a, "sample-steps", 1, 100000, &r->sample_steps);
     if (rc == CLI_OK) rc = cli_int(a, "log-every", 1, (long long)1 << 40, log_every);
     if (rc == CLI_OK) rc = cli_threads(a, "threads", 0, threads);
-    if (rc == CLI_OK) rc = parse_engine(cli_str(a, "engine"), &tc->engine);
+    if (rc == CLI_OK && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &v)) == CLI_OK) tc->engine = (ddpm_engine)v;
+    if (rc == CLI_OK) rc = cli_int(a, "save-retry", 0, 1 << 30, &r->save_retry);
+    if (rc == CLI_OK && cli_str(a, "classes")) rc = cli_int(a, "classes", 1, 1000000, &r->classes);
     if (rc == CLI_OK && !cli_str(a, "data"))
         rc = cli_given(&r->ea, "resume") ? cli_usage_error("'ddpm train --resume' needs --data: the run's "
                                                            "train_options.txt is missing")
@@ -475,7 +444,7 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads,
         static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10", NULL};
         const char *d = cli_str(a, "data");
         if (!in_list(d, kinds)) {
-            const char *near = cli_closest(d, kinds, 3);
+            const char *near = ddpm_closest(d, kinds, 3);
             rc = near ? cli_usage_error("--data %s: unknown data set (did you mean '%s'?)", d, near)
                       : cli_usage_error("--data %s: must be mnist, fashion-mnist, cifar10 or folder:DIR", d);
         }
@@ -558,6 +527,13 @@ static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
         }
     } else {
         if (ddpm_model_load(cli_str(a, "model"), seed, &m) != DDPM_OK) return cli_fail();
+        if (r->classes > 0) {   /* --classes: the same network with a class embedding and a null class */
+            ddpm_model *cm = NULL;
+            ddpm_status st = ddpm_model_with_classes(m, (int)r->classes, seed, &cm);
+            ddpm_model_free(m);
+            if (st != DDPM_OK) return errorf("--classes %lld: %s", r->classes, ddpm_last_error());
+            m = cm;
+        }
     }
     ddpm_model_info info;
     ddpm_model_get_info(m, &info);
@@ -566,6 +542,13 @@ static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
         ddpm_model_free(m);
         return cli_fail();
     }
+    if (!resume && r->classes > 0 && r->ds.num_classes != r->classes) {
+        ddpm_model_free(m);
+        return errorf("--classes %lld, but the data has %d classes", r->classes, r->ds.num_classes);
+    }
+    if (!resume && info.num_class_embeds == 0 && r->ds.num_classes > 0)
+        printf("note: the data has %d classes but the network is unconditional, so the labels are not used; add "
+               "--classes %d for a class-conditional model\n", r->ds.num_classes, r->ds.num_classes);
     if (resume) {
         ddpm_train_resume_options ro;
         ddpm_train_resume_options_default(&ro);
@@ -615,15 +598,55 @@ static void sample_grid(train_run *r, progress *p, long long step) {
     free(path);
 }
 
-static int checkpoint(train_run *r, progress *p) {
-    char *path = NULL;
-    if (ddpm_trainer_checkpoint(r->tr, r->out, &path) != DDPM_OK) return cli_fail();
-    r->last_checkpoint = ddpm_trainer_steps_done(r->tr);
-    ddpm_free(r->checkpoint);
-    r->checkpoint = path;
-    if (path) note(p, "checkpoint: %s\n", path);
-    return CLI_OK;
+/* Sleeps s seconds, or less when a stop signal arrives. */
+static void nap(double s) {
+    double end = now_s() + s;
+    while (!stop_signal && now_s() < end) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
+
+/* A save (final = 0: a checkpoint, 1: the run folder) that fails, for a full disk or a quota, is retried with
+   waits of 1, 2, 4 ... 60 s for up to --save-retry seconds: the trained state is in memory, so freeing space
+   keeps every step. A stop signal during the waits gives up (one that came before the save does not). */
+static int save_run(train_run *r, progress *p, int final) {
+    double t0 = now_s(), wait = 1;
+    const int stopping = stop_signal != 0;
+    for (;;) {
+        char *path = NULL;
+        ddpm_status st = final ? ddpm_trainer_save(r->tr, r->out) : ddpm_trainer_checkpoint(r->tr, r->out, &path);
+        if (st == DDPM_OK) {
+            if (!final) {
+                r->last_checkpoint = ddpm_trainer_steps_done(r->tr);
+                ddpm_free(r->checkpoint);
+                r->checkpoint = path;
+                if (path) note(p, "checkpoint: %s\n", path);
+            }
+            return CLI_OK;
+        }
+        if (st != DDPM_ERR_IO || (stop_signal && !stopping) || now_s() - t0 + wait > (double)r->save_retry) {
+            char why[700];
+            long long done = ddpm_trainer_steps_done(r->tr);
+            if (r->checkpoint && r->last_checkpoint < done)
+                snprintf(why, sizeof why, "; steps %lld..%lld are lost, the last checkpoint, %s, is intact (resume "
+                         "from it with --resume %s)", r->last_checkpoint + 1, done, r->checkpoint, r->out);
+            else if (!r->checkpoint && r->start < done)
+                snprintf(why, sizeof why, "; steps %lld..%lld are lost (no checkpoint was written)", r->start + 1, done);
+            else
+                why[0] = 0;
+            progress_break(p);
+            return errorf("%s%s", ddpm_last_error(), why);
+        }
+        progress_break(p);
+        fprintf(stderr, "ddpm: warning: %s; the run is kept in memory: free some space in %s; retrying in %.0f s "
+                "(Ctrl-C gives up)\n", ddpm_last_error(), r->out, wait);
+        nap(wait);
+        wait = wait * 2 > 60 ? 60 : wait * 2;
+    }
+}
+
+static int checkpoint(train_run *r, progress *p) { return save_run(r, p, 0); }
 
 static int train_loop(train_run *r, long long log_every) {
     progress p;
@@ -677,7 +700,7 @@ static int train_loop(train_run *r, long long log_every) {
                 r->total);
         return stop_signal == SIGTERM ? 143 : CLI_INTERRUPTED;
     }
-    if (ddpm_trainer_save(r->tr, r->out) != DDPM_OK) return cli_fail();
+    if ((rc = save_run(r, &p, 1)) != CLI_OK) return rc;
     if (r->sample_every > 0 && r->last_sample < step) sample_grid(r, &p, step);
     char *png = join(r->out, "loss.png");
     if (!png) return errorf("out of memory");
@@ -705,7 +728,16 @@ static int run(const cli_command *cmd, const cli_args *a) {
     const char *out = cli_str(a, "out") ? cli_str(a, "out") : resume;
     r.out = run_folder_of(out ? out : ".");
     if (!r.out) return errorf("out of memory");
+    struct stat osb;
+    const int created = stat(r.out, &osb) != 0;   /* removed again if the run fails before writing anything */
+    /* a resume takes the folder before reading its state (a run may be writing it); a new run once its
+       options are known good */
+    if (resume && !created && ddpm_dir_lock_take(r.out, &r.lock) != DDPM_OK) {
+        free(r.out);
+        return cli_fail();
+    }
     if (resume && ddpm_train_find_checkpoint(resume, &r.checkpoint) != DDPM_OK) {
+        ddpm_dir_lock_release(r.lock);
         free(r.out);
         return cli_fail();
     }
@@ -713,23 +745,40 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = parse_config(&r, &tc, &threads, &log_every);
     if (rc != CLI_OK) goto done;
     ddpm_set_threads((int)threads);
-    if (!resume && (exists(r.out, "training_state.json") || exists(r.out, "checkpoints"))) {
-        rc = cli_usage_error("%s already holds a training run: continue it with --resume %s, or choose another "
-                             "--out", r.out, r.out);
+    if (!r.lock && ddpm_dir_lock_take(r.out, &r.lock) != DDPM_OK) {
+        rc = cli_fail();
         goto done;
+    }
+    if (!resume && (exists(r.out, "training_state.json") || exists(r.out, "checkpoints"))) {
+        /* a run that saved a step is continued with --resume; one that died before saving any (kill -9 or a
+           full disk during its first save) left only debris, and a new run starts over it */
+        char *found = NULL;
+        ddpm_status fs = ddpm_train_find_checkpoint(r.out, &found);
+        ddpm_free(found);
+        if (fs == DDPM_OK)
+            rc = cli_usage_error("%s already holds a training run: continue it with --resume %s, or choose another "
+                                 "--out", r.out, r.out);
+        else if (fs != DDPM_ERR_IO)
+            rc = cli_usage_error("%s holds a training run that cannot be continued (%s); remove the folder or "
+                                 "choose another --out", r.out, ddpm_last_error());
+        else
+            printf("%s: an earlier run there saved no training state; starting afresh\n", r.out);
+        if (rc != CLI_OK) goto done;
     }
     r.settings = cli_settings(&r.ea);
     r.log_path = join(r.out, "log.csv");
     char *samples = join(r.out, "samples");
     if (!r.settings || !r.log_path || !samples) rc = errorf("out of memory");
     if (rc == CLI_OK) rc = start(&r, &tc, a);   /* nothing is written before the model and the data load */
-    if (rc == CLI_OK) rc = make_dir(samples);
+    if (rc == CLI_OK) rc = ddpm_make_dirs(samples) == DDPM_OK ? CLI_OK : cli_fail();
     free(samples);
     if (rc == CLI_OK) rc = cli_log_open(&r.lg, r.log_path, resume ? r.start : 0);
     if (rc == CLI_OK) rc = saved_write(&r.ea, r.out);
     if (rc == CLI_OK) rc = train_loop(&r, log_every);
 done:
     cli_log_close(&r.lg);
+    ddpm_dir_lock_release(r.lock);
+    if (rc != CLI_OK && r.lock && created) rmdir(r.out);   /* only if still empty */
     ddpm_trainer_free(r.tr);
     ddpm_dataset_free(&r.ds);
     ddpm_diffusion_free(r.dif);
@@ -754,7 +803,8 @@ const cli_command cli_cmd_train = {
     "plus training_state.*) and loss.png. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits\n"
     "130 (143); --resume continues bit for bit. See docs/train.md.\n\n"
     "examples:\n"
-    "  ddpm train --data mnist --data-dir data/mnist --model mnist --out runs/mnist --steps 5000 --batch 64\n"
+    "  ddpm get-data mnist      (once: into ~/.cache/ddpm/mnist, where --data mnist looks)\n"
+    "  ddpm train --data mnist --model mnist --out runs/mnist --steps 5000 --batch 64\n"
     "  ddpm train --data folder:icons --model config.json --out runs/icons --hflip --lr-schedule cosine\n"
     "  ddpm train --resume runs/mnist --steps 10000\n",
     run,

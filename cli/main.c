@@ -10,7 +10,8 @@ static const cli_command *const commands[] = {&cli_cmd_schedule, &cli_cmd_noise,
                                               &cli_cmd_init, &cli_cmd_forward, &cli_cmd_bench,
                                               &cli_cmd_train, &cli_cmd_plot, &cli_cmd_sample,
                                               &cli_cmd_interpolate, &cli_cmd_inpaint, &cli_cmd_img2img,
-                                              &cli_cmd_denoise, &cli_cmd_eval, &cli_cmd_train_classifier};
+                                              &cli_cmd_denoise, &cli_cmd_eval, &cli_cmd_train_classifier,
+                                              &cli_cmd_get_data};
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
 static void print_help(FILE *f) {
@@ -31,7 +32,7 @@ static const cli_command *find_command(const char *name) {
 static int unknown_command(const char *name) {
     const char *names[NCOMMANDS];
     for (int i = 0; i < NCOMMANDS; i++) names[i] = commands[i]->name;
-    const char *near = name[0] == '-' ? NULL : cli_closest(name, names, NCOMMANDS);
+    const char *near = name[0] == '-' ? NULL : ddpm_closest(name, names, NCOMMANDS);
     if (name[0] == '-')
         return cli_usage_error("unknown option '%s' (see 'ddpm --help')", name);
     if (near) return cli_usage_error("unknown command '%s' (did you mean '%s'?)", name, near);
@@ -49,7 +50,8 @@ int main(int argc, char **argv) {
         return CLI_OK;
     }
     if (strcmp(first, "--version") == 0) {
-        printf("ddpm %s\n", ddpm_version());
+        printf("ddpm %s\nshipped models and scripts: %s\n", ddpm_version(),
+               cli_share_dir()[0] ? cli_share_dir() : "none found (install with cmake --install)");
         return CLI_OK;
     }
     if (strcmp(first, "help") == 0) {

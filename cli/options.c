@@ -1,5 +1,6 @@
 /* options.c — option parsing, --help from the option tables, typed values, error lines, Ctrl-C and atomic
    text files for the ddpm program (see options.h). */
+#define _XOPEN_SOURCE 700   /* realpath */
 #include "options.h"
 
 #include <ddpm.h>
@@ -10,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------- errors */
@@ -34,41 +36,6 @@ int cli_fail(void) {
         if (*p == '\n' || *p == '\r') *p = ' ';
     fprintf(stderr, "ddpm: error: %s\n", msg);
     return cli_interrupted() ? CLI_INTERRUPTED : CLI_FAIL;
-}
-
-/* Levenshtein distance, capped for long words. */
-static int edit_distance(const char *a, const char *b) {
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    int row[65];
-    if (la > 64 || lb > 64) return 99;
-    for (int j = 0; j <= lb; j++) row[j] = j;
-    for (int i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = i;
-        for (int j = 1; j <= lb; j++) {
-            int up = row[j];
-            int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            int best = diag + cost;
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-const char *cli_closest(const char *word, const char *const *cands, int n) {
-    const char *best = NULL;
-    int bestd = 99;
-    size_t wl = strlen(word);
-    for (int i = 0; i < n; i++) {
-        int d = edit_distance(word, cands[i]);
-        if (wl >= 2 && strncmp(cands[i], word, wl) == 0) d = d < 1 ? d : 1;   /* a prefix */
-        if (d < bestd) { bestd = d; best = cands[i]; }
-    }
-    int limit = wl <= 3 ? 1 : wl <= 6 ? 2 : 3;
-    return bestd <= limit ? best : NULL;
 }
 
 /* ------------------------------------------------------------------------------- tables and help */
@@ -144,7 +111,7 @@ static int unknown_option(const cli_command *cmd, const char *arg) {
     char *eq = strchr(buf, '=');
     if (eq) *eq = 0;
     for (int i = 0; i < n; i++) names[i] = cmd->options[i].name;
-    const char *near = cli_closest(buf, names, n);
+    const char *near = ddpm_closest(buf, names, n);
     if (near)
         return cli_usage_error("unknown option '%s' for 'ddpm %s' (did you mean '--%s'?)", arg, cmd->name, near);
     return cli_usage_error("unknown option '%s' for 'ddpm %s' (see 'ddpm %s --help')", arg, cmd->name, cmd->name);
@@ -310,7 +277,7 @@ int cli_check_schedule(const char *option, const char *name) {
     while (ddpm_schedule_names[known]) known++;
     for (int i = 0; i < known && !ok; i++) ok = strcmp(name, ddpm_schedule_names[i]) == 0;
     if (ok) return CLI_OK;
-    const char *near = cli_closest(name, (const char *const *)ddpm_schedule_names, known);
+    const char *near = ddpm_closest(name, (const char *const *)ddpm_schedule_names, known);
     if (near) return cli_usage_error("--%s: unknown schedule '%s' (did you mean '%s'?)", option, name, near);
     char list[256] = "";
     for (int i = 0; i < known; i++) {
@@ -393,6 +360,60 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
+int cli_enum(const cli_args *a, const char *name, ddpm_enum_kind kind, int *out) {
+    const char *s = cli_str(a, name);
+    if (!s) return cli_usage_error("missing --%s", name);
+    if (ddpm_enum_from_name(kind, s, out) != DDPM_OK) return cli_usage_error("--%s %s: %s", name, s, ddpm_last_error());
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------------------------- shipped files */
+
+#ifndef DDPM_SOURCE_DIR
+#define DDPM_SOURCE_DIR ""
+#endif
+
+static int has_models(const char *root) {
+    char p[PATH_MAX + 64];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/models", root);
+    return root[0] && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+const char *cli_share_dir(void) {
+    static char root[PATH_MAX + 32];
+    static int done = 0;
+    if (done) return root;
+    done = 1;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;   /* PREFIX/bin */
+            snprintf(root, sizeof root, "%s/../share/ddpm", exe);
+            char *real = realpath(root, NULL);
+            if (real && has_models(real)) {
+                snprintf(root, sizeof root, "%s", real);
+                free(real);
+                return root;
+            }
+            free(real);
+        }
+    }
+    char *src = has_models(DDPM_SOURCE_DIR) ? realpath(DDPM_SOURCE_DIR, NULL) : NULL;
+    snprintf(root, sizeof root, "%s", src ? src : "");
+    free(src);
+    return root;
+}
+
+const char *cli_share_path(char *buf, size_t n, const char *rel) {
+    const char *root = cli_share_dir();
+    snprintf(buf, n, "%s%s%s", root, root[0] ? "/" : "", rel);
+    return buf;
+}
+
 void cli_sigint_install(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -411,21 +432,14 @@ int cli_text_open(cli_text_file *t, const char *path) {
         t->f = stdout;
         return CLI_OK;
     }
-    size_t n = strlen(path) + 32;
     t->path = malloc(strlen(path) + 1);
-    t->tmp = malloc(n);
-    if (!t->path || !t->tmp) {
+    if (t->path) {
+        strcpy(t->path, path);
+        t->f = open_memstream(&t->buf, &t->len);
+    }
+    if (!t->f) {
         cli_text_abort(t);
         fprintf(stderr, "ddpm: error: out of memory\n");
-        return CLI_FAIL;
-    }
-    strcpy(t->path, path);
-    snprintf(t->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    t->f = fopen(t->tmp, "wb");
-    if (!t->f) {
-        int e = errno;
-        cli_text_abort(t);
-        fprintf(stderr, "ddpm: error: cannot write %s: %s\n", path, strerror(e));
         return CLI_FAIL;
     }
     return CLI_OK;
@@ -433,8 +447,7 @@ int cli_text_open(cli_text_file *t, const char *path) {
 
 void cli_text_abort(cli_text_file *t) {
     if (t->f && t->f != stdout) fclose(t->f);
-    if (t->tmp && t->f) unlink(t->tmp);
-    free(t->tmp);
+    free(t->buf);
     free(t->path);
     memset(t, 0, sizeof t[0]);
 }
@@ -449,25 +462,19 @@ int cli_text_commit(cli_text_file *t) {
         }
         return CLI_OK;
     }
-    int e = 0;
-    if (cli_interrupted()) e = EINTR;
-    else if (fflush(t->f) != 0 || ferror(t->f)) e = errno ? errno : EIO;
-    else if (fsync(fileno(t->f)) != 0) e = errno;
-    int closed = fclose(t->f);
+    int bad = ferror(t->f) != 0;
+    bad |= fclose(t->f) != 0;   /* sets buf and len */
     t->f = NULL;
-    if (!e && closed != 0) e = errno ? errno : EIO;
-    if (!e && rename(t->tmp, t->path) != 0) e = errno;
-    if (e) {
-        unlink(t->tmp);
-        if (e == EINTR) fprintf(stderr, "ddpm: error: interrupted; %s was not written\n", t->path);
-        else fprintf(stderr, "ddpm: error: cannot write %s: %s\n", t->path, strerror(e));
-        free(t->tmp);
-        free(t->path);
-        memset(t, 0, sizeof t[0]);
-        return e == EINTR ? CLI_INTERRUPTED : CLI_FAIL;
+    int rc = CLI_OK;
+    if (cli_interrupted()) {
+        fprintf(stderr, "ddpm: error: interrupted; %s was not written\n", t->path);
+        rc = CLI_INTERRUPTED;
+    } else if (bad) {
+        fprintf(stderr, "ddpm: error: cannot write %s: out of memory\n", t->path);
+        rc = CLI_FAIL;
+    } else if (ddpm_write_file(t->path, t->buf, t->len) != DDPM_OK) {
+        rc = cli_fail();
     }
-    free(t->tmp);
-    free(t->path);
-    memset(t, 0, sizeof t[0]);
-    return CLI_OK;
+    cli_text_abort(t);
+    return rc;
 }

@@ -4,6 +4,7 @@
 #ifndef DDPM_CLI_OPTIONS_H
 #define DDPM_CLI_OPTIONS_H
 
+#include <ddpm.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,7 +45,7 @@ extern const cli_command cli_cmd_schedule, cli_cmd_noise, cli_cmd_info;
 extern const cli_command cli_cmd_init, cli_cmd_forward, cli_cmd_bench;
 extern const cli_command cli_cmd_train, cli_cmd_plot;
 extern const cli_command cli_cmd_sample, cli_cmd_interpolate, cli_cmd_inpaint, cli_cmd_img2img, cli_cmd_denoise;
-extern const cli_command cli_cmd_eval, cli_cmd_train_classifier;
+extern const cli_command cli_cmd_eval, cli_cmd_train_classifier, cli_cmd_get_data;
 
 /* cmd_plot.c: the loss (light) and its bias-corrected moving average of weight `smooth` (dark) of a training
    log against the step, into png_path; log_y draws log10 of the loss. settings: the PNG's "ddpm" tEXt value
@@ -88,6 +89,8 @@ int cli_double(const cli_args *a, const char *name, double min, double max, int 
 /* Comma-separated integers in [min, max], 1..maxn of them. */
 int cli_int_list(const cli_args *a, const char *name, long long min, long long max, long long *out,
                  int maxn, int *n);
+/* --NAME as one of the library's enum words (ddpm_enum_from_name): "--NAME WORD: unknown ... (did you mean ...)". */
+int cli_enum(const cli_args *a, const char *name, ddpm_enum_kind kind, int *out);
 /* A required option: CLI_USAGE with "missing --NAME" when absent. */
 int cli_require(const cli_args *a, const char *name);
 
@@ -102,23 +105,28 @@ int cli_usage_error(const char *fmt, ...)
     ;
 /* "ddpm: error: <ddpm_last_error()>" on stderr; returns CLI_FAIL (CLI_INTERRUPTED after Ctrl-C). */
 int cli_fail(void);
-/* The candidate nearest to word by edit distance, or NULL if none is close. */
-const char *cli_closest(const char *word, const char *const *cands, int n);
 
 /* The run's settings for a PNG tEXt chunk: "SUBCOMMAND --opt value ..." with every option's effective
    value (defaults included), shell-quoted where needed. Heap string (free()); NULL when out of memory. */
 char *cli_settings(const cli_args *a);
 
+/* Where the shipped files live (models/, scripts/get-data.sh): PREFIX/share/ddpm beside an installed program
+   (found from /proc/self/exe), else the source tree the program was built from. "" when neither exists. */
+const char *cli_share_dir(void);
+/* cli_share_dir()/rel in buf (size n); returns buf. */
+const char *cli_share_path(char *buf, size_t n, const char *rel);
+
 /* Ctrl-C: the first SIGINT sets a flag that long loops poll; a second one ends the program. */
 void cli_sigint_install(void);
 int cli_interrupted(void);
 
-/* Atomic text output: cli_text_open writes to "PATH.tmp.<pid>" (or stdout for "-"); cli_text_commit flushes,
-   fsyncs and renames it over PATH, or removes the temp file on any error. Both print the error line and
-   return CLI_FAIL on failure. */
+/* Text output: cli_text_open collects the text in memory (or writes stdout for "-"); cli_text_commit writes it
+   with ddpm_write_file (a regular file is replaced atomically, a device or FIFO written through, anything
+   else refused). Both print the error line on failure; commit returns CLI_FAIL or CLI_INTERRUPTED. */
 typedef struct {
     FILE *f;
-    char *path, *tmp;
+    char *path, *buf;
+    size_t len;
 } cli_text_file;
 int cli_text_open(cli_text_file *t, const char *path);
 int cli_text_commit(cli_text_file *t);

@@ -294,9 +294,10 @@ ddpm_status ddpm_ddim_step(const ddpm_diffusion *d, const ddpm_sampler_config *c
 typedef struct ddpm_model ddpm_model;
 
 /* spec: a preset ("mnist", "cifar10", "tiny", "basic"), a diffusers config.json, or a folder: a pipeline
-   folder (unet/ inside), a unet folder (config.json + diffusion_pytorch_model.safetensors) or a fixture
-   folder (config.json + weights.safetensors). Weights are read when the source has them, otherwise
-   initialised from `seed` with PyTorch's default scheme for each layer type. */
+   folder (unet/ inside), a unet folder (config.json + diffusion_pytorch_model.safetensors, or a variant that
+   diffusers' save_pretrained(variant=...) writes: .fp16, .bf16, .fp32, tried in that order) or a fixture folder
+   (config.json + weights.safetensors). A folder without weights is refused (DDPM_ERR_IO). Presets and config
+   files get weights initialised from `seed` with PyTorch's default scheme for each layer type. */
 ddpm_status ddpm_model_load(const char *spec, uint64_t seed, ddpm_model **out);
 /* From the text of a diffusers UNet2DModel config.json; `what` names it in messages. Weights are
    initialised from `seed`. A field at its default value is accepted; a value the engine does not
@@ -338,6 +339,10 @@ ddpm_status ddpm_model_load_weights(ddpm_model *m, const char *path);
    saved in unet/config.json as the private key "_ddpm_null_class" (diffusers ignores keys starting with '_')
    and read back by ddpm_model_load. */
 ddpm_status ddpm_model_set_null_class(ddpm_model *m, int k);
+/* A class-conditional copy of an unconditional UNet2DModel with fresh weights (from seed): the same network plus
+   a class embedding of num_classes + 1 entries, the last being the null class of label dropout (for
+   classifier-free guidance). Refused for a model that has weights from a file or a class embedding already. */
+ddpm_status ddpm_model_with_classes(const ddpm_model *m, int num_classes, uint64_t seed, ddpm_model **out);
 /* The guidance weight sampling uses by default with these weights (w in (0, 100], measured, e.g. by ddpm eval),
    or none (w = 0). Saved as the private key "_ddpm_guidance" of unet/config.json; needs a null class. Training
    clears it: new weights have no measured weight. */
@@ -585,9 +590,50 @@ ddpm_status ddpm_st_writer_create(ddpm_st_writer **out);
 ddpm_status ddpm_st_writer_add(ddpm_st_writer *w, const char *name, ddpm_dtype dtype, int ndim,
                                const int64_t *shape, const void *data);
 ddpm_status ddpm_st_writer_set_metadata(ddpm_st_writer *w, const char *key, const char *value);
-/* Atomic: writes PATH.tmp.*, fsyncs, renames over PATH. An existing PATH is untouched on failure. */
+/* Writes the file through ddpm_write_file (atomic for a regular file; an existing PATH is untouched on
+   failure). The metadata always records the crc32 of the data as DDPM_ST_CRC_KEY (8 hex digits), and
+   ddpm_st_open verifies it in every file that has it (DDPM_ERR_FORMAT "the data is corrupt"). */
+#define DDPM_ST_CRC_KEY "ddpm_crc32"
 ddpm_status ddpm_st_writer_save(ddpm_st_writer *w, const char *path);
 void ddpm_st_writer_free(ddpm_st_writer *w);
+
+/* ===================================================================================== names of the enums */
+
+/* The words a command line or a config file uses for the enums, both ways: engine "fast" | "reference";
+   sampler "ddpm" | "ddim" | "dpmpp2m" (also "dpm++2m", "dpm++", "dpmpp"); spacing "leading" | "trailing" |
+   "linspace"; prediction "eps" | "x0" | "v" (also diffusers' "epsilon", "sample", "v_prediction"); learning-rate
+   schedule "constant" | "cosine". ddpm_enum_name gives the canonical word (NULL for an unknown value);
+   ddpm_enum_from_name is DDPM_ERR_INVALID_ARG for an unknown word, naming the closest one or the choices. */
+typedef enum {
+    DDPM_ENUM_ENGINE, DDPM_ENUM_SAMPLER, DDPM_ENUM_SPACING, DDPM_ENUM_PREDICTION, DDPM_ENUM_LR_SCHEDULE
+} ddpm_enum_kind;
+const char *ddpm_enum_name(ddpm_enum_kind kind, int value);
+/* The "did you mean" of a mistyped word: the candidate fewest edits away (a prefix of 2+ letters counts as one),
+   if within 1 edit for words of up to 3 letters, 2 up to 6, else 3; NULL when none is that close. */
+const char *ddpm_closest(const char *word, const char *const *cands, int n);
+ddpm_status ddpm_enum_from_name(ddpm_enum_kind kind, const char *name, int *value);
+
+/* ===================================================================================== output files */
+
+/* Every file the library writes goes through this rule. A missing path or a regular file is replaced
+   atomically: PATH.tmp.<pid> is written, fsynced and renamed over it (a replaced file keeps its permissions),
+   so an existing PATH is untouched on any failure. A symbolic link is never replaced: the rule applies to the
+   file it names. A character device (/dev/null, a terminal) or a FIFO is written through. A directory, block
+   device, socket or dangling link is refused with DDPM_ERR_IO. */
+ddpm_status ddpm_write_file(const char *path, const void *data, size_t len);
+
+/* mkdir -p: creates path and its missing parents; DDPM_ERR_IO when a component is not a folder. */
+ddpm_status ddpm_make_dirs(const char *path);
+
+/* One writer per folder (a training run, a model being written). ddpm_dir_lock_take creates DIR if needed
+   and takes an exclusive flock on DIR/.lock, writing this process's pid into it; when another process holds
+   it the call fails at once with DDPM_ERR_IO and a message naming that process's pid. The lock ends with
+   ddpm_dir_lock_release (which removes DIR/.lock) or with the process (after a crash or kill -9 the file is
+   left, locking nothing). */
+#define DDPM_DIR_LOCK_NAME ".lock"
+typedef struct ddpm_dir_lock ddpm_dir_lock;
+ddpm_status ddpm_dir_lock_take(const char *dir, ddpm_dir_lock **out);
+void ddpm_dir_lock_release(ddpm_dir_lock *l);   /* NULL: nothing */
 
 /* ===================================================================================== images */
 
@@ -780,8 +826,8 @@ int64_t ddpm_timestep_for_sigma(const ddpm_diffusion *d, double sigma);
 ddpm_status ddpm_image_read(const char *path, ddpm_image *out);
 ddpm_status ddpm_image_read_memory(const void *buf, size_t len, ddpm_image *out);
 /* An image as model input out [channels, size, size] in [-1, 1]: resized (shorter side) and center-cropped when
-   its size differs. A channel count other than `channels` is refused (gray for an RGB model or the reverse),
-   naming both. */
+   its size differs. The other channel count is converted as the training data is: RGB to gray by ITU-R BT.601
+   luma (rounded), gray to RGB by repeating the gray value. */
 ddpm_status ddpm_image_to_model(const ddpm_image *img, int size, int channels, float *out);
 /* An inpainting mask out [size * size]: 1 where the mask is light (gray >= 128: generate), 0 where it is dark
    (keep); RGB masks are converted to gray first; resized as ddpm_image_to_model. */

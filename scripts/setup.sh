@@ -1,12 +1,13 @@
 #!/bin/sh
 # setup.sh — install the Debian 12 packages ddpm.c needs, only those that are missing.
 # Runs as root, or through sudo for a normal user. Usage: scripts/setup.sh [--fuzz]
+# (--fuzz, for CI: also clang for the fuzz targets and python3-venv for the diffusers round trip)
 set -eu
 
 PKGS="build-essential cmake pkg-config zlib1g-dev libpng-dev libjpeg62-turbo-dev libcjson-dev libcairo2-dev
       fonts-dejavu-core libopenblas-openmp-dev libdnnl-dev"
 if [ "${1:-}" = "--fuzz" ]; then
-    PKGS="$PKGS clang libclang-rt-14-dev libomp-dev"
+    PKGS="$PKGS clang libclang-rt-14-dev libomp-dev python3-venv"
 fi
 
 missing=""

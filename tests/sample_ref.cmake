@@ -16,10 +16,11 @@ add_test(NAME test_shipped_model
 set_tests_properties(test_shipped_model PROPERTIES LABELS "golden;cli" SKIP_RETURN_CODE 77 TIMEOUT 900
   ENVIRONMENT "OMP_WAIT_POLICY=passive")
 
-# The real diffusers (pip's torch + diffusers, from the python3 first on PATH or $DDPM_PEER_PYTHON) loads the
-# shipped model folder and its DDIM loop agrees with `ddpm sample`; skipped where diffusers is not installed.
+# The real diffusers (pip's torch + diffusers, from the python3 first on PATH or $DDPM_PEER_PYTHON), both ways: it
+# loads the shipped model and a folder `ddpm train` writes, ddpm loads what its save_pretrained writes (plain and
+# variant="fp16"), and every DDIM loop agrees with `ddpm sample`; skipped where diffusers is not installed.
 add_test(NAME peer_diffusers_interop
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/peer_python.sh ${CMAKE_CURRENT_SOURCE_DIR}/interop_diffusers.py $<TARGET_FILE:ddpm_cli> $<TARGET_FILE:compare_tensor>
-          ${CMAKE_SOURCE_DIR}/models/mnist ${CMAKE_CURRENT_BINARY_DIR}/interop_diffusers)
+          ${CMAKE_SOURCE_DIR}/models/mnist ${CMAKE_CURRENT_BINARY_DIR}/interop_diffusers ${CMAKE_CURRENT_SOURCE_DIR}/data/folder)
 set_tests_properties(peer_diffusers_interop PROPERTIES LABELS "peer" SKIP_RETURN_CODE 77
   ENVIRONMENT "OMP_WAIT_POLICY=passive")

@@ -747,11 +747,20 @@ static void test_image_to_model(void) {
     for (int i = 0; i < 3 * 32 * 32; i++)
         if (out[i] != (float)(200 / 127.5 - 1.0)) bad++;
     CHECK(bad == 0);
-    /* channels */
-    CHECK_FAIL(ddpm_image_to_model(&img, 28, 1, out), DDPM_ERR_INVALID_ARG);
-    CHECK_SAYS("image is RGB (3 channels) but the model takes gray images (1 channel)");
-    CHECK_FAIL(ddpm_image_to_model(&sq, 8, 3, out), DDPM_ERR_INVALID_ARG);
-    CHECK_SAYS("image is gray (1 channel) but the model takes RGB images (3 channels)");
+    /* channels: converted as the training data is (BT.601 luma; gray repeated) */
+    {
+        ddpm_image rgb;
+        CHECK_OK(ddpm_image_alloc(&rgb, 2, 2, 3));
+        for (int i = 0; i < 4; i++) rgb.pixels[3 * i] = 200, rgb.pixels[3 * i + 1] = 100, rgb.pixels[3 * i + 2] = 50;
+        float g[4];
+        CHECK_OK(ddpm_image_to_model(&rgb, 2, 1, g));
+        for (int i = 0; i < 4; i++) CHECK_MSG(g[i] == (float)(124 / 127.5 - 1.0), "luma %d: %g", i, (double)g[i]);
+        ddpm_image_free(&rgb);
+        float c3[3 * 64];
+        CHECK_OK(ddpm_image_to_model(&sq, 8, 3, c3));
+        ddpm_image_to_f32(&sq, b);
+        for (int c = 0; c < 3; c++) CHECK(memcmp(c3 + 64 * c, b, sizeof b) == 0);
+    }
     CHECK_FAIL(ddpm_image_to_model(&sq, 0, 1, out), DDPM_ERR_INVALID_ARG);
     CHECK_FAIL(ddpm_image_to_model(&sq, 8, 2, out), DDPM_ERR_INVALID_ARG);
     CHECK_FAIL(ddpm_image_to_model(NULL, 8, 1, out), DDPM_ERR_INVALID_ARG);

@@ -35,7 +35,9 @@ is_png() {     # is_png FILE WHAT
 
 # ------------------------------------------------------------------ help and version
 expect 0 --version
-[ "$(cat "$TMP/out")" = "ddpm 0.1.0" ] || fail "--version printed '$(cat "$TMP/out")'"
+[ "$(head -n 1 "$TMP/out")" = "ddpm 0.1.0" ] || fail "--version printed '$(cat "$TMP/out")'"
+# from the build tree, the shipped files are the source tree's
+grep -q -F "shipped models and scripts: $(cd "$ROOT" && pwd -P)" "$TMP/out" || fail "--version: $(cat "$TMP/out")"
 expect 0 --help
 for c in schedule noise info; do contains "$TMP/out" "$c" "ddpm --help"; done
 expect 0 help noise

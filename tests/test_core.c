@@ -1,4 +1,5 @@
 /* test_core.c — error messages, allocator hook with injected failures, arenas, atomic writes, gunzip. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -99,11 +100,116 @@ static void test_files(void) {
     CHECK_OK(dd_read_file(path, 0, &data, &len));
     CHECK(len == 5 && memcmp(data, "hello", 5) == 0);
     dd_free(data);
-    /* /dev/full: disk full is named */
+    /* /dev/full: written through (it is a device) and the full disk is named */
     if (access("/dev/full", W_OK) == 0) {
-        FILE *f = fopen("/dev/full", "wb");
-        if (f) fclose(f);
+        CHECK_FAIL(ddpm_write_file("/dev/full", "x", 1), DDPM_ERR_IO);
+        CHECK(strstr(ddpm_last_error(), "disk full") != NULL);
+        struct stat sb;
+        CHECK(stat("/dev/full", &sb) == 0 && S_ISCHR(sb.st_mode));
     }
+}
+
+static int read_is(const char *path, const char *want) {
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int ok = dd_read_file(path, 0, &data, &len) == DDPM_OK && len == strlen(want) && memcmp(data, want, len) == 0;
+    dd_free(data);
+    return ok;
+}
+
+/* What an output path may be: only a regular file (or nothing) is replaced; links, devices and FIFOs keep
+   what they are. */
+static void test_write_targets(void) {
+    const char *dir = dd_test_tmpdir("core_targets");
+    char file[1200], link[1200], dangling[1200], fifo[1200], sub[1200], lockdir[1200];
+    snprintf(file, sizeof file, "%s/file.txt", dir);
+    snprintf(link, sizeof link, "%s/link.txt", dir);
+    snprintf(dangling, sizeof dangling, "%s/dangling.txt", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(lockdir, sizeof lockdir, "%s/run/a/b", dir);
+    struct stat sb;
+    /* a new file, then a replaced one that keeps its permissions */
+    CHECK_OK(ddpm_write_file(file, "one", 3));
+    CHECK(chmod(file, 0600) == 0);
+    CHECK_OK(ddpm_write_file(file, "two", 3));
+    CHECK(read_is(file, "two"));
+    CHECK(stat(file, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    /* a symbolic link stays; its file is replaced */
+    CHECK(symlink("file.txt", link) == 0);
+    CHECK_OK(ddpm_write_file(link, "three", 5));
+    CHECK(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(read_is(file, "three"));
+    /* a dangling link and a folder are refused and kept */
+    CHECK(symlink("no/such/file", dangling) == 0);
+    CHECK_FAIL(ddpm_write_file(dangling, "x", 1), DDPM_ERR_IO);
+    CHECK(strstr(ddpm_last_error(), "symbolic link") != NULL);
+    CHECK(lstat(dangling, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(mkdir(sub, 0755) == 0);
+    CHECK_FAIL(ddpm_write_file(sub, "x", 1), DDPM_ERR_IO);
+    CHECK(strstr(ddpm_last_error(), "is a directory") != NULL);
+    CHECK(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode));
+    /* a character device is written through */
+    if (access("/dev/null", W_OK) == 0) {
+        CHECK_OK(ddpm_write_file("/dev/null", "x", 1));
+        CHECK(stat("/dev/null", &sb) == 0 && S_ISCHR(sb.st_mode));
+    }
+    /* a FIFO is written through: the reader gets the bytes */
+    if (mkfifo(fifo, 0600) == 0) {
+        int rfd = open(fifo, O_RDONLY | O_NONBLOCK);
+        CHECK(rfd >= 0);
+        CHECK_OK(ddpm_write_file(fifo, "piped", 5));
+        char got[8] = {0};
+        CHECK(read(rfd, got, sizeof got) == 5 && memcmp(got, "piped", 5) == 0);
+        close(rfd);
+        CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    }
+    CHECK_FAIL(ddpm_write_file("", "x", 1), DDPM_ERR_INVALID_ARG);
+    /* mkdir -p, and a file in the way is named */
+    CHECK_OK(ddpm_make_dirs(lockdir));
+    CHECK(stat(lockdir, &sb) == 0 && S_ISDIR(sb.st_mode));
+    CHECK_OK(ddpm_make_dirs(lockdir));
+    char inway[1300];
+    snprintf(inway, sizeof inway, "%s/file.txt/x", dir);
+    CHECK_FAIL(ddpm_make_dirs(inway), DDPM_ERR_IO);
+    /* one holder of a folder's lock: a second taker (another open file, as another process is) is refused */
+    ddpm_dir_lock *l1 = NULL, *l2 = NULL;
+    CHECK_OK(ddpm_dir_lock_take(lockdir, &l1));
+    CHECK_FAIL(ddpm_dir_lock_take(lockdir, &l2), DDPM_ERR_IO);
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    CHECK(strstr(ddpm_last_error(), pid) != NULL);
+    CHECK(l2 == NULL);
+    ddpm_dir_lock_release(l1);
+    CHECK_OK(ddpm_dir_lock_take(lockdir, &l2));
+    ddpm_dir_lock_release(l2);
+    ddpm_dir_lock_release(NULL);
+}
+
+/* The enums' words both ways, and "did you mean". */
+static void test_names(void) {
+    int v = -1;
+    CHECK_OK(ddpm_enum_from_name(DDPM_ENUM_SAMPLER, "dpm++", &v));
+    CHECK(v == DDPM_SAMPLER_DPMPP2M);
+    CHECK(strcmp(ddpm_enum_name(DDPM_ENUM_SAMPLER, DDPM_SAMPLER_DPMPP2M), "dpmpp2m") == 0);
+    CHECK_OK(ddpm_enum_from_name(DDPM_ENUM_PREDICTION, "v_prediction", &v));
+    CHECK(v == DDPM_PRED_V);
+    CHECK(strcmp(ddpm_enum_name(DDPM_ENUM_PREDICTION, DDPM_PRED_EPS), "eps") == 0);
+    CHECK_OK(ddpm_enum_from_name(DDPM_ENUM_LR_SCHEDULE, "cosine", &v));
+    CHECK(v == DDPM_LR_COSINE);
+    CHECK_OK(ddpm_enum_from_name(DDPM_ENUM_ENGINE, "reference", &v));
+    CHECK(v == DDPM_ENGINE_REFERENCE);
+    CHECK_OK(ddpm_enum_from_name(DDPM_ENUM_SPACING, "trailing", &v));
+    CHECK(v == DDPM_SPACING_TRAILING);
+    CHECK_FAIL(ddpm_enum_from_name(DDPM_ENUM_SAMPLER, "ddin", &v), DDPM_ERR_INVALID_ARG);
+    CHECK(strstr(ddpm_last_error(), "did you mean 'ddim'") != NULL);
+    CHECK_FAIL(ddpm_enum_from_name(DDPM_ENUM_SPACING, "zzzzzz", &v), DDPM_ERR_INVALID_ARG);
+    CHECK(strstr(ddpm_last_error(), "choose leading, trailing or linspace") != NULL);
+    CHECK(ddpm_enum_name(DDPM_ENUM_ENGINE, 99) == NULL);
+    static const char *const words[] = {"mnist", "cifar10", "tiny"};
+    CHECK(ddpm_closest("mnsit", words, 3) == words[0]);
+    CHECK(ddpm_closest("cif", words, 3) == words[1]);   /* a prefix */
+    CHECK(ddpm_closest("imagenet", words, 3) == NULL);
 }
 
 static void test_gunzip(void) {
@@ -139,6 +245,8 @@ int main(void) {
     test_alloc();
     test_arena();
     test_files();
+    test_write_targets();
+    test_names();
     test_gunzip();
     return dd_test_finish("test_core");
 }

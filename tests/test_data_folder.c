@@ -325,7 +325,7 @@ static void test_default_dir(void) {
     setenv("DDPM_DATA", data, 1);
     snprintf(want, sizeof want, "%s/mnist", data);
     EXPECT(ddpm_dataset_load("mnist", NULL, 1, &ds), DDPM_ERR_IO, want);
-    CHECK(has("scripts/get-data.sh mnist") && has("train-images-idx3-ubyte"));
+    CHECK(has("ddpm get-data mnist") && has("train-images-idx3-ubyte"));
     mkdir(want, 0755);
     static const char *files[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                    "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
@@ -340,7 +340,7 @@ static void test_default_dir(void) {
     CHECK_OK(ddpm_dataset_load_for_model("mnist", NULL, 1, 32, 1, &ds));
     CHECK(ds.count == 64 && ds.height == 32);
     ddpm_dataset_free(&ds);
-    EXPECT(ddpm_dataset_load_for_model("cifar10", NULL, 1, 32, 3, &ds), DDPM_ERR_IO, "get-data.sh cifar10");
+    EXPECT(ddpm_dataset_load_for_model("cifar10", NULL, 1, 32, 3, &ds), DDPM_ERR_IO, "ddpm get-data cifar10");
     unsetenv("DDPM_DATA");
     const char *home = dd_test_tmpdir("home");
     const char *old_home = getenv("HOME");
@@ -348,16 +348,16 @@ static void test_default_dir(void) {
     setenv("HOME", home, 1);
     snprintf(want, sizeof want, "%s/.cache/ddpm/fashion-mnist", home);
     EXPECT(ddpm_dataset_load("fashion-mnist", NULL, 1, &ds), DDPM_ERR_IO, want);
-    CHECK(has("scripts/get-data.sh fashion-mnist"));
+    CHECK(has("ddpm get-data fashion-mnist"));
     unsetenv("HOME");
     EXPECT(ddpm_dataset_load("cifar10", NULL, 1, &ds), DDPM_ERR_INVALID_ARG, "DDPM_DATA");
     if (saved) setenv("HOME", saved, 1);
     free(saved);
     /* a folder given explicitly: the hint names it */
     EXPECT(ddpm_dataset_load_for_model("fashion-mnist", "/nonexistent/fm", 1, 28, 1, &ds), DDPM_ERR_IO,
-           "scripts/get-data.sh fashion-mnist /nonexistent/fm");
+           "ddpm get-data fashion-mnist /nonexistent/fm");
     EXPECT(ddpm_dataset_load("cifar10", "/nonexistent/c10", 0, &ds), DDPM_ERR_IO,
-           "scripts/get-data.sh cifar10 /nonexistent/c10");
+           "ddpm get-data cifar10 /nonexistent/c10");
 }
 
 static void test_jpeg_faults(void) {

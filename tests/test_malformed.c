@@ -92,6 +92,14 @@ static void test_safetensors(const char *dir) {
            "data_offsets");
     EXPECT(st_try("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12), DDPM_ERR_FORMAT, "overlap");
+    /* the format has no holes: a gap between tensors, data before the first or after the last is refused */
+    EXPECT(st_try("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                  "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12), DDPM_ERR_FORMAT,
+           "4 bytes of the data at [4, 8) belong to no tensor");
+    EXPECT(st_try("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), DDPM_ERR_FORMAT,
+           "belong to no tensor");
+    EXPECT(st_try("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12), DDPM_ERR_FORMAT,
+           "8 bytes after the last tensor");
     EXPECT(st_try("{\"conv_in.weight\":{\"dtype\":\"F32\",\"shape\":[4,3,3,3],\"data_offsets\":[0,100]}}", 100),
            DDPM_ERR_FORMAT, "<memory>: tensor 'conv_in.weight': data_offsets [0, 100] but shape [4, 3, 3, 3] "
            "with F32 needs 432 bytes");

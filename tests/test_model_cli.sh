@@ -71,6 +71,21 @@ XOFF=$(dd if="$TINY_IN" bs=1 skip=8 count="$HL" 2>/dev/null | grep -o '"x":{[^}]
 cp "$TINY_IN" "$TMP/nan_in.safetensors"
 printf '\000\000\300\177' | dd of="$TMP/nan_in.safetensors" bs=1 seek=$((8 + HL + XOFF)) conv=notrunc 2>/dev/null
 expect_error 1 "x[0, 0, 0, 0] is nan, not a finite number" forward --model tiny --in "$TMP/nan_in.safetensors" --out "$TMP/y.safetensors"
+# a timestep outside the diffusion's 0..T-1 is refused: overwrite the first timestep with 5000, then -1
+TS=$(dd if="$TINY_IN" bs=1 skip=8 count="$HL" 2>/dev/null | grep -o '"timesteps":{[^}]*}')
+TOFF=$(echo "$TS" | sed 's/.*data_offsets":\[\([0-9]*\).*/\1/')
+case $TS in
+    *'"F32"'*) T5000='\000\100\234\105' TNEG='\000\000\200\277' ;;
+    *'"I64"'*) T5000='\210\023\000\000\000\000\000\000' TNEG='\377\377\377\377\377\377\377\377' ;;
+    *) T5000= TNEG= ; fail "the tiny fixture's timesteps are neither F32 nor I64: $TS" ;;
+esac
+if [ -n "$T5000" ]; then
+    cp "$TINY_IN" "$TMP/t_in.safetensors"
+    printf "$T5000" | dd of="$TMP/t_in.safetensors" bs=1 seek=$((8 + HL + TOFF)) conv=notrunc 2>/dev/null
+    expect_error 1 "timesteps[0] = 5000 is out of range" forward --model tiny --in "$TMP/t_in.safetensors" --out "$TMP/y.safetensors"
+    printf "$TNEG" | dd of="$TMP/t_in.safetensors" bs=1 seek=$((8 + HL + TOFF)) conv=notrunc 2>/dev/null
+    expect_error 1 "timesteps[0] = -1 is out of range" forward --model tiny --in "$TMP/t_in.safetensors" --out "$TMP/y.safetensors"
+fi
 expect_error 2 "core" forward --model tiny --in "$TINY_IN" --out "$TMP/y.safetensors" --threads 100000
 expect_error 2 "core" sample --model tiny --num 1 --steps 2 --out "$TMP/y.png" --threads 100000
 expect_error 2 "core" train --data mnist --threads 100000

@@ -139,6 +139,25 @@ static void refusals(void) {
     refuse("{\"sample_size\": 8, \"down_block_types\": [1, 2, 3, 4]}", F, "down_block_types[0]", NULL);
     refuse("{\"sample_size\": 8, \"norm_eps\": \"small\"}", F, "norm_eps", NULL);
     refuse("{\"sample_size\": 8, \"cross_attention_dim\": 768}", F, "unknown key 'cross_attention_dim'", NULL);
+    /* the keys current diffusers writes: the values the engine implements load, others are named */
+    {
+        static const char cur[] = "{\"sample_size\": 8, \"block_out_channels\": [32, 64, 64, 64], "
+                                  "\"mid_block_type\": \"UNetMidBlock2D\", \"time_embedding_dim\": null}";
+        static const char width[] = "{\"sample_size\": 8, \"block_out_channels\": [32, 64, 64, 64], "
+                                    "\"mid_block_type\": \"UNetMidBlock2D\", \"time_embedding_dim\": 128}";
+        ddpm_model *m = NULL;
+        CHECK_OK(ddpm_model_from_config_json(cur, strlen(cur), "unet/config.json", 1, &m));
+        ddpm_model_free(m);
+        m = NULL;
+        CHECK_OK(ddpm_model_from_config_json(width, strlen(width), "unet/config.json", 1, &m));
+        ddpm_model_free(m);
+    }
+    refuse("{\"sample_size\": 8, \"mid_block_type\": \"UNetMidBlock2DCrossAttn\"}", U, "mid_block_type",
+           "UNetMidBlock2DCrossAttn");
+    refuse("{\"sample_size\": 8, \"mid_block_type\": null}", U, "mid_block_type = null", NULL);
+    refuse("{\"sample_size\": 8, \"mid_block_type\": 3}", F, "mid_block_type", NULL);
+    refuse("{\"sample_size\": 8, \"block_out_channels\": [32, 64, 64, 64], \"time_embedding_dim\": 100}", U,
+           "time_embedding_dim = 100", "128");
     refuse("{\"sample_size\": 8, \"sample_size\": 16}", F, "appears twice", NULL);
     refuse("{\"_class_name\": \"BasicUNet\", \"layers_per_block\": 2}", F, "layers_per_block", "BasicUNet");
     /* inconsistent or absurd sizes */

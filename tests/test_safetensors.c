@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "testutil.h"
 
 static uint32_t fbits(float f) {
@@ -188,7 +189,8 @@ static void test_round_trip(void) {
         if (n) CHECK(memcmp(ddpm_st_data(st, x), t[i].data, (size_t)x->nbytes) == 0);
     }
     CHECK(ddpm_st_find(st, "nope") == NULL && ddpm_st_at(st, nt) == NULL && ddpm_st_at(st, -1) == NULL);
-    CHECK(ddpm_st_metadata_count(st) == 2);
+    CHECK(ddpm_st_metadata_count(st) == 3);   /* format, note and the data's crc32 */
+    CHECK(ddpm_st_metadata_get(st, DDPM_ST_CRC_KEY) && strlen(ddpm_st_metadata_get(st, DDPM_ST_CRC_KEY)) == 8);
     CHECK(ddpm_st_metadata_get(st, "format") && strcmp(ddpm_st_metadata_get(st, "format"), "np") == 0);
     CHECK(ddpm_st_metadata_get(st, "note") && strcmp(ddpm_st_metadata_get(st, "note"), "line\nbreak \"q\" \xc3\xa9") == 0);
     const char *k = NULL, *v = NULL;
@@ -258,8 +260,28 @@ static void test_round_trip(void) {
     CHECK_OK(ddpm_st_writer_save(w, path));
     ddpm_st_writer_free(w);
     CHECK_OK(ddpm_st_open(path, &st));
-    CHECK(ddpm_st_count(st) == 0 && ddpm_st_metadata_count(st) == 0);
+    CHECK(ddpm_st_count(st) == 0 && ddpm_st_metadata_count(st) == 1);   /* the crc32 of no data */
+    CHECK(strcmp(ddpm_st_metadata_get(st, DDPM_ST_CRC_KEY), "00000000") == 0);
     ddpm_st_close(st);
+    /* a flipped bit in the data of a file this library wrote is found on load */
+    {
+        uint8_t *buf = NULL;
+        size_t flen = 0;
+        snprintf(path, sizeof path, "%s/crc.safetensors", dir);
+        const float one[2] = {1.0f, 2.0f};
+        const int64_t shape[1] = {2};
+        CHECK_OK(ddpm_st_writer_create(&w));
+        CHECK_OK(ddpm_st_writer_add(w, "w", DDPM_DTYPE_F32, 1, shape, one));
+        CHECK_OK(ddpm_st_writer_save(w, path));
+        ddpm_st_writer_free(w);
+        CHECK_OK(dd_read_file(path, 0, &buf, &flen));
+        if (buf && flen > 4) {
+            buf[flen - 1] ^= 0x01;
+            CHECK_FAIL(ddpm_st_open_memory(buf, flen, &st), DDPM_ERR_FORMAT);
+            CHECK(strstr(ddpm_last_error(), "the data is corrupt") != NULL);
+        }
+        dd_free(buf);
+    }
 }
 
 static int same_file(const char *path, const void *want, size_t n) {

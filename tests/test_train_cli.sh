@@ -182,7 +182,7 @@ expect_error 2 "--data" train --model tiny --out "$TMP/x"
 expect_error 2 "--model" train --data "folder:$FOLDER" --out "$TMP/x"
 DDPM_DATA=$TMP/nodata
 export DDPM_DATA
-expect_error 1 "get-data.sh" train --data fashion-mnist --model mnist --out "$TMP/x"
+expect_error 1 "ddpm get-data fashion-mnist" train --data fashion-mnist --model mnist --out "$TMP/x"
 unset DDPM_DATA
 expect_error 2 "did you mean 'mnist'" train --data mnsit --model mnist --out "$TMP/x"
 expect_error 2 "--out" train --data mnist --data-dir "$MNIST" --model mnist

@@ -49,8 +49,13 @@ int64_t dd_tensor_numel(const dd_tensor *t);
 
 /* Whole-file helpers (bounded by max_size; 0 = no bound). */
 ddpm_status dd_read_file(const char *path, size_t max_size, uint8_t **data, size_t *len);
-/* Atomic write: PATH.tmp.<pid>, fsync, rename; on failure PATH is untouched and the temp removed. */
+/* The one output writer (ddpm_write_file in ddpm.h): a missing path or a regular file is replaced atomically
+   (PATH.tmp.<pid>, fsync, rename; on failure PATH is untouched and the temp removed); a symbolic link is kept
+   and the rule applied to what it names; a character device or FIFO is written through; anything else
+   (a directory, a block device, a socket, a dangling link) is refused. */
 ddpm_status dd_write_file_atomic(const char *path, const void *data, size_t len);
+/* mkdir -p (ddpm_make_dirs) */
+ddpm_status dd_make_dirs(const char *path);
 /* dir + "/" + name (no doubled slash), dd_alloc'ed; NULL with a message on failure. */
 char *dd_path_join(const char *dir, const char *name);
 int dd_is_dir(const char *path);    /* 1 if path is a directory */

@@ -12,13 +12,13 @@
 
 #define DS_MAX_FILES 64
 
-/* How to get the files, for the message when they are missing: "get them with scripts/get-data.sh mnist". */
+/* How to get the files, for the message when they are missing: "get the files with: ddpm get-data mnist". */
 static void get_hint(char *buf, size_t n, const char *kind, const char *dir, int is_default) {
     if (is_default)
-        snprintf(buf, n, "; get the files with scripts/get-data.sh %s (the default folder is $DDPM_DATA/%s, else "
+        snprintf(buf, n, "; get the files with: ddpm get-data %s (the default folder is $DDPM_DATA/%s, else "
                  "$HOME/.cache/ddpm/%s)", kind, kind, kind);
     else
-        snprintf(buf, n, "; get the files with scripts/get-data.sh %s %.200s", kind, dir);
+        snprintf(buf, n, "; get the files with: ddpm get-data %s %.200s", kind, dir);
 }
 
 /* The default data folder of a kind: $DDPM_DATA/<kind>, else $HOME/.cache/ddpm/<kind>. */

@@ -54,7 +54,6 @@ static ddpm_status check_image(const ddpm_image *img, const char *fn) {
     return DDPM_OK;
 }
 
-static const char *kind(int channels) { return channels == 1 ? "gray" : "RGB"; }
 
 /* The image resized (shorter side to size) and center-cropped to size x size, HWC in a new dd_alloc buffer. */
 static ddpm_status fit(const uint8_t *px, int w, int h, int C, int size, uint8_t **out) {
@@ -79,12 +78,26 @@ ddpm_status ddpm_image_to_model(const ddpm_image *img, int size, int channels, f
     if (size < 1 || size > INPUT_MAX_SIZE || (channels != 1 && channels != 3))
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_to_model: a model of %dx%d pixels with %d channels (need "
                         "a size of 1..%d and 1 or 3 channels)", size, size, channels, INPUT_MAX_SIZE);
-    if (img->channels != channels)
-        return dd_error(DDPM_ERR_INVALID_ARG, "image is %s (%d channel%s) but the model takes %s images (%d "
-                        "channel%s)", kind(img->channels), img->channels, img->channels == 1 ? "" : "s",
-                        kind(channels), channels, channels == 1 ? "" : "s");
+    /* the other channel count is converted as the training data is: RGB to gray by Y = 0.299 R + 0.587 G +
+       0.114 B (ITU-R BT.601, rounded), gray to RGB by repeating it */
+    const size_t npix = (size_t)img->width * (size_t)img->height;
+    const uint8_t *src = img->pixels;
+    uint8_t *conv = NULL;
+    if (img->channels != channels) {
+        if (!(conv = dd_alloc(npix * (size_t)channels))) return DDPM_ERR_NOMEM;
+        const uint8_t *p = img->pixels;
+        for (size_t i = 0; i < npix; i++) {
+            if (channels == 1)
+                conv[i] = (uint8_t)((299u * p[3 * i] + 587u * p[3 * i + 1] + 114u * p[3 * i + 2] + 500u) / 1000u);
+            else
+                conv[3 * i] = conv[3 * i + 1] = conv[3 * i + 2] = p[i];
+        }
+        src = conv;
+    }
     uint8_t *px = NULL;
-    if ((st = fit(img->pixels, img->width, img->height, channels, size, &px)) != DDPM_OK) return st;
+    st = fit(src, img->width, img->height, channels, size, &px);
+    dd_free(conv);
+    if (st != DDPM_OK) return st;
     ddpm_image fitted = {size, size, channels, px};
     ddpm_image_to_f32(&fitted, out);   /* [C, size, size] = p / 127.5 - 1 */
     dd_free(px);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "core/core.h"
 
@@ -34,6 +35,18 @@ static uint64_t le64(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
     return v;
+}
+
+/* zlib crc32 of n bytes, continued from crc (0 to start). */
+static uint32_t crc_bytes(uint32_t crc, const uint8_t *p, uint64_t n) {
+    uLong c = crc;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, k);
+        p += k;
+        n -= k;
+    }
+    return (uint32_t)c;
 }
 
 static int dtype_from_name(const char *s, ddpm_dtype *out) {
@@ -217,14 +230,28 @@ static ddpm_status parse_header(ddpm_safetensors *st, const cJSON *root) {
         ddpm_status s = parse_entry(st, it, e);
         if (s != DDPM_OK) return s;
     }
+    /* the format has no holes: in offset order each tensor starts where the one before ended, the first at 0,
+       and the last ends where the file does */
     qsort(st->entries, (size_t)st->count, sizeof(st_entry), cmp_offset);
-    for (int i = 1; i < st->count; i++) {
-        const ddpm_st_tensor *a = &st->entries[i - 1].t, *b = &st->entries[i].t;
-        if (b->offset < a->offset + a->nbytes)
+    uint64_t expect = 0;
+    for (int i = 0; i < st->count; i++) {
+        const ddpm_st_tensor *b = &st->entries[i].t;
+        if (b->offset < expect) {
+            const ddpm_st_tensor *a = &st->entries[i - 1].t;
             return dd_error(DDPM_ERR_FORMAT, "%s: tensors '%.200s' [%" PRIu64 ", %" PRIu64 "] and '%.200s' [%"
                             PRIu64 ", %" PRIu64 "] overlap", src, a->name, a->offset, a->offset + a->nbytes,
                             b->name, b->offset, b->offset + b->nbytes);
+        }
+        if (b->offset > expect)
+            return dd_error(DDPM_ERR_FORMAT, "%s: %" PRIu64 " bytes of the data at [%" PRIu64 ", %" PRIu64
+                            ") belong to no tensor (tensor '%.200s' starts at %" PRIu64 "; the format has no "
+                            "holes)", src, b->offset - expect, expect, b->offset, b->name, b->offset);
+        expect = b->offset + b->nbytes;
     }
+    if (expect != st->data_len)
+        return dd_error(DDPM_ERR_FORMAT, "%s: %" PRIu64 " bytes after the last tensor's data belong to no tensor "
+                        "(the data ends at %" PRIu64 " of %" PRIu64 ")", src, (uint64_t)st->data_len - expect, expect,
+                        (uint64_t)st->data_len);
     for (int i = 0; i < st->count; i++) st->by_name[i] = &st->entries[i].t;
     qsort(st->by_name, (size_t)st->count, sizeof(ddpm_st_tensor *), cmp_name);
     for (int i = 1; i < st->count; i++)
@@ -264,6 +291,18 @@ static ddpm_status st_parse(ddpm_safetensors *st) {
         }
     ddpm_status s = parse_header(st, root);
     cJSON_Delete(root);
+    /* a file this library wrote records the crc32 of its data: any flipped bit is found here */
+    const char *rec = s == DDPM_OK ? ddpm_st_metadata_get(st, DDPM_ST_CRC_KEY) : NULL;
+    if (rec) {
+        char *e = NULL;
+        unsigned long want = strtoul(rec, &e, 16);
+        if (e == rec || *e || strlen(rec) != 8)
+            return dd_error(DDPM_ERR_FORMAT, "%s: metadata %s is '%.40s', not 8 hex digits", src, DDPM_ST_CRC_KEY, rec);
+        uint32_t got = crc_bytes(0, st->data, st->data_len);
+        if (got != (uint32_t)want)
+            return dd_error(DDPM_ERR_FORMAT, "%s: the data is corrupt (crc32 %08x, but the file records %08lx)", src,
+                            got, want);
+    }
     return s;
 }
 
@@ -636,22 +675,27 @@ static void sb_json(sbuf *b, const char *s) {
 ddpm_status ddpm_st_writer_save(ddpm_st_writer *w, const char *path) {
     if (!w || !path) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_st_writer_save: writer or path is NULL");
     sbuf b = {0};
-    char num[64];
-    sb_str(&b, "{");
-    if (w->nmeta) {
-        sb_str(&b, "\"__metadata__\":{");
-        for (int i = 0; i < w->nmeta; i++) {
-            if (i) sb_str(&b, ",");
-            sb_json(&b, w->meta[2 * i]);
-            sb_str(&b, ":");
-            sb_json(&b, w->meta[2 * i + 1]);
-        }
-        sb_str(&b, "}");
+    char num[64], crc[16];
+    uint32_t c = 0;
+    for (int i = 0; i < w->n; i++)
+        if (w->e[i].nbytes) c = crc_bytes(c, w->e[i].data, w->e[i].nbytes);
+    snprintf(crc, sizeof crc, "%08x", c);
+    sb_str(&b, "{\"__metadata__\":{");
+    for (int i = 0; i < w->nmeta; i++) {
+        if (strcmp(w->meta[2 * i], DDPM_ST_CRC_KEY) == 0) continue;   /* always the data's own */
+        sb_json(&b, w->meta[2 * i]);
+        sb_str(&b, ":");
+        sb_json(&b, w->meta[2 * i + 1]);
+        sb_str(&b, ",");
     }
+    sb_json(&b, DDPM_ST_CRC_KEY);
+    sb_str(&b, ":");
+    sb_json(&b, crc);
+    sb_str(&b, "}");
     uint64_t off = 0;
     for (int i = 0; i < w->n; i++) {
         const st_wentry *e = &w->e[i];
-        if (i || w->nmeta) sb_str(&b, ",");
+        sb_str(&b, ",");
         sb_json(&b, e->name);
         sb_str(&b, ":{\"dtype\":\"");
         sb_str(&b, ddpm_dtype_name(e->dtype));

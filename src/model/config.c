@@ -226,7 +226,7 @@ typedef enum {
     F_SAMPLE_SIZE, F_IN_CHANNELS, F_OUT_CHANNELS, F_CENTER_INPUT, F_TIME_EMB_TYPE, F_FREQ_SHIFT, F_FLIP,
     F_DOWN_TYPES, F_UP_TYPES, F_BLOCK_OUT, F_LAYERS, F_MID_SCALE, F_DOWN_PAD, F_DOWN_TYPE, F_UP_TYPE, F_DROPOUT,
     F_ACT_FN, F_HEAD_DIM, F_GROUPS, F_ATTN_GROUPS, F_EPS, F_SCALE_SHIFT, F_ADD_ATTN, F_CLASS_TYPE, F_NUM_CLASS,
-    F_NUM_TRAIN_T, F_COUNT
+    F_NUM_TRAIN_T, F_MID_TYPE, F_TIME_EMB_DIM, F_COUNT
 } field;
 
 static const char *const field_names[F_COUNT] = {
@@ -234,7 +234,8 @@ static const char *const field_names[F_COUNT] = {
     "flip_sin_to_cos", "down_block_types", "up_block_types", "block_out_channels", "layers_per_block",
     "mid_block_scale_factor", "downsample_padding", "downsample_type", "upsample_type", "dropout", "act_fn",
     "attention_head_dim", "norm_num_groups", "attn_norm_num_groups", "norm_eps", "resnet_time_scale_shift",
-    "add_attention", "class_embed_type", "num_class_embeds", "num_train_timesteps",
+    "add_attention", "class_embed_type", "num_class_embeds", "num_train_timesteps", "mid_block_type",
+    "time_embedding_dim",
 };
 
 /* The JSON text of a value for a message, shortened to fit buf. */
@@ -343,6 +344,7 @@ static ddpm_status get_block_types(const cJSON *it, const char *what, const char
 
 typedef struct {
     int n_down, n_up, n_out;     /* list lengths seen (-1 = not given) */
+    int time_dim;                /* time_embedding_dim given as a width; 0 = absent or null */
 } list_lengths;
 
 static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_model_config *c, list_lengths *ll) {
@@ -420,6 +422,17 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
                         "num_class_embeds for a class embedding table)", what, it->valuestring);
     case F_NUM_CLASS: return get_int(it, what, key, 1, DD_MODEL_MAX_CLASSES, 1, 0, &c->num_class_embeds);
     case F_NUM_TRAIN_T: return get_int(it, what, key, 1, 100000000, 1, 0, &c->num_train_timesteps);
+    case F_MID_TYPE:   /* written by diffusers >= 0.28; null there means no middle block */
+        if (cJSON_IsNull(it))
+            return dd_error(DDPM_ERR_UNSUPPORTED, "%s: mid_block_type = null (no middle block) is not supported "
+                            "(supported: \"UNetMidBlock2D\")", what);
+        if (cJSON_IsString(it) && strcmp(it->valuestring, "UNetMidBlock2D") != 0)
+            return dd_error(DDPM_ERR_UNSUPPORTED, "%s: mid_block_type = '%.64s' is not supported (supported: "
+                            "\"UNetMidBlock2D\")", what, it->valuestring);
+        if (!cJSON_IsString(it)) return dd_json_type_error(what, key, "a string or null", it);
+        return DDPM_OK;
+    case F_TIME_EMB_DIM:   /* written by diffusers >= 0.28; null: 4 x block_out_channels[0] */
+        return get_int(it, what, key, 1, 4 * DD_MODEL_MAX_CHANNELS, 1, 0, &ll->time_dim);
     case F_COUNT: break;
     }
     return dd_error(DDPM_ERR_INTERNAL, "%s: unhandled field %s", what, key);
@@ -447,7 +460,7 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
     }
     int seen[F_COUNT] = {0};
     int seen_version = 0, seen_path = 0, seen_null = 0, seen_guidance = 0;
-    list_lengths ll = {-1, -1, -1};
+    list_lengths ll = {-1, -1, -1, 0};
     cJSON_ArrayForEach(it, root) {
         const char *key = it->string ? it->string : "";
         if (strcmp(key, "_ddpm_null_class") == 0) {   /* ours: the "no label" class of label dropout */
@@ -501,6 +514,9 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
         if (ll.n_up < 0 && n != 4)
             return dd_error(DDPM_ERR_INVALID_ARG, "%s: block_out_channels has %d entries but the default "
                             "up_block_types has 4; give up_block_types", what, n);
+        if (ll.time_dim && ll.time_dim != 4 * c.block_out_channels[0])
+            return dd_error(DDPM_ERR_UNSUPPORTED, "%s: time_embedding_dim = %d is not supported (supported: null or "
+                            "4 x block_out_channels[0] = %d)", what, ll.time_dim, 4 * c.block_out_channels[0]);
     }
     if ((st = dd_model_config_validate(&c, what)) != DDPM_OK) return st;
     *out = c;

@@ -3,8 +3,10 @@
    DDPMPipeline.from_pretrained loads: model_index.json, unet/, scheduler/), every file written atomically.
    A BasicUNet is saved in the same layout with a config.json of _class_name "BasicUNet", which only this
    library reads back (diffusers has no such class). */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -26,9 +28,42 @@ static ddpm_status from_config_file(const char *path, uint64_t seed, ddpm_model 
     return dd_model_create(&c, seed, out);
 }
 
-/* A folder: a pipeline (unet/ inside), a unet folder or a fixture folder. */
+/* The newest spec/checkpoints/checkpoint-N that holds a model (dd_alloc'ed), or NULL: for the message about a
+   training run folder that has no final model yet. */
+static char *newest_checkpoint(const char *spec) {
+    char *cdir = dd_path_join(spec, "checkpoints");
+    DIR *d = cdir ? opendir(cdir) : NULL;
+    char *best = NULL;
+    long long best_step = -1;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *end = NULL;
+        if (strncmp(e->d_name, "checkpoint-", 11) != 0) continue;
+        long long step = strtoll(e->d_name + 11, &end, 10);
+        if (end == e->d_name + 11 || *end || step <= best_step) continue;
+        char *p = dd_path_join(cdir, e->d_name), *cfg = p ? dd_path_join(p, "unet/config.json") : NULL;
+        if (cfg && dd_is_file(cfg)) {
+            dd_free(best);
+            best = p;
+            p = NULL;
+            best_step = step;
+        }
+        dd_free(p);
+        dd_free(cfg);
+    }
+    if (d) closedir(d);
+    dd_free(cdir);
+    return best;
+}
+
+/* A folder: a pipeline (unet/ inside), a unet folder or a fixture folder. Its weights are required: the plain
+   file, else a variant diffusers writes with save_pretrained(variant=...) (fp16 first, as variant="fp16" loads). */
 static ddpm_status from_folder(const char *spec, uint64_t seed, ddpm_model **out) {
-    static const char *const weight_files[] = {"diffusion_pytorch_model.safetensors", "weights.safetensors"};
+    static const char *const weight_files[] = {"diffusion_pytorch_model.safetensors", "weights.safetensors",
+                                               "diffusion_pytorch_model.fp16.safetensors",
+                                               "diffusion_pytorch_model.bf16.safetensors",
+                                               "diffusion_pytorch_model.fp32.safetensors"};
+    const int nfiles = (int)(sizeof weight_files / sizeof weight_files[0]);
     char *unet = dd_path_join(spec, "unet");
     if (!unet) return DDPM_ERR_NOMEM;
     const char *dir = dd_is_dir(unet) ? unet : spec;
@@ -40,11 +75,17 @@ static ddpm_status from_folder(const char *spec, uint64_t seed, ddpm_model **out
         goto done;
     }
     if (!dd_is_file(cfg)) {
-        st = dd_error(DDPM_ERR_IO, "%s: no config.json (expected a diffusers pipeline folder with unet/config.json, "
-                      "a unet folder or a fixture folder)", spec);
+        char *ck = newest_checkpoint(spec);
+        if (ck)
+            st = dd_error(DDPM_ERR_IO, "%s: a training run without its final model (interrupted, or still running); "
+                          "its newest checkpoint is %s: use --model %s, or finish the run with --resume", spec, ck, ck);
+        else
+            st = dd_error(DDPM_ERR_IO, "%s: no config.json (expected a diffusers pipeline folder with "
+                          "unet/config.json, a unet folder or a fixture folder)", spec);
+        dd_free(ck);
         goto done;
     }
-    for (int i = 0; i < 2 && !weights; i++) {
+    for (int i = 0; i < nfiles && !weights; i++) {
         char *w = dd_path_join(dir, weight_files[i]);
         if (!w) {
             st = DDPM_ERR_NOMEM;
@@ -58,11 +99,14 @@ static ddpm_status from_folder(const char *spec, uint64_t seed, ddpm_model **out
             st = DDPM_ERR_NOMEM;
             goto done;
         }
-        if (dd_is_file(pickle)) {
+        if (dd_is_file(pickle))
             st = dd_error(DDPM_ERR_UNSUPPORTED, "%s: PyTorch pickle weights are not supported; save them as "
                           "safetensors (diffusers: save_pretrained(..., safe_serialization=True))", pickle);
-            goto done;
-        }
+        else
+            st = dd_error(DDPM_ERR_IO, "%s: no weights (diffusion_pytorch_model.safetensors, or a variant such as "
+                          "diffusion_pytorch_model.fp16.safetensors); for a network with fresh weights give its "
+                          "config file, %s", dir, cfg);
+        goto done;
     }
     if ((st = from_config_file(cfg, seed, out)) != DDPM_OK) goto done;
     if (weights && (st = ddpm_model_load_weights(*out, weights)) != DDPM_OK) {
@@ -84,35 +128,24 @@ ddpm_status ddpm_model_load(const char *spec, uint64_t seed, ddpm_model **out) {
     dd_model_config c;
     if (dd_model_config_preset(spec, &c)) return dd_model_create(&c, seed, out);
     struct stat sb;
-    if (stat(spec, &sb) != 0)
+    if (stat(spec, &sb) != 0) {
+        static const char *const presets[] = {"mnist", "cifar10", "tiny", "basic"};
+        const char *near = strchr(spec, '/') ? NULL : ddpm_closest(spec, presets, 4);
+        if (near)
+            return dd_error(DDPM_ERR_IO, "'%s' is not a preset (did you mean '%s'?) and cannot be opened: %s", spec,
+                            near, strerror(errno));
         return dd_error(DDPM_ERR_IO, "'%s' is not a preset (%s) and cannot be opened: %s", spec,
                         dd_model_preset_names, strerror(errno));
+    }
     if (S_ISDIR(sb.st_mode)) return from_folder(spec, seed, out);
+    size_t n = strlen(spec);
+    if (n > 12 && strcmp(spec + n - 12, ".safetensors") == 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: a weights file, not a model; give the folder that holds it beside "
+                        "its config.json (a diffusers unet or pipeline folder)", spec);
     return from_config_file(spec, seed, out);
 }
 
 /* ------------------------------------------------------------------ saving */
-
-static ddpm_status make_dir(const char *path) {
-    if (mkdir(path, 0755) == 0 || (errno == EEXIST && dd_is_dir(path))) return DDPM_OK;
-    return dd_error(DDPM_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
-}
-
-/* mkdir -p */
-static ddpm_status make_dirs(const char *path) {
-    char *p = dd_strdup(path);
-    if (!p) return DDPM_ERR_NOMEM;
-    ddpm_status st = DDPM_OK;
-    for (char *s = p + 1; *s && st == DDPM_OK; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (!dd_is_dir(p)) st = make_dir(p);
-        *s = '/';
-    }
-    if (st == DDPM_OK) st = make_dir(p);
-    dd_free(p);
-    return st;
-}
 
 static ddpm_status write_text(const char *dir, const char *rel, char *text) {
     char *path = dd_path_join(dir, rel);
@@ -226,7 +259,7 @@ ddpm_status ddpm_model_save(const ddpm_model *m, const char *dir, const ddpm_sch
         st = DDPM_ERR_NOMEM;
         goto done;
     }
-    if ((st = make_dirs(dir)) != DDPM_OK || (st = make_dir(unet)) != DDPM_OK || (st = make_dir(sdir)) != DDPM_OK)
+    if ((st = dd_make_dirs(dir)) != DDPM_OK || (st = dd_make_dirs(unet)) != DDPM_OK || (st = dd_make_dirs(sdir)) != DDPM_OK)
         goto done;
     if ((st = dd_model_params_save(&m->tab, m->params, weights)) != DDPM_OK) goto done;
     if ((st = write_text(dir, "unet/config.json", config)) != DDPM_OK) goto done;

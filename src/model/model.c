@@ -100,6 +100,27 @@ ddpm_status ddpm_model_load_weights(ddpm_model *m, const char *path) {
     return ddpm_model_params_changed(m);
 }
 
+ddpm_status ddpm_model_with_classes(const ddpm_model *m, int num_classes, uint64_t seed, ddpm_model **out) {
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_with_classes: out is NULL");
+    *out = NULL;
+    if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_with_classes: model is NULL");
+    if (m->cfg.kind == DD_MODEL_BASIC)
+        return dd_error(DDPM_ERR_UNSUPPORTED, "BasicUNet has no class embedding; use a UNet2DModel preset or config");
+    if (m->cfg.num_class_embeds > 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "the model is class-conditional already (%d classes)",
+                        m->cfg.num_class_embeds);
+    if (m->weights_loaded)
+        return dd_error(DDPM_ERR_INVALID_ARG, "the model has trained weights; a class embedding can only be added "
+                        "to a fresh network (a preset or a config.json)");
+    if (num_classes < 1 || num_classes >= DD_MODEL_MAX_CLASSES)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%d classes: need 1 .. %d", num_classes, DD_MODEL_MAX_CLASSES - 1);
+    dd_model_config c = m->cfg;
+    c.num_class_embeds = num_classes + 1;
+    c.null_class = num_classes;
+    c.guidance = 0;
+    return dd_model_create(&c, seed, out);
+}
+
 ddpm_status ddpm_model_set_null_class(ddpm_model *m, int k) {
     if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_set_null_class: model is NULL");
     const int nce = m->cfg.kind == DD_MODEL_BASIC ? 0 : m->cfg.num_class_embeds;

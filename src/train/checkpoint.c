@@ -33,23 +33,6 @@ static int exists(const char *p) {
     return lstat(p, &sb) == 0;
 }
 
-static ddpm_status make_dirs(const char *path) {
-    char *p = dd_strdup(path);
-    if (!p) return DDPM_ERR_NOMEM;
-    ddpm_status st = DDPM_OK;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != 0) continue;
-        char c = *s;
-        *s = 0;
-        if (!dd_is_dir(p) && mkdir(p, 0755) != 0 && !(errno == EEXIST && dd_is_dir(p)))
-            st = dd_error(DDPM_ERR_IO, "%s: cannot create the folder: %s", p, strerror(errno));
-        *s = c;
-        if (c == 0 || st != DDPM_OK) break;
-    }
-    dd_free(p);
-    return st;
-}
-
 /* fsync a folder, so that the names inside it (renames, new files) are durable. */
 static ddpm_status sync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY);
@@ -111,7 +94,7 @@ static int64_t checkpoint_step(const char *name) {
 }
 
 /* zlib crc32 of n floats (their bytes as stored: little-endian on the supported hosts). */
-static uint32_t crc_floats(const float *x, int64_t n) {
+uint32_t dd_crc_floats(const float *x, int64_t n) {
     uLong crc = crc32(0L, Z_NULL, 0);
     const unsigned char *p = (const unsigned char *)x;
     size_t left = (size_t)n * sizeof(float);
@@ -128,7 +111,7 @@ static uint32_t crc_floats(const float *x, int64_t n) {
 
 /* Every file of a checkpoint into dir (created if needed), training_state.json last. */
 static ddpm_status write_contents(ddpm_trainer *t, const char *dir) {
-    ddpm_status st = make_dirs(dir);
+    ddpm_status st = dd_make_dirs(dir);
     if (st != DDPM_OK) return st;
     const ddpm_train_config *c = &t->s.c;
     float *params = ddpm_model_params(t->model);
@@ -155,8 +138,8 @@ static ddpm_status write_contents(ddpm_trainer *t, const char *dir) {
     dd_free(path);
     dd_train_state s;
     dd_train_state_copy(&s, &t->s);
-    s.crc_params = crc_floats(params, t->P);
-    s.crc_ema = crc_floats(weights, t->P);
+    s.crc_params = dd_crc_floats(params, t->P);
+    s.crc_ema = dd_crc_floats(weights, t->P);
     if ((st = dd_train_state_to_json(&s, &json)) != DDPM_OK) goto done;
     if (!(path = dd_path_join(dir, DD_TRAIN_STATE_JSON))) {
         st = DDPM_ERR_NOMEM;
@@ -238,7 +221,7 @@ ddpm_status ddpm_trainer_save(ddpm_trainer *t, const char *dir) {
     if (tmp && old && parent) {
         snprintf(tmp, n, "%s.tmp-%ld", dir, (long)getpid());
         snprintf(old, n, "%s.old-%ld", dir, (long)getpid());
-        st = make_dirs(parent);
+        st = dd_make_dirs(parent);
         if (st == DDPM_OK) st = write_renamed(t, tmp, dir, old);
     }
     dd_free(tmp);
@@ -328,7 +311,7 @@ ddpm_status ddpm_trainer_checkpoint(ddpm_trainer *t, const char *run_dir, char *
     snprintf(oname, sizeof oname, ".old-%s-%ld", name, (long)getpid());
     char *final = cdir ? dd_path_join(cdir, name) : NULL, *tmp = cdir ? dd_path_join(cdir, tname) : NULL;
     char *old = cdir ? dd_path_join(cdir, oname) : NULL;
-    ddpm_status st = final && tmp && old ? make_dirs(cdir) : DDPM_ERR_NOMEM;
+    ddpm_status st = final && tmp && old ? dd_make_dirs(cdir) : DDPM_ERR_NOMEM;
     if (st == DDPM_OK) st = write_renamed(t, tmp, final, old);
     if (st == DDPM_OK) {
         t->last_checkpoint = t->s.step;

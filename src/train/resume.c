@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include <cjson/cJSON.h>
 
@@ -53,6 +52,7 @@ ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path) {
     }
     char *best = NULL, *err = NULL;
     int64_t best_step = state_step(dir, scratch, &err);
+    const int root_broken = best_step == -2;
     ddpm_status st = DDPM_OK;
     if (best_step >= 0 && !(best = dd_strdup(dir))) st = DDPM_ERR_NOMEM;
     DIR *d = opendir(cdir);
@@ -82,6 +82,14 @@ ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path) {
         else if (st == DDPM_OK)
             st = dd_error(DDPM_ERR_IO, "%s: no training state to resume from (no %s in the folder or in its "
                           "checkpoints/ folders)", dir, DD_TRAIN_STATE_JSON);
+        dd_free(err);
+        return st;
+    }
+    if (root_broken) {   /* never a silent step back to an older checkpoint */
+        st = dd_error(DDPM_ERR_FORMAT, "%s: the run's own state cannot be read (%s); its newest readable checkpoint "
+                      "is %s (step %" PRId64 "): resume from that folder to continue from there", dir,
+                      err ? err : "unreadable", best, best_step);
+        dd_free(best);
         dd_free(err);
         return st;
     }
@@ -139,19 +147,6 @@ static ddpm_status same_data(const dd_train_state *s, const ddpm_dataset *d, con
                     "an exact resume needs the same data", got, what, dir, want);
 }
 
-static uint32_t crc_floats(const float *x, int64_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    const unsigned char *p = (const unsigned char *)x;
-    size_t left = (size_t)n * sizeof(float);
-    while (left > 0) {
-        uInt k = left > (1u << 30) ? (1u << 30) : (uInt)left;
-        crc = crc32(crc, p, k);
-        p += k;
-        left -= k;
-    }
-    return (uint32_t)crc;
-}
-
 /* Weights, moments and EMA from the folder into a trainer built at the saved counters. */
 static ddpm_status load_tensors(ddpm_trainer *t, const char *dir, ddpm_safetensors *st_state) {
     const int64_t P = t->P;
@@ -162,7 +157,7 @@ static ddpm_status load_tensors(ddpm_trainer *t, const char *dir, ddpm_safetenso
         (st = ddpm_st_read_f32(st_state, "adamw_v", ddpm_adamw_v(t->opt), P)) != DDPM_OK)
         return dd_error_prefix(st, dir);
     if ((st = ddpm_adamw_set_steps(t->opt, t->s.adamw_steps)) != DDPM_OK) return st;
-    if (crc_floats(params, P) != t->s.crc_params)
+    if (dd_crc_floats(params, P) != t->s.crc_params)
         return dd_error(DDPM_ERR_FORMAT, "%s: the weights in %s do not match %s (an interrupted save?); resume "
                         "from a folder in checkpoints/", dir, DD_TRAIN_STATE_ST, DD_TRAIN_STATE_JSON);
     if ((st = ddpm_model_params_changed(t->model)) != DDPM_OK) return st;
@@ -182,7 +177,7 @@ static ddpm_status load_tensors(ddpm_trainer *t, const char *dir, ddpm_safetenso
         if ((st = ddpm_model_param(t->model, i, &pi)) != DDPM_OK) break;
         if ((st = ddpm_st_read_f32(w, pi.name, ema + pi.offset, pi.numel)) != DDPM_OK) st = dd_error_prefix(st, path);
     }
-    if (st == DDPM_OK && crc_floats(ema, P) != t->s.crc_ema)
+    if (st == DDPM_OK && dd_crc_floats(ema, P) != t->s.crc_ema)
         st = dd_error(DDPM_ERR_FORMAT, "%s: the EMA weights do not match %s (an interrupted save?); resume from a "
                       "folder in checkpoints/", path, DD_TRAIN_STATE_JSON);
     ddpm_st_close(w);

@@ -90,4 +90,7 @@ ddpm_status dd_train_state_parse(const char *json, size_t len, const char *what,
 /* Objective names in the state file: "eps", "x0", "v". */
 const char *dd_train_objective_name(ddpm_prediction p);
 
+/* zlib crc32 of n floats (their bytes as stored: little-endian on the supported hosts). */
+uint32_t dd_crc_floats(const float *x, int64_t n);
+
 #endif
