@@ -7,7 +7,8 @@
 # usage: bench/train_budget.sh --python PY [--minutes 40] [--data mnist] [--data-dir DIR] [--out DIR]
 #                              [--threads 2] [--peer DIR] [--only ddpm|torch] [-- EVAL-OPTIONS...]
 #   --python: an interpreter with PyTorch 2 and diffusers (../shared/peer/README.md sets one up).
-#   EVAL-OPTIONS go to both `ddpm eval` runs (default: --sampler dpmpp2m --steps 20).
+#   EVAL-OPTIONS go to both `ddpm eval` runs (default: --sampler dpmpp2m --steps 20 --guidance 1, the same weight
+#   for both sides: neither run's weights have a measured one).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -37,7 +38,7 @@ done
 [ -n "$DATA_DIR" ] || DATA_DIR=$ROOT/../shared/data/$DATA
 [ -x "$DDPM" ] || { echo "train_budget.sh: $DDPM not built" >&2; exit 1; }
 [ -f "$DATA_DIR/train-images-idx3-ubyte.gz" ] || { echo "train_budget.sh: no $DATA_DIR/train-images-idx3-ubyte.gz" >&2; exit 1; }
-if [ $# -eq 0 ]; then set -- --sampler dpmpp2m --steps 20; fi
+if [ $# -eq 0 ]; then set -- --sampler dpmpp2m --steps 20 --guidance 1; fi
 CONFIG=$ROOT/models/mnist/unet/config.json      # the mnist preset with 10 classes + the null class
 mkdir -p "$OUT"
 grep -m1 'model name' /proc/cpuinfo | sed 's/^[^:]*: /cpu: /'

@@ -161,6 +161,7 @@ def main():
         sd = {k[len("unet."):]: v for k, v in sd.items()}
     tu.save_safetensors(os.path.join(unet_dir, "diffusion_pytorch_model.safetensors"), sd, {"format": "pt"})
     out_cfg = dict(cfg)
+    out_cfg.pop("_ddpm_guidance", None)   # measured for other weights: new weights have none (as ddpm train does)
     if ncls:
         out_cfg["_ddpm_null_class"] = null_class
     with open(os.path.join(unet_dir, "config.json"), "w") as f:
