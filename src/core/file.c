@@ -289,6 +289,18 @@ void ddpm_dir_lock_release(ddpm_dir_lock *l) {
     dd_free(l);
 }
 
+uint32_t dd_crc32(uint32_t crc, const void *data, uint64_t n) {
+    const uint8_t *p = data;
+    uLong c = crc;
+    while (n > 0) {   /* zlib takes at most 4 GiB - 1 per call */
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, k);
+        p += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
 ddpm_status dd_maybe_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out, size_t *out_len,
                             const char *what) {
     *out = NULL;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "core/core.h"
 
@@ -35,18 +34,6 @@ static uint64_t le64(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
     return v;
-}
-
-/* zlib crc32 of n bytes, continued from crc (0 to start). */
-static uint32_t crc_bytes(uint32_t crc, const uint8_t *p, uint64_t n) {
-    uLong c = crc;
-    while (n > 0) {
-        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        c = crc32(c, p, k);
-        p += k;
-        n -= k;
-    }
-    return (uint32_t)c;
 }
 
 static int dtype_from_name(const char *s, ddpm_dtype *out) {
@@ -298,7 +285,7 @@ static ddpm_status st_parse(ddpm_safetensors *st) {
         unsigned long want = strtoul(rec, &e, 16);
         if (e == rec || *e || strlen(rec) != 8)
             return dd_error(DDPM_ERR_FORMAT, "%s: metadata %s is '%.40s', not 8 hex digits", src, DDPM_ST_CRC_KEY, rec);
-        uint32_t got = crc_bytes(0, st->data, st->data_len);
+        uint32_t got = dd_crc32(0, st->data, st->data_len);
         if (got != (uint32_t)want)
             return dd_error(DDPM_ERR_FORMAT, "%s: the data is corrupt (crc32 %08x, but the file records %08lx)", src,
                             got, want);
@@ -678,7 +665,7 @@ ddpm_status ddpm_st_writer_save(ddpm_st_writer *w, const char *path) {
     char num[64], crc[16];
     uint32_t c = 0;
     for (int i = 0; i < w->n; i++)
-        if (w->e[i].nbytes) c = crc_bytes(c, w->e[i].data, w->e[i].nbytes);
+        if (w->e[i].nbytes) c = dd_crc32(c, w->e[i].data, w->e[i].nbytes);
     snprintf(crc, sizeof crc, "%08x", c);
     sb_str(&b, "{\"__metadata__\":{");
     for (int i = 0; i < w->nmeta; i++) {

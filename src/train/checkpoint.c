@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #endif
@@ -94,18 +93,7 @@ static int64_t checkpoint_step(const char *name) {
 }
 
 /* zlib crc32 of n floats (their bytes as stored: little-endian on the supported hosts). */
-uint32_t dd_crc_floats(const float *x, int64_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    const unsigned char *p = (const unsigned char *)x;
-    size_t left = (size_t)n * sizeof(float);
-    while (left > 0) {
-        uInt k = left > (1u << 30) ? (1u << 30) : (uInt)left;
-        crc = crc32(crc, p, k);
-        p += k;
-        left -= k;
-    }
-    return (uint32_t)crc;
-}
+uint32_t dd_crc_floats(const float *x, int64_t n) { return dd_crc32(0, x, (uint64_t)n * sizeof(float)); }
 
 /* ------------------------------------------------------------------ writing */
 
