@@ -4,7 +4,7 @@
      "_ddpm_null_class" key is ignored by diffusers) and a run folder that `ddpm train` has just written;
   2. ddpm loads folders that this diffusers saves with DDPMPipeline.save_pretrained: plain safetensors, and
      variant="fp16" (half weights in diffusion_pytorch_model.fp16.safetensors), with whatever config keys this
-     diffusers version writes.
+     diffusers version writes, and a network without a middle block (mid_block_type = None).
 
 usage: python3 interop_diffusers.py DDPM COMPARE_TENSOR MODEL_DIR WORK_DIR [TRAIN_DATA_DIR]
        (exit 77 when diffusers is missing)
@@ -92,4 +92,12 @@ if not os.path.exists(os.path.join(half, "unet", "diffusion_pytorch_model.fp16.s
     print("FAIL diffusers-fp16: save_pretrained(variant='fp16') wrote no diffusion_pytorch_model.fp16.safetensors")
     failures += 1
 check("diffusers-fp16", half, variant="fp16", atol=5e-4)
+# mid_block_type = None: no middle block at all
+torch.manual_seed(1)
+unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(32, 64),
+                   down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                   norm_num_groups=8, attention_head_dim=8, mid_block_type=None)
+nomid = os.path.join(work, "saved-no-mid-block")
+DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(nomid)
+check("diffusers-no-mid-block", nomid, atol=5e-4)
 sys.exit(1 if failures else 0)

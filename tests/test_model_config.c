@@ -154,7 +154,47 @@ static void refusals(void) {
     }
     refuse("{\"sample_size\": 8, \"mid_block_type\": \"UNetMidBlock2DCrossAttn\"}", U, "mid_block_type",
            "UNetMidBlock2DCrossAttn");
-    refuse("{\"sample_size\": 8, \"mid_block_type\": null}", U, "mid_block_type = null", NULL);
+    {   /* mid_block_type null: no middle block, so no mid_block.* weights, and config.json says so again */
+        static const char with[] = "{\"sample_size\": 8, \"block_out_channels\": [32, 64], \"down_block_types\": "
+                                   "[\"DownBlock2D\", \"DownBlock2D\"], \"up_block_types\": [\"UpBlock2D\", "
+                                   "\"UpBlock2D\"], \"norm_num_groups\": 8}";
+        static const char without[] = "{\"sample_size\": 8, \"block_out_channels\": [32, 64], \"down_block_types\": "
+                                      "[\"DownBlock2D\", \"DownBlock2D\"], \"up_block_types\": [\"UpBlock2D\", "
+                                      "\"UpBlock2D\"], \"norm_num_groups\": 8, \"mid_block_type\": null}";
+        ddpm_model *a = NULL, *b = NULL, *c = NULL;
+        ddpm_model_info ia, ib;
+        char *json = NULL;
+        CHECK_OK(ddpm_model_from_config_json(with, strlen(with), "unet/config.json", 1, &a));
+        CHECK_OK(ddpm_model_from_config_json(without, strlen(without), "unet/config.json", 1, &b));
+        ddpm_model_get_info(a, &ia);
+        ddpm_model_get_info(b, &ib);
+        CHECK(ib.num_params < ia.num_params);
+        int mid = 0;
+        for (int i = 0; i < ib.num_tensors; i++) {
+            ddpm_param_info pi;
+            CHECK_OK(ddpm_model_param(b, i, &pi));
+            if (strncmp(pi.name, "mid_block.", 10) == 0) mid++;
+        }
+        CHECK(mid == 0);
+        CHECK_OK(ddpm_model_config_json(b, &json));
+        CHECK(strstr(json, "\"mid_block_type\": null") != NULL);
+        CHECK_OK(ddpm_model_from_config_json(json, strlen(json), "round trip", 1, &c));
+        ddpm_model_info ic;
+        ddpm_model_get_info(c, &ic);
+        CHECK(ic.num_params == ib.num_params);
+        ddpm_plan_config pc;
+        ddpm_plan_config_default(&pc);
+        pc.max_batch = 2;
+        CHECK_OK(ddpm_model_prepare(b, &pc));
+        float x[2 * 3 * 64], out[2 * 3 * 64], t[2] = {10, 500};
+        for (int i = 0; i < 2 * 3 * 64; i++) x[i] = (float)((i % 7) - 3) / 3.0f;
+        CHECK_OK(ddpm_model_forward(b, out, x, t, NULL, 2));
+        for (int i = 0; i < 2 * 3 * 64; i++) CHECK(isfinite(out[i]));
+        ddpm_free(json);
+        ddpm_model_free(a);
+        ddpm_model_free(b);
+        ddpm_model_free(c);
+    }
     refuse("{\"sample_size\": 8, \"mid_block_type\": 3}", F, "mid_block_type", NULL);
     refuse("{\"sample_size\": 8, \"block_out_channels\": [32, 64, 64, 64], \"time_embedding_dim\": 100}", U,
            "time_embedding_dim = 100", "128");

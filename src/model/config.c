@@ -33,6 +33,7 @@ void dd_model_config_defaults(dd_model_config *c) {
     c->attention_head_dim = 8;
     c->norm_num_groups = 32;
     c->norm_eps = 1e-5;
+    c->mid_block = 1;
     c->add_attention = 1;
     c->null_class = -1;
 }
@@ -213,7 +214,7 @@ ddpm_status dd_model_config_validate(const dd_model_config *c, const char *what)
             snprintf(where, sizeof where, "up_blocks.%d", i);
             if ((st = check_attn(c, what, c->block_out_channels[n - 1 - i], G, where)) != DDPM_OK) return st;
         }
-    if (c->add_attention) {
+    if (c->mid_block && c->add_attention) {
         int ag = c->attn_norm_num_groups > 0 ? c->attn_norm_num_groups : G;
         if ((st = check_attn(c, what, c->block_out_channels[n - 1], ag, "mid_block")) != DDPM_OK) return st;
     }
@@ -423,13 +424,15 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
     case F_NUM_CLASS: return get_int(it, what, key, 1, DD_MODEL_MAX_CLASSES, 1, 0, &c->num_class_embeds);
     case F_NUM_TRAIN_T: return get_int(it, what, key, 1, 100000000, 1, 0, &c->num_train_timesteps);
     case F_MID_TYPE:   /* written by diffusers >= 0.28; null there means no middle block */
-        if (cJSON_IsNull(it))
-            return dd_error(DDPM_ERR_UNSUPPORTED, "%s: mid_block_type = null (no middle block) is not supported "
-                            "(supported: \"UNetMidBlock2D\")", what);
+        if (cJSON_IsNull(it)) {
+            c->mid_block = 0;
+            return DDPM_OK;
+        }
         if (cJSON_IsString(it) && strcmp(it->valuestring, "UNetMidBlock2D") != 0)
             return dd_error(DDPM_ERR_UNSUPPORTED, "%s: mid_block_type = '%.64s' is not supported (supported: "
-                            "\"UNetMidBlock2D\")", what, it->valuestring);
+                            "\"UNetMidBlock2D\" or null)", what, it->valuestring);
         if (!cJSON_IsString(it)) return dd_json_type_error(what, key, "a string or null", it);
+        c->mid_block = 1;
         return DDPM_OK;
     case F_TIME_EMB_DIM:   /* written by diffusers >= 0.28; null: 4 x block_out_channels[0] */
         return get_int(it, what, key, 1, 4 * DD_MODEL_MAX_CHANNELS, 1, 0, &ll->time_dim);

@@ -174,6 +174,10 @@ ddpm_status dd_model_config_to_json(const dd_model_config *c, char **out) {
     dd_model_sb_printf(&sb, "%d", c->layers_per_block);
     key(&sb, "mid_block_scale_factor", 0);
     number_or_int(&sb, c->mid_block_scale_factor);
+    if (!c->mid_block) {   /* the key of diffusers >= 0.28; absent means UNetMidBlock2D */
+        key(&sb, "mid_block_type", 0);
+        dd_model_sb_printf(&sb, "null");
+    }
     key(&sb, "norm_eps", 0);
     dd_model_sb_number(&sb, c->norm_eps);
     key(&sb, "norm_num_groups", 0);

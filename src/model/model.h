@@ -45,6 +45,7 @@ typedef struct {
     int norm_num_groups;
     int attn_norm_num_groups;          /* 0 = null: norm_num_groups (mid block attention only) */
     double norm_eps;
+    int mid_block;                     /* 1: UNetMidBlock2D (default), 0: mid_block_type = null, no middle block */
     int add_attention;                 /* mid block attention */
     int num_class_embeds;              /* 0 = null: unconditional */
     int num_train_timesteps;           /* 0 = null; written back, not used by the positional embedding */

@@ -164,8 +164,8 @@ static void build_unet2d(builder *b, const dd_model_config *c) {
         }
     }
     /* UNetMidBlock2D: attentions then resnets */
-    if (c->add_attention) attention(b, "mid_block.attentions.0", ch[n - 1]);
-    for (int j = 0; j < 2; j++) {
+    if (c->mid_block && c->add_attention) attention(b, "mid_block.attentions.0", ch[n - 1]);
+    for (int j = 0; c->mid_block && j < 2; j++) {
         snprintf(name, sizeof name, "mid_block.resnets.%d", j);
         resnet(b, name, ch[n - 1], ch[n - 1], temb);
     }

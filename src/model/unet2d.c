@@ -121,11 +121,14 @@ ddpm_status dd_unet2d_build(dd_graph *g, const dd_model_config *c, const dd_mode
         }
     }
 
-    /* UNetMidBlock2D: resnet -> attention -> resnet, output_scale_factor = mid_block_scale_factor */
+    /* UNetMidBlock2D: resnet -> attention -> resnet, output_scale_factor = mid_block_scale_factor;
+       mid_block_type = null: none */
     const double msf = c->mid_block_scale_factor;
-    h = resnet(&u, "mid_block.resnets.0", h, H, C, C, msf);
-    if (c->add_attention) h = attention(&u, "mid_block.attentions.0", h, H, C, attn_groups, msf);
-    h = resnet(&u, "mid_block.resnets.1", h, H, C, C, msf);
+    if (c->mid_block) {
+        h = resnet(&u, "mid_block.resnets.0", h, H, C, C, msf);
+        if (c->add_attention) h = attention(&u, "mid_block.attentions.0", h, H, C, attn_groups, msf);
+        h = resnet(&u, "mid_block.resnets.1", h, H, C, C, msf);
+    }
 
     /* UpBlock2D / AttnUpBlock2D: layers_per_block + 1 resnets on cat([h, skip]) with skips popped LIFO;
        Upsample2D (nearest x2, conv 3x3) */
