@@ -25,49 +25,25 @@ static const cli_option options[] = {
 };
 
 typedef struct {
-    int tty, width;
-    int epochs;
-    int batch;
-    double t0, last_draw;
-    int next_tenth;
+    cli_progress line;
+    int epochs, batch, next_tenth;
+    double t0;
 } progress;
 
-static void progress_break(progress *p) {
-    if (p->tty && p->width > 0) {
-        printf("\n");
-        fflush(stdout);
-        p->width = 0;
-    }
-}
-
-/* The training callback: a \r-updated line on a terminal (at most ten times a second), otherwise a plain line
-   at every tenth of the run; Ctrl-C stops the training. */
+/* The training callback: the progress line (a plain one at every tenth of the run); Ctrl-C stops the training. */
 static ddpm_status on_step(void *user, int epoch, int64_t step, int64_t steps, double loss, double train_acc) {
     progress *p = user;
     if (cli_interrupted()) return DDPM_ERR_INTERRUPTED;
-    const double t = app_now(), el = t - p->t0;
-    const double ips = el > 0 ? (double)step * p->batch / el : 0;
-    char els[32], eta[32];
-    app_duration(els, sizeof els, el);
-    app_duration(eta, sizeof eta, step > 0 ? el / (double)step * (double)(steps - step) : -1);
-    const int last = step >= steps;
-    if (p->tty) {
-        if (!last && t - p->last_draw < 0.1) return DDPM_OK;
-        p->last_draw = t;
-        char line[256];
-        int w = snprintf(line, sizeof line, "epoch %d/%d  step %lld/%lld (%d%%)  loss %.4f  train accuracy %.2f%%  "
-                         "%.0f img/s  elapsed %s  ETA %s", epoch + 1, p->epochs, (long long)step, (long long)steps,
-                         (int)(100 * step / steps), loss, 100 * train_acc, ips, els, eta);
-        int pad = p->width > w ? p->width - w : 0;
-        printf("\r%s%*s%s", line, pad, "", last ? "\n" : "");
-        p->width = last ? 0 : w;
-        fflush(stdout);
-    } else if (last || step * 10 >= (int64_t)p->next_tenth * steps) {
-        while ((int64_t)p->next_tenth * steps <= step * 10) p->next_tenth++;
-        printf("epoch %d/%d step %lld/%lld loss %.5f train accuracy %.2f%% %.0f img/s elapsed %s ETA %s\n", epoch + 1,
-               p->epochs, (long long)step, (long long)steps, loss, 100 * train_acc, ips, els, eta);
-        fflush(stdout);
-    }
+    const double el = cli_now() - p->t0, ips = el > 0 ? (double)step * p->batch / el : 0;
+    char els[32], eta[32], line[256];
+    cli_duration(els, sizeof els, el);
+    cli_duration(eta, sizeof eta, step > 0 ? el / (double)step * (double)(steps - step) : -1);
+    const int due = step * 10 >= (int64_t)p->next_tenth * steps;
+    while ((int64_t)p->next_tenth * steps <= step * 10) p->next_tenth++;
+    snprintf(line, sizeof line, "epoch %d/%d  step %lld/%lld (%d%%)  loss %.4f  train accuracy %.2f%%  %.0f img/s  "
+             "elapsed %s  ETA %s", epoch + 1, p->epochs, (long long)step, (long long)steps, (int)(100 * step / steps),
+             loss, 100 * train_acc, ips, els, eta);
+    cli_progress_show(&p->line, line, due, step >= steps);
     return DDPM_OK;
 }
 
@@ -107,12 +83,10 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc == CLI_OK) rc = cli_threads(a, "threads", 0, &threads);
     const char *kind = cli_str(a, "data");
-    if (rc == CLI_OK && strcmp(kind, "mnist") != 0 && strcmp(kind, "fashion-mnist") != 0) {
-        static const char *const kinds[] = {"mnist", "fashion-mnist"};
-        const char *near = ddpm_closest(kind, kinds, 2);
-        rc = near ? cli_usage_error("--data %s: unknown data set (did you mean '%s'?)", kind, near)
-                  : cli_usage_error("--data %s: must be mnist or fashion-mnist", kind);
-    }
+    static const char *const kinds[] = {"mnist", "fashion-mnist", NULL};
+    char label[300];
+    snprintf(label, sizeof label, "--data %.200s", kind ? kind : "");
+    if (rc == CLI_OK) rc = cli_choice(label, kind, kinds, "data set", NULL);
     if (rc == CLI_OK) rc = check_out(cli_str(a, "out"));
     if (rc != CLI_OK) return rc;
     ddpm_set_threads((int)threads);
@@ -127,7 +101,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
         goto done;
     }
     if (tr.height != tr.width || tr.height % 4 != 0) {
-        rc = app_error("%s: %dx%d images; the classifier needs square images with a side that is a multiple of 4",
+        rc = cli_error(CLI_FAIL, "%s: %dx%d images; the classifier needs square images with a side that is a multiple of 4",
                        kind, tr.width, tr.height);
         goto done;
     }
@@ -150,38 +124,27 @@ static int run(const cli_command *cmd, const cli_args *a) {
            (long long)info.num_params, epochs, (long long)(tr.count / B), B, lr, ddpm_get_threads(),
            ddpm_get_threads() == 1 ? "" : "s");
     fflush(stdout);
-    progress p;
-    memset(&p, 0, sizeof p);
-    p.tty = isatty(STDOUT_FILENO);
-    p.epochs = (int)epochs;
-    p.batch = B;
-    p.t0 = app_now();
-    p.next_tenth = 1;
+    progress p = {.epochs = (int)epochs, .batch = B, .next_tenth = 1, .t0 = cli_now()};
+    cli_progress_init(&p.line);
     cfg.on_step = on_step;
     cfg.user = &p;
     ddpm_status st = ddpm_classifier_train(c, &tr, &cfg);
-    progress_break(&p);
+    cli_progress_break(&p.line);
     if (st != DDPM_OK || cli_interrupted()) {
-        if (cli_interrupted()) {
-            fprintf(stderr, "ddpm: error: interrupted; nothing written\n");
-            rc = CLI_INTERRUPTED;
-        } else {
-            rc = cli_fail();
-        }
+        rc = cli_interrupted() ? cli_error(cli_stop_status(), "interrupted; nothing written") : cli_fail();
         goto done;
     }
-    const double train_s = app_now() - p.t0;
+    const double train_s = cli_now() - p.t0;
     double acc = 0;
     if (ddpm_classifier_accuracy(c, &te, &acc) != DDPM_OK) {
         rc = cli_fail();
         goto done;
     }
     char dur[32];
-    app_duration(dur, sizeof dur, train_s);
+    cli_duration(dur, sizeof dur, train_s);
     printf("trained in %s; test accuracy %.2f%% (%lld images)\n", dur, 100 * acc, (long long)te.count);
     if (cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted; nothing written\n");
-        rc = CLI_INTERRUPTED;
+        rc = cli_error(cli_stop_status(), "interrupted; nothing written");
         goto done;
     }
     ddpm_classifier_set_provenance(c, kind, acc);

@@ -14,27 +14,22 @@ static const cli_option options[] = {
 
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
-    static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10", "all"};
+    static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10", "all", NULL};
     const char *kind = a->positional[0];
-    int known = 0;
-    for (int i = 0; i < 4; i++) known |= strcmp(kind, kinds[i]) == 0;
-    if (!known) {
-        const char *near = ddpm_closest(kind, kinds, 4);
-        if (near) return cli_usage_error("unknown data set '%s' (did you mean '%s'?)", kind, near);
-        return cli_usage_error("unknown data set '%s': mnist, fashion-mnist, cifar10 or all", kind);
-    }
+    char label[300];
+    snprintf(label, sizeof label, "'%.200s'", kind);
+    int rc = cli_choice(label, kind, kinds, "data set", NULL);
+    if (rc != CLI_OK) return rc;
     char script[4200];
     cli_share_path(script, sizeof script, "scripts/get-data.sh");
     if (access(script, R_OK) != 0) {
-        fprintf(stderr, "ddpm: error: %s: %s (the download script ships with ddpm in share/ddpm/scripts)\n", script,
-                strerror(errno));
-        return CLI_FAIL;
+        return cli_error(CLI_FAIL, "%s: %s (the download script ships with ddpm in share/ddpm/scripts)", script,
+                         strerror(errno));
     }
     char *argv[] = {"sh", script, (char *)kind, a->npositional > 1 ? (char *)a->positional[1] : NULL, NULL};
     fflush(stdout);
     execv("/bin/sh", argv);
-    fprintf(stderr, "ddpm: error: cannot run /bin/sh %s: %s\n", script, strerror(errno));
-    return CLI_FAIL;
+    return cli_error(CLI_FAIL, "cannot run /bin/sh %s: %s", script, strerror(errno));
 }
 
 const cli_command cli_cmd_get_data = {

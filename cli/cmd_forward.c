@@ -3,7 +3,6 @@
 #include <ddpm.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,22 +22,6 @@ static const cli_option options[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-/* A one-line error about the data (not the command line): exit status 1. */
-static int data_error(const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-static int data_error(const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cli_usage_error("%s", msg);
-    return CLI_FAIL;
-}
-
 static void shape_text(const ddpm_st_tensor *t, char *buf, size_t size) {
     int o = snprintf(buf, size, "[");
     for (int k = 0; k < t->ndim && (size_t)o < size; k++)
@@ -54,17 +37,17 @@ static int is_float(ddpm_dtype d) {
 static int check_image(const ddpm_safetensors *st, const char *path, const char *name, int64_t *N, int C, int S) {
     const ddpm_st_tensor *t = ddpm_st_find(st, name);
     char sh[160];
-    if (!t) return data_error("%s: no tensor '%s'", path, name);
+    if (!t) return cli_error(CLI_FAIL, "%s: no tensor '%s'", path, name);
     shape_text(t, sh, sizeof sh);
     if (!is_float(t->dtype))
-        return data_error("%s: tensor '%s' is %s; need a float dtype (F32, F64, F16, BF16)", path, name,
+        return cli_error(CLI_FAIL, "%s: tensor '%s' is %s; need a float dtype (F32, F64, F16, BF16)", path, name,
                           ddpm_dtype_name(t->dtype));
     if (*N < 0 && t->ndim == 4 && t->shape[0] >= 1 && t->shape[0] <= INT_MAX) *N = t->shape[0];
     if (t->ndim != 4 || t->shape[0] != *N || t->shape[1] != C || t->shape[2] != S || t->shape[3] != S) {
         if (*N < 0)
-            return data_error("%s: tensor '%s' has shape %s; the model needs [N, %d, %d, %d] with N >= 1", path,
+            return cli_error(CLI_FAIL, "%s: tensor '%s' has shape %s; the model needs [N, %d, %d, %d] with N >= 1", path,
                               name, sh, C, S, S);
-        return data_error("%s: tensor '%s' has shape %s; the model needs [%lld, %d, %d, %d]", path, name, sh,
+        return cli_error(CLI_FAIL, "%s: tensor '%s' has shape %s; the model needs [%lld, %d, %d, %d]", path, name, sh,
                           (long long)*N, C, S, S);
     }
     return CLI_OK;
@@ -76,19 +59,19 @@ static int read_vector(const ddpm_safetensors *st, const char *path, const char 
                        int64_t *iv, float *fv) {
     const ddpm_st_tensor *t = ddpm_st_find(st, name);
     char sh[160];
-    if (!t) return data_error("%s: no tensor '%s'", path, name);
+    if (!t) return cli_error(CLI_FAIL, "%s: no tensor '%s'", path, name);
     shape_text(t, sh, sizeof sh);
     if (t->ndim > 1 || (t->numel != N && t->numel != 1))
-        return data_error("%s: tensor '%s' has shape %s; need [%lld]", path, name, sh, (long long)N);
+        return cli_error(CLI_FAIL, "%s: tensor '%s' has shape %s; need [%lld]", path, name, sh, (long long)N);
     if (t->dtype == DDPM_DTYPE_BOOL || (want_int && is_float(t->dtype)))
-        return data_error("%s: tensor '%s' is %s; need an integer dtype", path, name, ddpm_dtype_name(t->dtype));
+        return cli_error(CLI_FAIL, "%s: tensor '%s' is %s; need an integer dtype", path, name, ddpm_dtype_name(t->dtype));
     ddpm_status s;
     if (is_float(t->dtype)) {
         s = ddpm_st_read_f32(st, name, fv, t->numel);
         for (int64_t i = 1; i < N && s == DDPM_OK; i++) fv[i] = fv[t->numel == 1 ? 0 : i];
         for (int64_t i = 0; i < N && s == DDPM_OK; i++)
             if (!isfinite(fv[i]))
-                return data_error("%s: %s[%lld] is not a finite number", path, name, (long long)i);
+                return cli_error(CLI_FAIL, "%s: %s[%lld] is not a finite number", path, name, (long long)i);
         return s == DDPM_OK ? CLI_OK : cli_fail();
     }
     s = ddpm_st_read_i64(st, name, iv, t->numel);
@@ -104,7 +87,7 @@ static int check_finite(const char *path, const char *name, const float *v, size
     for (size_t i = 0; i < n; i++)
         if (!isfinite(v[i])) {
             size_t hw = (size_t)S * (size_t)S, chw = (size_t)C * hw;
-            return data_error("%s: %s[%zu, %zu, %zu, %zu] is %g, not a finite number", path, name, i / chw,
+            return cli_error(CLI_FAIL, "%s: %s[%zu, %zu, %zu, %zu] is %g, not a finite number", path, name, i / chw,
                               i % chw / hw, i % hw / (size_t)S, i % (size_t)S, (double)v[i]);
         }
     return CLI_OK;
@@ -169,8 +152,7 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
         s->dx = malloc(sizeof(float) * isz);
     }
     if (!s->x || !s->out || !s->t || !s->labels || (train && (!s->target || !s->dout || !s->dx))) {
-        fprintf(stderr, "ddpm: error: out of memory for a batch of %lld images\n", (long long)N);
-        return CLI_FAIL;
+        return cli_error(CLI_FAIL, "out of memory for a batch of %lld images", (long long)N);
     }
     if (ddpm_st_read_f32(s->in, "x", s->x, (int64_t)isz) != DDPM_OK) return cli_fail();
     if (train && ddpm_st_read_f32(s->in, "target", s->target, (int64_t)osz) != DDPM_OK) return cli_fail();
@@ -188,7 +170,7 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
         ddpm_pipeline_scheduler_free(&sched);
         for (int64_t i = 0; i < N; i++)
             if (!(s->t[i] >= 0 && s->t[i] <= T - 1))
-                return data_error("%s: timesteps[%lld] = %g is out of range; the model's diffusion has timesteps "
+                return cli_error(CLI_FAIL, "%s: timesteps[%lld] = %g is out of range; the model's diffusion has timesteps "
                                   "0..%d", path, (long long)i, (double)s->t[i], T - 1);
     }
     int conditional = info.num_class_embeds > 0;
@@ -197,11 +179,11 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
         if (rc != CLI_OK) return rc;
         for (int64_t i = 0; i < N; i++)
             if (s->labels[i] < 0 || s->labels[i] >= info.num_class_embeds)
-                return data_error("%s: class_labels[%lld] = %lld is out of range; the model has %d classes (0..%d)",
+                return cli_error(CLI_FAIL, "%s: class_labels[%lld] = %lld is out of range; the model has %d classes (0..%d)",
                                   path, (long long)i, (long long)s->labels[i], info.num_class_embeds,
                                   info.num_class_embeds - 1);
     } else if (ddpm_st_find(s->in, "class_labels")) {
-        return data_error("%s: has class_labels but the model is unconditional (num_class_embeds is null)", path);
+        return cli_error(CLI_FAIL, "%s: has class_labels but the model is unconditional (num_class_embeds is null)", path);
     }
 
     ddpm_plan_config pc;
@@ -219,10 +201,7 @@ static int forward(forward_state *s, const cli_args *a, uint64_t seed, ddpm_engi
         ddpm_model_zero_grad(s->m);
         if (ddpm_model_backward(s->m, s->dout, s->dx) != DDPM_OK) return cli_fail();
     }
-    if (cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted\n");
-        return CLI_INTERRUPTED;
-    }
+    if (cli_interrupted()) return cli_error(cli_stop_status(), "interrupted");
     rc = write_outputs(s, a, N, &info, loss);
     if (rc != CLI_OK) return rc;
     if (train) printf("wrote %s: sample, loss %.9g, x_grad and %d parameter gradients (%lld images)\n",

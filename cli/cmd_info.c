@@ -153,8 +153,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     }
     ddpm_st_close(st);
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "ddpm: error: cannot write to standard output\n");
-        return CLI_FAIL;
+        return cli_error(CLI_FAIL, "cannot write to standard output");
     }
     return CLI_OK;
 }

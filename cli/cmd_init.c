@@ -99,10 +99,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
            info.sample_size, (long long)info.num_params,
            info.weights_loaded ? "weights read from the source" : "initialised from the seed", sc.name, sc.T);
     ddpm_model_free(m);
-    if (cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted\n");
-        return CLI_INTERRUPTED;
-    }
+    if (cli_interrupted()) return cli_error(cli_stop_status(), "interrupted");
     return CLI_OK;
 }
 

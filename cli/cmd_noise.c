@@ -43,8 +43,7 @@ static int load_image(const char *path, source *src) {
     src->x0 = malloc(sizeof(float) * (size_t)img.channels * (size_t)img.height * (size_t)img.width);
     if (!src->x0) {
         ddpm_image_free(&img);
-        fprintf(stderr, "ddpm: error: out of memory for a %d x %d image\n", img.width, img.height);
-        return CLI_FAIL;
+        return cli_error(CLI_FAIL, "out of memory for a %d x %d image", img.width, img.height);
     }
     ddpm_image_to_f32(&img, src->x0);
     ddpm_image_free(&img);
@@ -52,18 +51,15 @@ static int load_image(const char *path, source *src) {
 }
 
 static int load_dataset(const cli_args *a, source *src) {
-    static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10"};
+    static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10", NULL}, *const splits[] = {"train", "test",
+                                                                                                       NULL};
     const char *kind = cli_str(a, "data"), *split = cli_str(a, "split");
-    int known = 0;
-    for (int i = 0; i < 3; i++) known |= strcmp(kind, kinds[i]) == 0;
-    if (!known) {
-        const char *near = ddpm_closest(kind, kinds, 3);
-        if (near) return cli_usage_error("--data %s: unknown dataset (did you mean '%s'?)", kind, near);
-        return cli_usage_error("--data %s: unknown dataset (choose from mnist, fashion-mnist, cifar10)", kind);
-    }
-    if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0)
-        return cli_usage_error("--split %s: must be train or test", split);
-    int rc = cli_require(a, "data-dir");
+    char label[300];
+    snprintf(label, sizeof label, "--data %.200s", kind);
+    int rc = cli_choice(label, kind, kinds, "data set", NULL);
+    snprintf(label, sizeof label, "--split %.200s", split);
+    if (rc == CLI_OK) rc = cli_choice(label, split, splits, "split", NULL);
+    if (rc == CLI_OK) rc = cli_require(a, "data-dir");
     long long index;
     if (rc == CLI_OK) rc = cli_int(a, "index", 0, 0x7fffffff, &index);
     if (rc != CLI_OK) return rc;
@@ -84,8 +80,7 @@ static int load_dataset(const cli_args *a, source *src) {
     src->x0 = malloc(sizeof(float) * (size_t)ds.channels * (size_t)ds.height * (size_t)ds.width);
     if (!src->x0) {
         ddpm_dataset_free(&ds);
-        fprintf(stderr, "ddpm: error: out of memory\n");
-        return CLI_FAIL;
+        return cli_error(CLI_FAIL, "out of memory");
     }
     rc = ddpm_dataset_get_f32(&ds, index, src->x0) == DDPM_OK ? CLI_OK : cli_fail();
     ddpm_dataset_free(&ds);
@@ -143,8 +138,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     tv = malloc(sizeof(int64_t) * (size_t)nt);
     settings = cli_settings(a);
     if (!eps || !x0s || !xt || !tv || !settings) {
-        fprintf(stderr, "ddpm: error: out of memory\n");
-        rc = CLI_FAIL;
+        rc = cli_error(CLI_FAIL, "out of memory");
         goto done;
     }
     /* one eps for every t: the strip shows a single trajectory of the closed form */
@@ -159,8 +153,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     for (int i = 0; i < nt; i++) memcpy(epss + (size_t)i * D, eps, sizeof(float) * D);
     ddpm_q_sample(d, xt, x0s, epss, tv, nt, (int64_t)D);
     if (cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted\n");
-        rc = CLI_INTERRUPTED;
+        rc = cli_error(cli_stop_status(), "interrupted");
         goto done;
     }
     if (ddpm_image_strip(&strip, xt, nt, src.C, src.H, src.W, captions, (int)scale) != DDPM_OK) {

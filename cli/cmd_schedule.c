@@ -53,8 +53,7 @@ static int parse_names(const char *s, name_list *out) {
     memset(out, 0, sizeof *out);
     out->buf = malloc(strlen(s) + 1);
     if (!out->buf) {
-        fprintf(stderr, "ddpm: error: out of memory\n");
-        return CLI_FAIL;
+        return cli_error(CLI_FAIL, "out of memory");
     }
     strcpy(out->buf, s);
     char *p = out->buf;
@@ -110,7 +109,7 @@ static int write_plot(const cli_args *a, const char *path, const name_list *name
     char title[64];
     char *settings = cli_settings(a);
     if (!x || !settings) {
-        fprintf(stderr, "ddpm: error: out of memory\n");
+        cli_error(CLI_FAIL, "out of memory");
         goto done;
     }
     for (int t = 0; t < T; t++) x[t] = t;
@@ -206,8 +205,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (csv && (rc = write_csv(csv, &names, d)) != CLI_OK) goto done;
     if (csv && !quiet) printf("wrote %s (%d rows)\n", csv, names.n * (int)T);
     if (plot && cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted\n");
-        rc = CLI_INTERRUPTED;
+        rc = cli_error(cli_stop_status(), "interrupted");
         goto done;
     }
     if (plot && (rc = write_plot(a, plot, &names, d, (int)T, (int)width, (int)height)) != CLI_OK) goto done;

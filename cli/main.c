@@ -70,6 +70,6 @@ int main(int argc, char **argv) {
     int rc = cli_parse(cmd, argc - 1, argv + 1, &args);
     if (rc < 0) return CLI_OK;   /* help was printed */
     if (rc != CLI_OK) return rc;
-    cli_sigint_install();
+    cli_signals_install();
     return cmd->run(cmd, &args);
 }

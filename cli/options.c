@@ -1,6 +1,5 @@
-/* options.c — option parsing, --help from the option tables, typed values, error lines, Ctrl-C and atomic
-   text files for the ddpm program (see options.h). */
-#define _XOPEN_SOURCE 700   /* realpath */
+/* options.c — option parsing, --help from the option tables, typed values and the settings text of the ddpm
+   program (see options.h). */
 #include "options.h"
 
 #include <ddpm.h>
@@ -13,30 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------------------- errors */
-
-int cli_usage_error(const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';   /* always exactly one line */
-    fprintf(stderr, "ddpm: error: %s\n", msg);
-    return CLI_USAGE;
-}
-
-int cli_fail(void) {
-    const char *m = ddpm_last_error();
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", m && m[0] ? m : "unknown failure");
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
-    fprintf(stderr, "ddpm: error: %s\n", msg);
-    return cli_interrupted() ? CLI_INTERRUPTED : CLI_FAIL;
-}
 
 /* ------------------------------------------------------------------------------- tables and help */
 
@@ -272,6 +247,21 @@ int cli_int_list(const cli_args *a, const char *name, long long min, long long m
     return CLI_OK;
 }
 
+int cli_choice(const char *label, const char *value, const char *const *choices, const char *what, int *index) {
+    int n = 0;
+    char list[512] = "";
+    for (; choices[n]; n++) {
+        if (strcmp(value, choices[n]) == 0) {
+            if (index) *index = n;
+            return CLI_OK;
+        }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", n ? ", " : "", choices[n]);
+    }
+    const char *near = ddpm_closest(value, choices, n);
+    if (near) return cli_usage_error("%s: unknown %s (did you mean '%s'?)", label, what, near);
+    return cli_usage_error("%s: unknown %s (choose from %s)", label, what, list);
+}
+
 int cli_check_schedule(const char *option, const char *name) {
     int known = 0, ok = strncmp(name, "file:", 5) == 0 && name[5];
     while (ddpm_schedule_names[known]) known++;
@@ -350,16 +340,6 @@ char *cli_settings(const cli_args *a) {
     return b.buf;
 }
 
-/* ------------------------------------------------------------------------------- Ctrl-C */
-
-static volatile sig_atomic_t interrupted = 0;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    if (interrupted) _exit(CLI_INTERRUPTED);   /* a second Ctrl-C: give up at once */
-    interrupted = 1;
-}
-
 int cli_enum(const cli_args *a, const char *name, ddpm_enum_kind kind, int *out) {
     const char *s = cli_str(a, name);
     if (!s) return cli_usage_error("missing --%s", name);
@@ -367,114 +347,3 @@ int cli_enum(const cli_args *a, const char *name, ddpm_enum_kind kind, int *out)
     return CLI_OK;
 }
 
-/* ------------------------------------------------------------------------------- shipped files */
-
-#ifndef DDPM_SOURCE_DIR
-#define DDPM_SOURCE_DIR ""
-#endif
-
-static int has_models(const char *root) {
-    char p[PATH_MAX + 64];
-    struct stat sb;
-    snprintf(p, sizeof p, "%s/models", root);
-    return root[0] && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-const char *cli_share_dir(void) {
-    static char root[PATH_MAX + 32];
-    static int done = 0;
-    if (done) return root;
-    done = 1;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;   /* PREFIX/bin */
-            snprintf(root, sizeof root, "%s/../share/ddpm", exe);
-            char *real = realpath(root, NULL);
-            if (real && has_models(real)) {
-                snprintf(root, sizeof root, "%s", real);
-                free(real);
-                return root;
-            }
-            free(real);
-        }
-    }
-    char *src = has_models(DDPM_SOURCE_DIR) ? realpath(DDPM_SOURCE_DIR, NULL) : NULL;
-    snprintf(root, sizeof root, "%s", src ? src : "");
-    free(src);
-    return root;
-}
-
-const char *cli_share_path(char *buf, size_t n, const char *rel) {
-    const char *root = cli_share_dir();
-    snprintf(buf, n, "%s%s%s", root, root[0] ? "/" : "", rel);
-    return buf;
-}
-
-void cli_sigint_install(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-}
-
-int cli_interrupted(void) { return interrupted != 0; }
-
-/* ------------------------------------------------------------------------------- atomic text files */
-
-int cli_text_open(cli_text_file *t, const char *path) {
-    memset(t, 0, sizeof t[0]);
-    if (strcmp(path, "-") == 0) {
-        t->f = stdout;
-        return CLI_OK;
-    }
-    t->path = malloc(strlen(path) + 1);
-    if (t->path) {
-        strcpy(t->path, path);
-        t->f = open_memstream(&t->buf, &t->len);
-    }
-    if (!t->f) {
-        cli_text_abort(t);
-        fprintf(stderr, "ddpm: error: out of memory\n");
-        return CLI_FAIL;
-    }
-    return CLI_OK;
-}
-
-void cli_text_abort(cli_text_file *t) {
-    if (t->f && t->f != stdout) fclose(t->f);
-    free(t->buf);
-    free(t->path);
-    memset(t, 0, sizeof t[0]);
-}
-
-int cli_text_commit(cli_text_file *t) {
-    if (t->f == stdout) {
-        int bad = fflush(stdout) != 0 || ferror(stdout);
-        memset(t, 0, sizeof t[0]);
-        if (bad) {
-            fprintf(stderr, "ddpm: error: cannot write to standard output: %s\n", strerror(errno));
-            return CLI_FAIL;
-        }
-        return CLI_OK;
-    }
-    int bad = ferror(t->f) != 0;
-    bad |= fclose(t->f) != 0;   /* sets buf and len */
-    t->f = NULL;
-    int rc = CLI_OK;
-    if (cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted; %s was not written\n", t->path);
-        rc = CLI_INTERRUPTED;
-    } else if (bad) {
-        fprintf(stderr, "ddpm: error: cannot write %s: out of memory\n", t->path);
-        rc = CLI_FAIL;
-    } else if (ddpm_write_file(t->path, t->buf, t->len) != DDPM_OK) {
-        rc = cli_fail();
-    }
-    cli_text_abort(t);
-    return rc;
-}

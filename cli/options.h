@@ -1,6 +1,6 @@
-/* options.h — the shared machinery of the ddpm subcommands: option tables (which produce --help and hold
-   every default once), the parser, typed getters that reject bad values, error reporting and exit codes,
-   Ctrl-C handling and atomic text output. */
+/* options.h — the option machinery of the ddpm subcommands: option tables (which produce --help and hold
+   every default once), the parser, typed getters that reject bad values (with one error line each), and the
+   run's settings as text. The rest of the front end is in front.h. */
 #ifndef DDPM_CLI_OPTIONS_H
 #define DDPM_CLI_OPTIONS_H
 
@@ -8,8 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted by Ctrl-C. */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 };
+#include "front.h"
 
 #define CLI_MAX_OPTIONS 32
 #define CLI_MAX_POSITIONAL 4
@@ -94,42 +93,15 @@ int cli_enum(const cli_args *a, const char *name, ddpm_enum_kind kind, int *out)
 /* A required option: CLI_USAGE with "missing --NAME" when absent. */
 int cli_require(const cli_args *a, const char *name);
 
+/* value as one of the NULL-terminated choices (its index in *index, which may be NULL); else CLI_USAGE with
+   "LABEL: unknown WHAT (did you mean 'X'?)" or "(choose from a, b, c)". label: "--data mnsit", "'mnsit'". */
+int cli_choice(const char *label, const char *value, const char *const *choices, const char *what, int *index);
+
 /* A schedule name the library knows, or file:PATH; else CLI_USAGE naming the closest name. */
 int cli_check_schedule(const char *option, const char *name);
-
-/* "ddpm: error: <message>" on stderr, one line; returns CLI_USAGE. */
-int cli_usage_error(const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-/* "ddpm: error: <ddpm_last_error()>" on stderr; returns CLI_FAIL (CLI_INTERRUPTED after Ctrl-C). */
-int cli_fail(void);
 
 /* The run's settings for a PNG tEXt chunk: "SUBCOMMAND --opt value ..." with every option's effective
    value (defaults included), shell-quoted where needed. Heap string (free()); NULL when out of memory. */
 char *cli_settings(const cli_args *a);
-
-/* Where the shipped files live (models/, scripts/get-data.sh): PREFIX/share/ddpm beside an installed program
-   (found from /proc/self/exe), else the source tree the program was built from. "" when neither exists. */
-const char *cli_share_dir(void);
-/* cli_share_dir()/rel in buf (size n); returns buf. */
-const char *cli_share_path(char *buf, size_t n, const char *rel);
-
-/* Ctrl-C: the first SIGINT sets a flag that long loops poll; a second one ends the program. */
-void cli_sigint_install(void);
-int cli_interrupted(void);
-
-/* Text output: cli_text_open collects the text in memory (or writes stdout for "-"); cli_text_commit writes it
-   with ddpm_write_file (a regular file is replaced atomically, a device or FIFO written through, anything
-   else refused). Both print the error line on failure; commit returns CLI_FAIL or CLI_INTERRUPTED. */
-typedef struct {
-    FILE *f;
-    char *path, *buf;
-    size_t len;
-} cli_text_file;
-int cli_text_open(cli_text_file *t, const char *path);
-int cli_text_commit(cli_text_file *t);
-void cli_text_abort(cli_text_file *t);
 
 #endif
