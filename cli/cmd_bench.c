@@ -266,7 +266,7 @@ const cli_command cli_cmd_bench = {
     "time inference forwards or training steps of a network (median ms/step, images/s)",
     "forward|train-step --batch B [--model PRESET|M] [--steps N] [--warmup N] [--threads N] [--json]",
     "forward|train-step", 1, 1, options,
-    "train-step times what ../peer/bench_torch.py train times: t ~ U{0..999}, noise ~ N(0, I),\n"
+    "train-step times what the PyTorch peer's bench_torch.py train times: t ~ U{0..999}, noise ~ N(0, I),\n"
     "x_t = q_sample(x0, t, noise) (linear schedule), forward, MSE against the noise, backward and an AdamW step\n"
     "(weight decay 0.01) on one fixed random batch x0 in [-1, 1]; dropout is active where the config has it.\n"
     "forward times one inference pass of B images. Times are CLOCK_MONOTONIC per step; the median is reported.\n\n"

@@ -1,4 +1,4 @@
-/* basic_unet.c — the layer graph of the seed's BasicUNet (../peer/torch_unet.py BasicUNet): three 5x5 convs
+/* basic_unet.c — the layer graph of BasicUNet, the small network of the first DDPM lesson: three 5x5 convs
    down with SiLU and 2x2 max-pool after the first two, three 5x5 convs up with nearest x2 before the last two,
    additive skips popped LIFO, SiLU after every conv (the last one too), no time input. */
 #include "core/core.h"

@@ -1,6 +1,6 @@
 /* conv_dnnl.c — planned 2-D convolutions (forward, backward-data, backward-weights) on oneDNN: its JIT kernels
    (jit / brgconv for avx512_core, jit for avx2) take NHWC fp32 directly and run several times faster than
-   im2col + sgemm (docs/PERF.md). */
+   im2col + sgemm (docs/perf.md). */
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdint.h>
