@@ -279,65 +279,47 @@ int cli_check_schedule(const char *option, const char *name) {
 
 /* ------------------------------------------------------------------------------- settings text */
 
-static int needs_quotes(const char *s) {
-    if (!*s) return 1;
-    for (const char *p = s; *p; p++)
-        if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') || ('0' <= *p && *p <= '9') ||
-              strchr("-_.,:/+=@%", *p)))
-            return 1;
-    return 0;
-}
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *s) {
-    size_t n = strlen(s);
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 256) + n;
-        char *nb = realloc(b->buf, cap);
-        if (!nb) { b->oom = 1; return; }
-        b->buf = nb;
-        b->cap = cap;
+/* s as one shell word: as it is when it has only safe characters, else in single quotes. */
+static void put_quoted(FILE *f, const char *s) {
+    int plain = *s != 0;
+    for (const char *p = s; *p && plain; p++)
+        plain = ('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') || ('0' <= *p && *p <= '9') ||
+                strchr("-_.,:/+=@%", *p);
+    if (plain) {
+        fputs(s, f);
+        return;
     }
-    memcpy(b->buf + b->len, s, n + 1);
-    b->len += n;
-}
-
-static void sb_quoted(strbuf *b, const char *s) {
-    if (!needs_quotes(s)) { sb_add(b, s); return; }
-    sb_add(b, "'");
-    for (const char *p = s; *p; p++) {
-        char c[2] = {*p, 0};
-        sb_add(b, *p == '\'' ? "'\\''" : c);
-    }
-    sb_add(b, "'");
+    fputc('\'', f);
+    for (const char *p = s; *p; p++) fputs(*p == '\'' ? "'\\''" : (char[2]){*p, 0}, f);
+    fputc('\'', f);
 }
 
 char *cli_settings(const cli_args *a) {
-    strbuf b = {NULL, 0, 0, 0};
-    sb_add(&b, a->cmd->name);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return NULL;
+    fputs(a->cmd->name, f);
     for (int i = 0; a->cmd->options[i].name; i++) {
         const cli_option *o = &a->cmd->options[i];
         const char *v = a->value[i] ? a->value[i] : o->def;
         if (!v || (!o->arg && !a->value[i])) continue;
-        sb_add(&b, " --");
-        sb_add(&b, o->name);
+        fprintf(f, " --%s", o->name);
         if (o->arg) {
-            sb_add(&b, " ");
-            sb_quoted(&b, v);
+            fputc(' ', f);
+            put_quoted(f, v);
         }
     }
     for (int i = 0; i < a->npositional; i++) {
-        sb_add(&b, " ");
-        sb_quoted(&b, a->positional[i]);
+        fputc(' ', f);
+        put_quoted(f, a->positional[i]);
     }
-    if (b.oom) { free(b.buf); return NULL; }
-    return b.buf;
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
 
 int cli_enum(const cli_args *a, const char *name, ddpm_enum_kind kind, int *out) {
