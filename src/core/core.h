@@ -62,6 +62,20 @@ int dd_is_dir(const char *path);    /* 1 if path is a directory */
 int dd_is_file(const char *path);   /* 1 if path is a regular file */
 /* zlib crc32 of n bytes, continued from crc (0 to start). */
 uint32_t dd_crc32(uint32_t crc, const void *data, uint64_t n);
+
+/* A growing text buffer (the JSON files and headers the library writes). A failed allocation is sticky
+   (failed = 1) and reported once by dd_text_finish. Start from {0}. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} dd_text;
+void dd_text_printf(dd_text *t, const char *fmt, ...) DD_PRINTF(2, 3);
+void dd_text_put(dd_text *t, const char *s, size_t n);
+void dd_text_string(dd_text *t, const char *s);   /* a JSON string literal: quotes, \\, control bytes escaped */
+void dd_text_number(dd_text *t, double v);        /* shortest round-trip digits, Python's float repr */
+/* Hands the NUL-terminated text to *out (dd_alloc'ed) or frees it and returns DDPM_ERR_NOMEM. */
+ddpm_status dd_text_finish(dd_text *t, char **out);
 /* gunzip a gzip buffer (or copy if not gzip) with an output bound. */
 ddpm_status dd_maybe_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out, size_t *out_len,
                             const char *what);

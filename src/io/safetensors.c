@@ -611,115 +611,61 @@ ddpm_status ddpm_st_writer_set_metadata(ddpm_st_writer *w, const char *key, cons
     return DDPM_OK;
 }
 
-/* Growable text buffer for the JSON header; `oom` latches an allocation failure. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = dd_realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void sb_str(sbuf *b, const char *s) {
-    sb_put(b, s, strlen(s));
-}
-
-/* A JSON string literal: quotes, backslashes and control bytes escaped; other bytes copied. */
-static void sb_json(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            sb_put(b, esc, 2);
-        } else if (*p < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", *p);
-            sb_put(b, esc, 6);
-        } else {
-            sb_put(b, (const char *)p, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
 ddpm_status ddpm_st_writer_save(ddpm_st_writer *w, const char *path) {
     if (!w || !path) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_st_writer_save: writer or path is NULL");
-    sbuf b = {0};
-    char num[64], crc[16];
+    dd_text b = {0};
+    char crc[16];
     uint32_t c = 0;
     for (int i = 0; i < w->n; i++)
         if (w->e[i].nbytes) c = dd_crc32(c, w->e[i].data, w->e[i].nbytes);
     snprintf(crc, sizeof crc, "%08x", c);
-    sb_str(&b, "{\"__metadata__\":{");
+    dd_text_printf(&b, "{\"__metadata__\":{");
     for (int i = 0; i < w->nmeta; i++) {
         if (strcmp(w->meta[2 * i], DDPM_ST_CRC_KEY) == 0) continue;   /* always the data's own */
-        sb_json(&b, w->meta[2 * i]);
-        sb_str(&b, ":");
-        sb_json(&b, w->meta[2 * i + 1]);
-        sb_str(&b, ",");
+        dd_text_string(&b, w->meta[2 * i]);
+        dd_text_printf(&b, ":");
+        dd_text_string(&b, w->meta[2 * i + 1]);
+        dd_text_printf(&b, ",");
     }
-    sb_json(&b, DDPM_ST_CRC_KEY);
-    sb_str(&b, ":");
-    sb_json(&b, crc);
-    sb_str(&b, "}");
+    dd_text_string(&b, DDPM_ST_CRC_KEY);
+    dd_text_printf(&b, ":");
+    dd_text_string(&b, crc);
+    dd_text_printf(&b, "}");
     uint64_t off = 0;
     for (int i = 0; i < w->n; i++) {
         const st_wentry *e = &w->e[i];
-        sb_str(&b, ",");
-        sb_json(&b, e->name);
-        sb_str(&b, ":{\"dtype\":\"");
-        sb_str(&b, ddpm_dtype_name(e->dtype));
-        sb_str(&b, "\",\"shape\":[");
-        for (int d = 0; d < e->ndim; d++) {
-            snprintf(num, sizeof num, "%s%" PRId64, d ? "," : "", e->shape[d]);
-            sb_str(&b, num);
-        }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + e->nbytes);
-        sb_str(&b, num);
+        dd_text_printf(&b, ",");
+        dd_text_string(&b, e->name);
+        dd_text_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", ddpm_dtype_name(e->dtype));
+        for (int d = 0; d < e->ndim; d++) dd_text_printf(&b, "%s%" PRId64, d ? "," : "", e->shape[d]);
+        dd_text_printf(&b, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + e->nbytes);
         off += e->nbytes;
     }
-    sb_str(&b, "}");
-    while (!b.oom && b.len % 8) sb_str(&b, " ");   /* pad so the data starts 8-byte aligned */
-    if (b.oom) {
-        dd_free(b.p);
+    dd_text_printf(&b, "}");
+    while (!b.failed && b.len % 8) dd_text_printf(&b, " ");   /* pad so the data starts 8-byte aligned */
+    if (b.failed) {
+        dd_free(b.buf);
         return dd_error(DDPM_ERR_NOMEM, "%s: out of memory building the safetensors header", path);
     }
     if (off > SIZE_MAX - 8 - b.len) {
-        dd_free(b.p);
+        dd_free(b.buf);
         return dd_error(DDPM_ERR_NOMEM, "%s: file too large", path);
     }
     size_t total = 8 + b.len + (size_t)off;
     uint8_t *file = dd_alloc(total);
     if (!file) {
-        dd_free(b.p);
+        dd_free(b.buf);
         return DDPM_ERR_NOMEM;
     }
     uint64_t hl = b.len;
     for (int i = 0; i < 8; i++) file[i] = (uint8_t)(hl >> (8 * i));
-    memcpy(file + 8, b.p, b.len);
+    memcpy(file + 8, b.buf, b.len);
     size_t pos = 8 + b.len;
     for (int i = 0; i < w->n; i++) {
         if (w->e[i].nbytes) memcpy(file + pos, w->e[i].data, (size_t)w->e[i].nbytes);
         pos += (size_t)w->e[i].nbytes;
     }
-    dd_free(b.p);
+    dd_free(b.buf);
     ddpm_status s = dd_write_file_atomic(path, file, total);
     dd_free(file);
     return s;

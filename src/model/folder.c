@@ -154,8 +154,8 @@ static ddpm_status write_text(const char *dir, const char *rel, char *text) {
     return st;
 }
 
-static void key(dd_model_sb *sb, const char *k, int first) {
-    dd_model_sb_printf(sb, "%s\n  \"%s\": ", first ? "" : ",", k);
+static void key(dd_text *sb, const char *k, int first) {
+    dd_text_printf(sb, "%s\n  \"%s\": ", first ? "" : ",", k);
 }
 
 /* diffusers DDPMScheduler config (v0.27.2 fields, sorted). Named schedules that diffusers computes the same
@@ -186,54 +186,54 @@ static ddpm_status scheduler_json(const ddpm_schedule_config *sc, ddpm_predictio
                sc->max_beta == 0.999) {
         by_name = "squaredcos_cap_v2";
     }
-    dd_model_sb sb = {0};
-    dd_model_sb_printf(&sb, "{");
+    dd_text sb = {0};
+    dd_text_printf(&sb, "{");
     key(&sb, "_class_name", 1);
-    dd_model_sb_string(&sb, "DDPMScheduler");
+    dd_text_string(&sb, "DDPMScheduler");
     key(&sb, "_diffusers_version", 0);
-    dd_model_sb_string(&sb, DD_MODEL_DIFFUSERS_VERSION);
+    dd_text_string(&sb, DD_MODEL_DIFFUSERS_VERSION);
     key(&sb, "beta_end", 0);
-    dd_model_sb_number(&sb, b1);
+    dd_text_number(&sb, b1);
     key(&sb, "beta_schedule", 0);
-    dd_model_sb_string(&sb, by_name ? by_name : "linear");
+    dd_text_string(&sb, by_name ? by_name : "linear");
     key(&sb, "beta_start", 0);
-    dd_model_sb_number(&sb, b0);
+    dd_text_number(&sb, b0);
     key(&sb, "clip_sample", 0);
-    dd_model_sb_printf(&sb, "true");
+    dd_text_printf(&sb, "true");
     key(&sb, "clip_sample_range", 0);
-    dd_model_sb_printf(&sb, "1.0");
+    dd_text_printf(&sb, "1.0");
     key(&sb, "dynamic_thresholding_ratio", 0);
-    dd_model_sb_printf(&sb, "0.995");
+    dd_text_printf(&sb, "0.995");
     key(&sb, "num_train_timesteps", 0);
-    dd_model_sb_printf(&sb, "%d", sc->T);
+    dd_text_printf(&sb, "%d", sc->T);
     key(&sb, "prediction_type", 0);
-    dd_model_sb_string(&sb, ptype);
+    dd_text_string(&sb, ptype);
     key(&sb, "rescale_betas_zero_snr", 0);
-    dd_model_sb_printf(&sb, "false");
+    dd_text_printf(&sb, "false");
     key(&sb, "sample_max_value", 0);
-    dd_model_sb_printf(&sb, "1.0");
+    dd_text_printf(&sb, "1.0");
     key(&sb, "steps_offset", 0);
-    dd_model_sb_printf(&sb, "0");
+    dd_text_printf(&sb, "0");
     key(&sb, "thresholding", 0);
-    dd_model_sb_printf(&sb, "false");
+    dd_text_printf(&sb, "false");
     key(&sb, "timestep_spacing", 0);
-    dd_model_sb_string(&sb, "leading");
+    dd_text_string(&sb, "leading");
     key(&sb, "trained_betas", 0);
     if (by_name) {
-        dd_model_sb_printf(&sb, "null");
+        dd_text_printf(&sb, "null");
     } else {
-        dd_model_sb_printf(&sb, "[");
+        dd_text_printf(&sb, "[");
         for (int i = 0; i < sc->T; i++) {
-            dd_model_sb_printf(&sb, "%s\n    ", i ? "," : "");
-            dd_model_sb_number(&sb, betas[i]);
+            dd_text_printf(&sb, "%s\n    ", i ? "," : "");
+            dd_text_number(&sb, betas[i]);
         }
-        dd_model_sb_printf(&sb, "\n  ]");
+        dd_text_printf(&sb, "\n  ]");
     }
     key(&sb, "variance_type", 0);
-    dd_model_sb_string(&sb, "fixed_small");
-    dd_model_sb_printf(&sb, "\n}\n");
+    dd_text_string(&sb, "fixed_small");
+    dd_text_printf(&sb, "\n}\n");
     dd_free(betas);
-    return dd_model_sb_finish(&sb, out);
+    return dd_text_finish(&sb, out);
 }
 
 ddpm_status ddpm_model_save(const ddpm_model *m, const char *dir, const ddpm_schedule_config *schedule,
@@ -243,17 +243,17 @@ ddpm_status ddpm_model_save(const ddpm_model *m, const char *dir, const ddpm_sch
     ddpm_schedule_config_default(&dflt);
     const ddpm_schedule_config *sc = schedule ? schedule : &dflt;
     char *config = NULL, *sched = NULL, *unet = NULL, *sdir = NULL, *weights = NULL;
-    dd_model_sb sb = {0};
+    dd_text sb = {0};
     char *index = NULL;
     ddpm_status st;
     /* everything that can fail without touching the disk comes first */
     if ((st = scheduler_json(sc, prediction, &sched)) != DDPM_OK) goto done;
     if ((st = dd_model_config_to_json(&m->cfg, &config)) != DDPM_OK) goto done;
-    dd_model_sb_printf(&sb, "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"%s\",\n"
+    dd_text_printf(&sb, "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"%s\",\n"
                        "  \"scheduler\": [\n    \"diffusers\",\n    \"DDPMScheduler\"\n  ],\n"
                        "  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n",
                        DD_MODEL_DIFFUSERS_VERSION);
-    if ((st = dd_model_sb_finish(&sb, &index)) != DDPM_OK) goto done;
+    if ((st = dd_text_finish(&sb, &index)) != DDPM_OK) goto done;
     if (!(unet = dd_path_join(dir, "unet")) || !(sdir = dd_path_join(dir, "scheduler")) ||
         !(weights = dd_path_join(dir, "unet/diffusion_pytorch_model.safetensors"))) {
         st = DDPM_ERR_NOMEM;

@@ -75,28 +75,11 @@ ddpm_status dd_model_config_to_json(const dd_model_config *c, char **out);
    attention_head_dim null = one head). */
 int dd_model_attn_heads(const dd_model_config *c, int C);
 
-/* A growing text buffer for the JSON files the module writes. A failed allocation is sticky (failed = 1)
-   and reported once by dd_model_sb_finish. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int failed;
-} dd_model_sb;
-void dd_model_sb_printf(dd_model_sb *sb, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-void dd_model_sb_string(dd_model_sb *sb, const char *s);  /* a JSON string literal, escaped */
-void dd_model_sb_number(dd_model_sb *sb, double v);       /* shortest round-trip, Python's repr style */
-
 /* JSON readers' messages (config.c): the text of a value shortened to fit buf, and
    "<what>: <key> must be <want> (got <value>)" as DDPM_ERR_FORMAT. */
 struct cJSON;
 const char *dd_json_text(const struct cJSON *it, char *buf, size_t cap);
 ddpm_status dd_json_type_error(const char *what, const char *key, const char *want, const struct cJSON *it);
-/* Hands the text to *out (dd_alloc'ed, NUL-terminated) or frees it and returns DDPM_ERR_NOMEM. */
-ddpm_status dd_model_sb_finish(dd_model_sb *sb, char **out);
 
 /* ============================================================== parameters */
 
