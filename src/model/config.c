@@ -268,7 +268,7 @@ static int is_integer(const cJSON *it) {
 }
 
 /* An integer in [lo, hi]; null gives null_value when allow_null. */
-static ddpm_status get_int(const cJSON *it, const char *what, const char *key, int lo, int hi, int allow_null,
+ddpm_status dd_json_int(const cJSON *it, const char *what, const char *key, int lo, int hi, int allow_null,
                            int null_value, int *out) {
     if (allow_null && cJSON_IsNull(it)) {
         *out = null_value;
@@ -282,20 +282,20 @@ static ddpm_status get_int(const cJSON *it, const char *what, const char *key, i
     return DDPM_OK;
 }
 
-static ddpm_status get_bool(const cJSON *it, const char *what, const char *key, int *out) {
+ddpm_status dd_json_bool(const cJSON *it, const char *what, const char *key, int *out) {
     if (!cJSON_IsBool(it)) return dd_json_type_error(what, key, "true or false", it);
     *out = cJSON_IsTrue(it) ? 1 : 0;
     return DDPM_OK;
 }
 
-static ddpm_status get_number(const cJSON *it, const char *what, const char *key, double *out) {
+ddpm_status dd_json_number(const cJSON *it, const char *what, const char *key, double *out) {
     if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return dd_json_type_error(what, key, "a number", it);
     *out = it->valuedouble;
     return DDPM_OK;
 }
 
 /* A string that must equal one of `supported` (ASCII case-insensitive when nocase); returns its index. */
-static ddpm_status get_choice(const cJSON *it, const char *what, const char *key, const char *const *supported,
+ddpm_status dd_json_choice(const cJSON *it, const char *what, const char *key, const char *const *supported,
                               int nocase, int *index) {
     if (!cJSON_IsString(it) || !it->valuestring) return dd_json_type_error(what, key, "a string", it);
     const char *s = it->valuestring;
@@ -367,15 +367,15 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
             if (h->valuedouble != w->valuedouble)
                 return dd_error(DDPM_ERR_UNSUPPORTED, "%s: sample_size = [%.0f, %.0f] is not supported (square "
                                 "images only)", what, h->valuedouble, w->valuedouble);
-            return get_int(h, what, key, 1, DD_MODEL_MAX_SIZE, 0, 0, &c->sample_size);
+            return dd_json_int(h, what, key, 1, DD_MODEL_MAX_SIZE, 0, 0, &c->sample_size);
         }
-        return get_int(it, what, key, 1, DD_MODEL_MAX_SIZE, 1, 0, &c->sample_size);
-    case F_IN_CHANNELS: return get_int(it, what, key, 1, DD_MODEL_MAX_IO_CHANNELS, 0, 0, &c->in_channels);
-    case F_OUT_CHANNELS: return get_int(it, what, key, 1, DD_MODEL_MAX_IO_CHANNELS, 0, 0, &c->out_channels);
-    case F_CENTER_INPUT: return get_bool(it, what, key, &c->center_input_sample);
-    case F_TIME_EMB_TYPE: return get_choice(it, what, key, positional, 0, &idx);
-    case F_FREQ_SHIFT: return get_number(it, what, key, &c->freq_shift);
-    case F_FLIP: return get_bool(it, what, key, &c->flip_sin_to_cos);
+        return dd_json_int(it, what, key, 1, DD_MODEL_MAX_SIZE, 1, 0, &c->sample_size);
+    case F_IN_CHANNELS: return dd_json_int(it, what, key, 1, DD_MODEL_MAX_IO_CHANNELS, 0, 0, &c->in_channels);
+    case F_OUT_CHANNELS: return dd_json_int(it, what, key, 1, DD_MODEL_MAX_IO_CHANNELS, 0, 0, &c->out_channels);
+    case F_CENTER_INPUT: return dd_json_bool(it, what, key, &c->center_input_sample);
+    case F_TIME_EMB_TYPE: return dd_json_choice(it, what, key, positional, 0, &idx);
+    case F_FREQ_SHIFT: return dd_json_number(it, what, key, &c->freq_shift);
+    case F_FLIP: return dd_json_bool(it, what, key, &c->flip_sin_to_cos);
     case F_DOWN_TYPES: return get_block_types(it, what, key, down_types, c->down_attn, &ll->n_down);
     case F_UP_TYPES: return get_block_types(it, what, key, up_types, c->up_attn, &ll->n_up);
     case F_BLOCK_OUT: {
@@ -389,40 +389,40 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
         cJSON_ArrayForEach(e, it) {
             char name[64];
             snprintf(name, sizeof name, "block_out_channels[%d]", i);
-            if ((st = get_int(e, what, name, 1, DD_MODEL_MAX_CHANNELS, 0, 0, &c->block_out_channels[i])) != DDPM_OK)
+            if ((st = dd_json_int(e, what, name, 1, DD_MODEL_MAX_CHANNELS, 0, 0, &c->block_out_channels[i])) != DDPM_OK)
                 return st;
             i++;
         }
         c->num_blocks = ll->n_out = n;
         return DDPM_OK;
     }
-    case F_LAYERS: return get_int(it, what, key, 1, DD_MODEL_MAX_LAYERS, 0, 0, &c->layers_per_block);
-    case F_MID_SCALE: return get_number(it, what, key, &c->mid_block_scale_factor);
-    case F_DOWN_PAD: return get_int(it, what, key, -1000000, 1000000, 0, 0, &c->downsample_padding);
-    case F_DOWN_TYPE: return get_choice(it, what, key, conv, 0, &idx);
-    case F_UP_TYPE: return get_choice(it, what, key, conv, 0, &idx);
-    case F_DROPOUT: return get_number(it, what, key, &c->dropout);
+    case F_LAYERS: return dd_json_int(it, what, key, 1, DD_MODEL_MAX_LAYERS, 0, 0, &c->layers_per_block);
+    case F_MID_SCALE: return dd_json_number(it, what, key, &c->mid_block_scale_factor);
+    case F_DOWN_PAD: return dd_json_int(it, what, key, -1000000, 1000000, 0, 0, &c->downsample_padding);
+    case F_DOWN_TYPE: return dd_json_choice(it, what, key, conv, 0, &idx);
+    case F_UP_TYPE: return dd_json_choice(it, what, key, conv, 0, &idx);
+    case F_DROPOUT: return dd_json_number(it, what, key, &c->dropout);
     case F_ACT_FN:
-        if ((st = get_choice(it, what, key, acts, 1, &idx)) != DDPM_OK) return st;
+        if ((st = dd_json_choice(it, what, key, acts, 1, &idx)) != DDPM_OK) return st;
         c->act_swish = idx == 1;
         return DDPM_OK;
     case F_HEAD_DIM:
         if (cJSON_IsArray(it))
             return dd_error(DDPM_ERR_UNSUPPORTED, "%s: attention_head_dim given per block (a list) is not supported "
                             "by UNet2DModel; give one integer or null", what);
-        return get_int(it, what, key, 1, DD_MODEL_MAX_CHANNELS, 1, 0, &c->attention_head_dim);
-    case F_GROUPS: return get_int(it, what, key, 1, DD_MODEL_MAX_CHANNELS, 0, 0, &c->norm_num_groups);
-    case F_ATTN_GROUPS: return get_int(it, what, key, 1, DD_MODEL_MAX_CHANNELS, 1, 0, &c->attn_norm_num_groups);
-    case F_EPS: return get_number(it, what, key, &c->norm_eps);
-    case F_SCALE_SHIFT: return get_choice(it, what, key, dflt, 0, &idx);
-    case F_ADD_ATTN: return get_bool(it, what, key, &c->add_attention);
+        return dd_json_int(it, what, key, 1, DD_MODEL_MAX_CHANNELS, 1, 0, &c->attention_head_dim);
+    case F_GROUPS: return dd_json_int(it, what, key, 1, DD_MODEL_MAX_CHANNELS, 0, 0, &c->norm_num_groups);
+    case F_ATTN_GROUPS: return dd_json_int(it, what, key, 1, DD_MODEL_MAX_CHANNELS, 1, 0, &c->attn_norm_num_groups);
+    case F_EPS: return dd_json_number(it, what, key, &c->norm_eps);
+    case F_SCALE_SHIFT: return dd_json_choice(it, what, key, dflt, 0, &idx);
+    case F_ADD_ATTN: return dd_json_bool(it, what, key, &c->add_attention);
     case F_CLASS_TYPE:
         if (cJSON_IsNull(it)) return DDPM_OK;
         if (!cJSON_IsString(it)) return dd_json_type_error(what, key, "a string or null", it);
         return dd_error(DDPM_ERR_UNSUPPORTED, "%s: class_embed_type = '%s' is not supported (supported: null, with "
                         "num_class_embeds for a class embedding table)", what, it->valuestring);
-    case F_NUM_CLASS: return get_int(it, what, key, 1, DD_MODEL_MAX_CLASSES, 1, 0, &c->num_class_embeds);
-    case F_NUM_TRAIN_T: return get_int(it, what, key, 1, 100000000, 1, 0, &c->num_train_timesteps);
+    case F_NUM_CLASS: return dd_json_int(it, what, key, 1, DD_MODEL_MAX_CLASSES, 1, 0, &c->num_class_embeds);
+    case F_NUM_TRAIN_T: return dd_json_int(it, what, key, 1, 100000000, 1, 0, &c->num_train_timesteps);
     case F_MID_TYPE:   /* written by diffusers >= 0.28; null there means no middle block */
         if (cJSON_IsNull(it)) {
             c->mid_block = 0;
@@ -435,7 +435,7 @@ static ddpm_status parse_field(field f, const cJSON *it, const char *what, dd_mo
         c->mid_block = 1;
         return DDPM_OK;
     case F_TIME_EMB_DIM:   /* written by diffusers >= 0.28; null: 4 x block_out_channels[0] */
-        return get_int(it, what, key, 1, 4 * DD_MODEL_MAX_CHANNELS, 1, 0, &ll->time_dim);
+        return dd_json_int(it, what, key, 1, 4 * DD_MODEL_MAX_CHANNELS, 1, 0, &ll->time_dim);
     case F_COUNT: break;
     }
     return dd_error(DDPM_ERR_INTERNAL, "%s: unhandled field %s", what, key);
@@ -455,7 +455,7 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
         }
     }
     int kind = 0;
-    if (cls && (st = get_choice(cls, what, "_class_name", classes, 0, &kind)) != DDPM_OK) return st;
+    if (cls && (st = dd_json_choice(cls, what, "_class_name", classes, 0, &kind)) != DDPM_OK) return st;
     if (kind == 1) {   /* the seed's BasicUNet: in_channels, out_channels, sample_size */
         c.kind = DD_MODEL_BASIC;
         c.in_channels = c.out_channels = 1;
@@ -470,13 +470,13 @@ static ddpm_status parse_root(const cJSON *root, const char *what, dd_model_conf
             if (seen_null) return dd_error(DDPM_ERR_FORMAT, "%s: key '%s' appears twice", what, key);
             seen_null = 1;
             /* the range against num_class_embeds is checked by dd_model_config_validate below */
-            if ((st = get_int(it, what, key, -1, DD_MODEL_MAX_CLASSES, 1, -1, &c.null_class)) != DDPM_OK) return st;
+            if ((st = dd_json_int(it, what, key, -1, DD_MODEL_MAX_CLASSES, 1, -1, &c.null_class)) != DDPM_OK) return st;
             continue;
         }
         if (strcmp(key, "_ddpm_guidance") == 0) {   /* ours: the default guidance weight of these weights */
             if (seen_guidance) return dd_error(DDPM_ERR_FORMAT, "%s: key '%s' appears twice", what, key);
             seen_guidance = 1;
-            if ((st = get_number(it, what, key, &c.guidance)) != DDPM_OK) return st;
+            if ((st = dd_json_number(it, what, key, &c.guidance)) != DDPM_OK) return st;
             continue;
         }
         if (key[0] == '_') {   /* diffusers' private keys; _class_name was read above */

@@ -80,6 +80,15 @@ int dd_model_attn_heads(const dd_model_config *c, int C);
 struct cJSON;
 const char *dd_json_text(const struct cJSON *it, char *buf, size_t cap);
 ddpm_status dd_json_type_error(const char *what, const char *key, const char *want, const struct cJSON *it);
+/* Typed values of a JSON field, refused with "<what>: <key> ..." naming the value: an integer in [lo, hi]
+   (null gives null_value when allow_null), true/false, a finite number, one of the NULL-terminated
+   `supported` strings (ASCII case-insensitive when nocase; *index gets its position). */
+ddpm_status dd_json_int(const struct cJSON *it, const char *what, const char *key, int lo, int hi, int allow_null,
+                        int null_value, int *out);
+ddpm_status dd_json_bool(const struct cJSON *it, const char *what, const char *key, int *out);
+ddpm_status dd_json_number(const struct cJSON *it, const char *what, const char *key, double *out);
+ddpm_status dd_json_choice(const struct cJSON *it, const char *what, const char *key, const char *const *supported,
+                           int nocase, int *index);
 
 /* ============================================================== parameters */
 

@@ -16,45 +16,6 @@
 #define SCHEDULER_FILE "scheduler/scheduler_config.json"
 #define SCHEDULER_MAX_BYTES ((size_t)1 << 28)   /* trained_betas of DD_SCHEDULE_MAX_T values fit */
 
-static ddpm_status get_bool(const cJSON *it, const char *what, const char *key, int *out) {
-    if (!cJSON_IsBool(it)) return dd_json_type_error(what, key, "true or false", it);
-    *out = cJSON_IsTrue(it) ? 1 : 0;
-    return DDPM_OK;
-}
-
-static ddpm_status get_number(const cJSON *it, const char *what, const char *key, double *out) {
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) return dd_json_type_error(what, key, "a number", it);
-    *out = it->valuedouble;
-    return DDPM_OK;
-}
-
-static ddpm_status get_int(const cJSON *it, const char *what, const char *key, int lo, int hi, int *out) {
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble != floor(it->valuedouble))
-        return dd_json_type_error(what, key, "an integer", it);
-    double v = it->valuedouble;
-    if (v < lo || v > hi)
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s = %.0f is out of range (%d..%d)", what, key, v, lo, hi);
-    *out = (int)v;
-    return DDPM_OK;
-}
-
-/* A string equal to one of names[] (NULL-terminated); *index gets its position. */
-static ddpm_status get_choice(const cJSON *it, const char *what, const char *key, const char *const *names,
-                              int *index) {
-    if (!cJSON_IsString(it) || !it->valuestring) return dd_json_type_error(what, key, "a string", it);
-    for (int i = 0; names[i]; i++)
-        if (strcmp(it->valuestring, names[i]) == 0) {
-            *index = i;
-            return DDPM_OK;
-        }
-    char list[200] = "";
-    size_t used = 0;
-    for (int i = 0; names[i] && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
-    return dd_error(DDPM_ERR_UNSUPPORTED, "%s: %s = \"%.64s\" is not supported (supported: %s)", what, key,
-                    it->valuestring, list);
-}
-
 typedef enum {
     K_CLASS, K_T, K_BETA_START, K_BETA_END, K_BETA_SCHEDULE, K_TRAINED, K_VARIANCE, K_CLIP, K_CLIP_RANGE,
     K_PREDICTION, K_THRESHOLDING, K_SPACING, K_OFFSET, K_ZERO_SNR, K_ALPHA_ONE, K_COUNT
@@ -90,11 +51,11 @@ static ddpm_status parse_key(key_id k, const cJSON *it, const char *what, ddpm_p
         return DDPM_OK;
     case K_T:
         sp->T_given = 1;
-        return get_int(it, what, key, 1, DD_SCHEDULE_MAX_T, &sp->sc.T);
-    case K_BETA_START: return get_number(it, what, key, &sp->sc.beta_start);
-    case K_BETA_END: return get_number(it, what, key, &sp->sc.beta_end);
+        return dd_json_int(it, what, key, 1, DD_SCHEDULE_MAX_T, 0, 0, &sp->sc.T);
+    case K_BETA_START: return dd_json_number(it, what, key, &sp->sc.beta_start);
+    case K_BETA_END: return dd_json_number(it, what, key, &sp->sc.beta_end);
     case K_BETA_SCHEDULE:
-        if ((st = get_choice(it, what, key, schedules, &idx)) != DDPM_OK) return st;
+        if ((st = dd_json_choice(it, what, key, schedules, 0, &idx)) != DDPM_OK) return st;
         sp->sc.name = our_names[idx];
         return DDPM_OK;
     case K_TRAINED:
@@ -110,38 +71,38 @@ static ddpm_status parse_key(key_id k, const cJSON *it, const char *what, ddpm_p
                             "fixed_large)", what, it->valuestring);
         /* fixed_small_log is fixed_small in log form; diffusers' fixed_large_log takes the square root of a
            log variance (NaN noise), so it is refused with the others */
-        if ((st = get_choice(it, what, key, variances, &idx)) != DDPM_OK) return st;
+        if ((st = dd_json_choice(it, what, key, variances, 0, &idx)) != DDPM_OK) return st;
         out->variance = idx == 2 ? DDPM_VAR_FIXED_LARGE : DDPM_VAR_FIXED_SMALL;
         return DDPM_OK;
-    case K_CLIP: return get_bool(it, what, key, &out->clip_sample);
+    case K_CLIP: return dd_json_bool(it, what, key, &out->clip_sample);
     case K_CLIP_RANGE:
-        if ((st = get_number(it, what, key, &out->clip_range)) != DDPM_OK) return st;
+        if ((st = dd_json_number(it, what, key, &out->clip_range)) != DDPM_OK) return st;
         if (!(out->clip_range > 0.0))
             return dd_error(DDPM_ERR_INVALID_ARG, "%s: clip_sample_range = %g must be positive", what,
                             out->clip_range);
         return DDPM_OK;
     case K_PREDICTION:
-        if ((st = get_choice(it, what, key, predictions, &idx)) != DDPM_OK) return st;
+        if ((st = dd_json_choice(it, what, key, predictions, 0, &idx)) != DDPM_OK) return st;
         out->prediction = idx == 0 ? DDPM_PRED_EPS : idx == 1 ? DDPM_PRED_X0 : DDPM_PRED_V;
         return DDPM_OK;
     case K_THRESHOLDING:
-        if ((st = get_bool(it, what, key, &flag)) != DDPM_OK) return st;
+        if ((st = dd_json_bool(it, what, key, &flag)) != DDPM_OK) return st;
         if (flag)
             return dd_error(DDPM_ERR_UNSUPPORTED, "%s: thresholding = true is not supported (dynamic thresholding "
                             "is not implemented; set it to false)", what);
         return DDPM_OK;
     case K_SPACING:
-        if ((st = get_choice(it, what, key, spacings, &idx)) != DDPM_OK) return st;
+        if ((st = dd_json_choice(it, what, key, spacings, 0, &idx)) != DDPM_OK) return st;
         out->spacing = idx == 0 ? DDPM_SPACING_LEADING : idx == 1 ? DDPM_SPACING_TRAILING : DDPM_SPACING_LINSPACE;
         return DDPM_OK;
-    case K_OFFSET: return get_int(it, what, key, 0, DD_SCHEDULE_MAX_T, &out->steps_offset);
+    case K_OFFSET: return dd_json_int(it, what, key, 0, DD_SCHEDULE_MAX_T, 0, 0, &out->steps_offset);
     case K_ZERO_SNR:
-        if ((st = get_bool(it, what, key, &flag)) != DDPM_OK) return st;
+        if ((st = dd_json_bool(it, what, key, &flag)) != DDPM_OK) return st;
         if (flag)
             return dd_error(DDPM_ERR_UNSUPPORTED, "%s: rescale_betas_zero_snr = true is not supported (the "
                             "zero-terminal-SNR rescaling is not implemented; set it to false)", what);
         return DDPM_OK;
-    case K_ALPHA_ONE: return get_bool(it, what, key, &out->set_alpha_to_one);
+    case K_ALPHA_ONE: return dd_json_bool(it, what, key, &out->set_alpha_to_one);
     case K_COUNT: break;
     }
     return dd_error(DDPM_ERR_INTERNAL, "%s: unhandled key %s", what, key);
@@ -165,7 +126,7 @@ static ddpm_status trained_diffusion(const cJSON *list, const sched_spec *sp, co
     cJSON_ArrayForEach(e, list) {
         char name[48];
         snprintf(name, sizeof name, "trained_betas[%d]", i);
-        if ((st = get_number(e, what, name, &betas[i])) != DDPM_OK) break;
+        if ((st = dd_json_number(e, what, name, &betas[i])) != DDPM_OK) break;
         if (!(betas[i] > 0.0 && betas[i] < 1.0)) {
             st = dd_error(DDPM_ERR_INVALID_ARG, "%s: trained_betas[%d] = %g must lie in (0, 1)", what, i, betas[i]);
             break;
