@@ -915,6 +915,92 @@ ddpm_status ddpm_bpd_loop(const ddpm_diffusion *d, const ddpm_bpd_config *cfg, d
                           const float *x0, int64_t N, int64_t D, int64_t first_item, double *bpd, double *prior,
                           double *decoder);
 
+/* ===================================================================================== evaluation against a dataset
+   What `ddpm eval` measures, as library calls: a reference (a dataset's training and test images and a feature
+   classifier trained on it) scores a set of images with all of the numbers above at once; calibration sets of real
+   and degraded data show what the numbers mean; stored samples are read back; bits/dim runs over test images.
+   The held-out and calibration subsets come from a fixed shuffle of each split (the same in every run), since
+   the files' order is not random. Everything is deterministic. */
+
+#define DDPM_EVAL_MAX_CLASSES 1000
+typedef struct ddpm_eval_reference ddpm_eval_reference;
+/* Loads the classifier at classifier_path and the training and test sets of `dataset` (a ddpm_dataset_load kind;
+   data_dir NULL: its default folder), and the test set's feature statistics. Refuses a classifier trained on
+   another dataset (when it records one), or made for another image size or channel count. */
+ddpm_status ddpm_eval_reference_create(const char *dataset, const char *data_dir, const char *classifier_path,
+                                       ddpm_eval_reference **out);
+void ddpm_eval_reference_free(ddpm_eval_reference *r);
+typedef struct {
+    int channels, size;             /* of the dataset's images: [channels, size, size] */
+    int num_classes;                /* the classifier's */
+    int64_t test_count, train_count;
+    ddpm_classifier_info classifier;
+} ddpm_eval_reference_info;
+void ddpm_eval_reference_get_info(const ddpm_eval_reference *r, ddpm_eval_reference_info *info);
+
+/* The numbers of one set of n images. */
+typedef struct {
+    int64_t num;                    /* n */
+    int num_classes;                /* K: the entries of histogram */
+    double fid;                     /* Frechet distance of the classifier features to the test set's */
+    double spread;                  /* trace of the feature covariance over the test set's (FID at a given n is
+                                       lower for a smaller one) */
+    double entropy;                 /* of the predicted-label histogram (uniform: ln K) */
+    double confidence;              /* mean probability of the predicted label */
+    double agreement;               /* fraction predicted as their given label; NaN without labels */
+    double nearest;                 /* mean distance to the nearest training image (pixel space) */
+    double held_out_nearest;        /* the same for n held-out test images */
+    double ratio;                   /* memorisation ratio nearest / held_out_nearest: about 1 healthy, 0 copies */
+    double pixel_mean;              /* mean of every value (model space) */
+    int64_t histogram[DDPM_EVAL_MAX_CLASSES];   /* [K] images per predicted label */
+} ddpm_eval_metrics;
+/* Scores x [n, C, S, S] (model space) with labels [n] (the conditioning labels; NULL: none). 2 <= n <= the test
+   set's size: the held-out images of the ratio are the first n of the test set's shuffle (computed once per n and
+   kept in r). A value that is not finite is DDPM_ERR_NUMERIC, naming the image and the value's index. */
+ddpm_status ddpm_eval_score(ddpm_eval_reference *r, const float *x, int64_t n, const int64_t *labels,
+                            ddpm_eval_metrics *out);
+
+/* Scores the calibration sets of N images each, real and degraded data that show what the numbers mean:
+   "test images" (test images N .. 2N - 1 of the shuffle: never among the held-out ones), "training images" (the
+   first N of the training set's shuffle: copies, ratio 0), "test + noise 0.1" (the test images plus Gaussian noise
+   of standard deviation 0.2 in model space, stream (NOISING, 0, 0) of seed, clipped to [-1, 1]), "test blurred"
+   (a 3x3 binomial blur) and "test, classes 0-4" (test images of the first K/2 classes from position N of the
+   shuffle). on_set (may be NULL) is called before each set with its name and the images it has, `available`: a
+   set with fewer than N (when the test set is too small) is skipped; non-OK stops. rows and names
+   [DDPM_EVAL_CALIBRATION_SETS] receive the scored sets in order (names: static strings), *nrows how many.
+   2 <= N, 2 N <= the test set's size. A scoring failure's message begins with the set's name. */
+#define DDPM_EVAL_CALIBRATION_SETS 5
+typedef ddpm_status (*ddpm_eval_set_fn)(void *user, const char *name, int64_t available, int64_t N);
+ddpm_status ddpm_eval_calibrate(ddpm_eval_reference *r, int64_t N, uint64_t seed, ddpm_eval_set_fn on_set,
+                                void *user, ddpm_eval_metrics *rows, const char **names, int *nrows);
+
+/* Stored samples, read for scoring against r: a 'ddpm sample --save-tensor' safetensors file (tensor 'samples'
+   [N, C, S, S], or its only tensor; 'labels' [N] when present), or a folder of PNGs (every *.png in sorted name
+   order, each C x S x S). 2 <= N (a file) and N <= the test set's size. Messages begin with the path. */
+typedef struct {
+    int64_t num;
+    float *x;                       /* [num, C, S, S] in model space */
+    int64_t *labels;                /* [num], or NULL when there are none */
+} ddpm_eval_samples;
+ddpm_status ddpm_eval_samples_read(const ddpm_eval_reference *r, const char *path, ddpm_eval_samples *out);
+void ddpm_eval_samples_free(ddpm_eval_samples *s);   /* zeroes s */
+
+/* Bits/dim (ddpm_bpd_loop with cfg) of test images first .. first + num - 1 in the files' order, in chunks of
+   `batch` images through ddpm_guided_fn over `model` unconditionally (the null class of a conditional model, which
+   must have one). The model takes the dataset's image size and channels and is prepared for batch images.
+   on_chunk (may be NULL) is called before each chunk with the chunk's first image counted from `first` and its
+   size; non-OK stops the run. The results do not depend on batch. */
+typedef ddpm_status (*ddpm_eval_chunk_fn)(void *user, int64_t first, int64_t n);
+typedef struct {
+    int64_t first, num;             /* the test images */
+    double bits_per_dim;            /* their mean */
+    double standard_error;          /* of the mean: sample standard deviation / sqrt(num); 0 for one image */
+    double prior, decoder;          /* the means of the prior and decoder terms */
+} ddpm_eval_bpd_result;
+ddpm_status ddpm_eval_bpd(const ddpm_eval_reference *r, ddpm_model *model, const ddpm_diffusion *d,
+                          const ddpm_bpd_config *cfg, int64_t first, int64_t num, int batch,
+                          ddpm_eval_chunk_fn on_chunk, void *chunk_user, ddpm_eval_bpd_result *out);
+
 #ifdef __cplusplus
 }
 #endif

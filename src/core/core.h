@@ -60,6 +60,8 @@ ddpm_status dd_make_dirs(const char *path);
 char *dd_path_join(const char *dir, const char *name);
 int dd_is_dir(const char *path);    /* 1 if path is a directory */
 int dd_is_file(const char *path);   /* 1 if path is a regular file */
+/* qsort comparator of C strings (an array of char *), by strcmp. */
+int dd_cmp_str(const void *a, const void *b);
 /* zlib crc32 of n bytes, continued from crc (0 to start). */
 uint32_t dd_crc32(uint32_t crc, const void *data, uint64_t n);
 

@@ -33,6 +33,10 @@ int dd_is_file(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+int dd_cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 ddpm_status dd_read_file(const char *path, size_t max_size, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;

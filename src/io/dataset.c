@@ -128,10 +128,6 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The batch names of a CIFAR-10 directory, sorted; X.bin.gz is skipped when X.bin is present. */
 static ddpm_status cifar_files(const char *dir, const char *hint, int train, char **names, int *count) {
     *count = 0;
@@ -156,7 +152,7 @@ static ddpm_status cifar_files(const char *dir, const char *hint, int train, cha
     }
     closedir(d);
     if (s != DDPM_OK) return s;
-    qsort(names, (size_t)*count, sizeof(char *), cmp_str);
+    qsort(names, (size_t)*count, sizeof(char *), dd_cmp_str);
     int k = 0;
     for (int i = 0; i < *count; i++) {
         size_t n = strlen(names[i]);

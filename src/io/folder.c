@@ -42,10 +42,6 @@ static ddpm_status list_push(strlist *l, const char *s) {
     return DDPM_OK;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
     return dot && dot != name &&
@@ -84,8 +80,8 @@ static ddpm_status list_dir(const char *dir, const char *root, strlist *files, s
     }
     closedir(d);
     if (s != DDPM_OK) return s;
-    if (files->n > 1) qsort(files->v, files->n, sizeof(char *), cmp_str);
-    if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
+    if (files->n > 1) qsort(files->v, files->n, sizeof(char *), dd_cmp_str);
+    if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof(char *), dd_cmp_str);
     return DDPM_OK;
 }
 

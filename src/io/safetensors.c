@@ -82,10 +82,6 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static ddpm_status parse_metadata(ddpm_safetensors *st, const cJSON *m) {
     const char *src = st->src;
     if (!cJSON_IsObject(m)) return dd_error(DDPM_ERR_FORMAT, "%s: __metadata__ is not a JSON object", src);
@@ -111,7 +107,7 @@ static ddpm_status parse_metadata(ddpm_safetensors *st, const cJSON *m) {
         const char **keys = dd_calloc((size_t)st->nmeta, sizeof(char *));
         if (!keys) return DDPM_ERR_NOMEM;
         for (int i = 0; i < st->nmeta; i++) keys[i] = st->meta[2 * i];
-        qsort(keys, (size_t)st->nmeta, sizeof(char *), cmp_str);
+        qsort(keys, (size_t)st->nmeta, sizeof(char *), dd_cmp_str);
         for (int i = 1; i < st->nmeta; i++)
             if (strcmp(keys[i - 1], keys[i]) == 0) {
                 ddpm_status s = dd_error(DDPM_ERR_FORMAT, "%s: __metadata__ key '%.200s' appears twice",
