@@ -196,7 +196,7 @@ static int exists(const char *dir, const char *name) {
 
 typedef struct {
     cli_args ea;                   /* effective options: the command line over the saved ones over defaults */
-    char *saved[CLI_MAX_OPTIONS];  /* values of OUT/train_options.txt ("name=value" lines) */
+    char *saved[CLI_MAX_OPTIONS];  /* values of the resumed run's train_options.txt */
     char *out, *log_path, *settings, *checkpoint;
     ddpm_dataset ds;
     ddpm_trainer *tr;
@@ -205,25 +205,6 @@ typedef struct {
     long long sample_every, sample_num, sample_steps, save_retry, log_every;
     ddpm_dir_lock *lock;           /* one writer per run folder */
 } train_run;
-
-static void saved_read(train_run *r, const char *dir) {
-    char *path = join(dir, "train_options.txt"), *line = NULL;
-    FILE *f = path ? fopen(path, "rb") : NULL;
-    size_t cap = 0;
-    ssize_t len;
-    free(path);
-    while (f && (len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] == '\n') line[--len] = 0;
-        char *eq = strchr(line, '=');
-        if (line[0] == '#' || !eq) continue;
-        *eq = 0;
-        for (int k = 0; options[k].name; k++)
-            if (strcmp(options[k].name, line) == 0 && !r->saved[k] && (r->saved[k] = malloc(strlen(eq + 1) + 1)))
-                strcpy(r->saved[k], eq + 1);
-    }
-    free(line);
-    if (f) fclose(f);
-}
 
 static int saved_write(const cli_args *a, const char *out) {
     char *path = join(out, "train_options.txt");
@@ -247,12 +228,27 @@ static int same_value(const char *x, const char *y) {
     return strcmp(x, y) == 0 || (ex != x && ey != y && !*ex && !*ey && a == b);
 }
 
-/* Merges the saved options of a resumed run under the command line; refuses changed run-defining options. */
+/* Merges the saved options of a resumed run (OUT/train_options.txt of the resumed run's folder) under the
+   command line; refuses changed run-defining options. */
 static int merge_saved(train_run *r, const cli_args *a) {
-    char *src = NULL;   /* the options live in the resumed run's folder */
+    char *src = NULL, *path = NULL, *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
     if (ddpm_train_run_folder(cli_str(a, "resume"), &src) != DDPM_OK) return cli_fail();
-    saved_read(r, src);
+    FILE *f = (path = join(src, "train_options.txt")) != NULL ? fopen(path, "rb") : NULL;
     ddpm_free(src);
+    free(path);
+    while (f && (len = getline(&line, &cap, f)) > 0) {   /* "name=value" lines */
+        if (line[len - 1] == '\n') line[--len] = 0;
+        char *eq = strchr(line, '=');
+        if (line[0] == '#' || !eq) continue;
+        *eq = 0;
+        for (int k = 0; options[k].name; k++)
+            if (strcmp(options[k].name, line) == 0 && !r->saved[k] && (r->saved[k] = malloc(strlen(eq + 1) + 1)))
+                strcpy(r->saved[k], eq + 1);
+    }
+    free(line);
+    if (f) fclose(f);
     for (int k = 0; options[k].name; k++) {
         const char *name = options[k].name, *sv = r->saved[k];
         if (a->value[k] && in_list(name, fixed_options)) {
@@ -329,34 +325,31 @@ static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
     ddpm_model *m = NULL, *cm = NULL, *saved = NULL;
     char *what = NULL;
     if (resume && cli_given(given, "model")) spec = cli_str(given, "model");
-    if (ddpm_model_load(spec, tc->seed, &m) != DDPM_OK) return cli_fail();
-    if (resume && spec != r->checkpoint &&
-        (ddpm_model_load(r->checkpoint, 0, &saved) != DDPM_OK || ddpm_model_config_diff(m, saved, &what) != DDPM_OK ||
-         what)) {
-        int rc = what ? errorf("--model %s is not the network of the run in %s: %s (given vs the run's)", spec,
-                               r->checkpoint, what) : cli_fail();
-        ddpm_free(what);
-        ddpm_model_free(saved);
-        ddpm_model_free(m);
-        return rc;
-    }
+    ddpm_model_info info;
+    int rc = ddpm_model_load(spec, tc->seed, &m) == DDPM_OK ? CLI_OK : cli_fail();
+    if (rc == CLI_OK && resume && spec != r->checkpoint &&
+        (ddpm_model_load(r->checkpoint, 0, &saved) != DDPM_OK || ddpm_model_config_diff(m, saved, &what) != DDPM_OK))
+        rc = cli_fail();
+    if (what)
+        rc = errorf("--model %s is not the network of the run in %s: %s (given vs the run's)", spec, r->checkpoint,
+                    what);
+    ddpm_free(what);
     ddpm_model_free(saved);
-    if (!resume && r->classes > 0) {   /* --classes: the same network with a class embedding and a null class */
+    if (rc == CLI_OK && !resume && r->classes > 0) {   /* the same network with a class embedding and a null class */
         ddpm_status st = ddpm_model_with_classes(m, (int)r->classes, tc->seed, &cm);
         ddpm_model_free(m);
-        if (st != DDPM_OK) return errorf("--classes %lld: %s", r->classes, ddpm_last_error());
         m = cm;
+        if (st != DDPM_OK) rc = errorf("--classes %lld: %s", r->classes, ddpm_last_error());
     }
-    ddpm_model_info info;
-    ddpm_model_get_info(m, &info);
-    if (ddpm_dataset_load_for_model(cli_str(a, "data"), cli_str(a, "data-dir"), 1, info.sample_size,
-                                    info.in_channels, &r->ds) != DDPM_OK) {
+    if (rc == CLI_OK) ddpm_model_get_info(m, &info);
+    if (rc == CLI_OK && ddpm_dataset_load_for_model(cli_str(a, "data"), cli_str(a, "data-dir"), 1, info.sample_size,
+                                                    info.in_channels, &r->ds) != DDPM_OK)
+        rc = cli_fail();
+    if (rc == CLI_OK && !resume && r->classes > 0 && r->ds.num_classes != r->classes)
+        rc = errorf("--classes %lld, but the data has %d classes", r->classes, r->ds.num_classes);
+    if (rc != CLI_OK) {
         ddpm_model_free(m);
-        return cli_fail();
-    }
-    if (!resume && r->classes > 0 && r->ds.num_classes != r->classes) {
-        ddpm_model_free(m);
-        return errorf("--classes %lld, but the data has %d classes", r->classes, r->ds.num_classes);
+        return rc;
     }
     if (!resume && info.num_class_embeds == 0 && r->ds.num_classes > 0)
         printf("note: the data has %d classes but the network is unconditional, so the labels are not used; add "
