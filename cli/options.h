@@ -46,28 +46,6 @@ extern const cli_command cli_cmd_train, cli_cmd_plot;
 extern const cli_command cli_cmd_sample, cli_cmd_interpolate, cli_cmd_inpaint, cli_cmd_img2img, cli_cmd_denoise;
 extern const cli_command cli_cmd_eval, cli_cmd_train_classifier, cli_cmd_get_data;
 
-/* cmd_plot.c: the loss (light) and its bias-corrected moving average of weight `smooth` (dark) of a training
-   log against the step, into png_path; log_y draws log10 of the loss. settings: the PNG's "ddpm" tEXt value
-   (NULL: "plot"). Prints one error line and returns CLI_FAIL on a malformed log (naming the line). */
-int cli_plot_loss(const char *log_path, const char *png_path, double smooth, int log_y, int width, int height,
-                  const char *settings);
-
-/* cmd_plot.c: the training log of `ddpm train`, CSV "step,loss,smoothed_loss,lr,grad_norm,images_per_s,elapsed_s",
-   one line per step, flushed at once. cli_log_open appends (a new file gets the header); resume_step > 0 first
-   cuts the log back to steps <= resume_step and continues the smoothed loss and elapsed time from there;
-   resume_step 0 starts a new log. The smoothed loss is the moving average of weight 0.98, bias-corrected. */
-typedef struct {
-    FILE *f;
-    const char *path;          /* borrowed */
-    double smoothed, weight;   /* uncorrected average and 1 - 0.98^k */
-    double elapsed0;           /* training seconds before this run */
-} cli_train_log;
-int cli_log_open(cli_train_log *lg, const char *path, long long resume_step);
-double cli_log_smooth(cli_train_log *lg, double loss);   /* adds a loss; returns the corrected average */
-int cli_log_write(cli_train_log *lg, long long step, double loss, double smoothed, double lr, double grad_norm,
-                  double ips, double elapsed);            /* elapsed: seconds of this run */
-void cli_log_close(cli_train_log *lg);
-
 /* Parses argv (argv[0] is the subcommand name). Returns CLI_OK, CLI_USAGE after printing one error line,
    or -1 after printing the help (for --help / -h; exit 0). */
 int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a);

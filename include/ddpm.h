@@ -445,8 +445,8 @@ typedef struct {
                                       (diffusers' max_train_steps); default 10000 */
     int batch;                     /* images per forward / backward (default 64) */
     int grad_accum;                /* micro-batches per optimiser step (default 1); global batch = batch x grad_accum */
-    double lr;                     /* peak learning rate (default 1e-4) */
-    int64_t warmup_steps;          /* rate = lr * step / warmup_steps during warm-up (default 500) */
+    double lr;                     /* peak learning rate (default 5e-4, the MNIST recipe; 2e-4 suits larger nets) */
+    int64_t warmup_steps;          /* rate = lr * step / warmup_steps during warm-up (default 100) */
     ddpm_lr_schedule lr_schedule;  /* after warm-up: constant (default) or half-cosine decay to 0 */
     int64_t lr_total_steps;        /* cosine length; 0 = steps. Fixed when the run starts, kept on resume */
     double adam_beta1, adam_beta2; /* 0.9, 0.999 */
@@ -462,8 +462,8 @@ typedef struct {
     double label_dropout;          /* class-conditional models: P(label -> "no label" K), default 0.1 */
     int hflip;                     /* random horizontal flip with probability 1/2 (default 0) */
     uint64_t seed;                 /* every random draw of the run (default 0) */
-    int64_t checkpoint_every;      /* ddpm_trainer_run: a checkpoint every N steps (default 1000; 0 = none) */
-    int keep_checkpoints;          /* newest checkpoints kept (default 3; 0 = all) */
+    int64_t checkpoint_every;      /* ddpm_trainer_run: a checkpoint every N steps (default 500; 0 = none) */
+    int keep_checkpoints;          /* newest checkpoints kept (default 2; 0 = all) */
     ddpm_engine engine;            /* network kernels (default fast) */
     size_t memory_limit;           /* plan limit in bytes (0 = the ddpm_plan_config default) */
     ddpm_train_stop_fn should_stop;/* NULL: never; not saved */
@@ -551,6 +551,55 @@ double ddpm_train_lr(const ddpm_train_config *c, int64_t step);
 double ddpm_train_ema_decay(const ddpm_train_config *c, int64_t k);
 /* Sets an AdamW rate used when ddpm_adamw_step's lr is 0 (the first warm-up step runs at rate 0). */
 void ddpm_adamw_set_lr(ddpm_adamw *o, double lr);
+
+/* The run folder of a path given for a resume: RUN for RUN/checkpoints/checkpoint-<step> (trailing slashes
+   ignored), else the path itself. *dir: free with ddpm_free. */
+ddpm_status ddpm_train_run_folder(const char *path, char **dir);
+
+/* The first field in which two networks' configurations (their config.json, keys starting with '_' aside)
+   differ: *what = "KEY: A vs B" with the values as JSON ("absent" for a missing key; free with ddpm_free),
+   or NULL when they agree. */
+ddpm_status ddpm_model_config_diff(const ddpm_model *a, const ddpm_model *b, char **what);
+
+/* Preview samples of the run as one PNG grid at path: `num` images drawn with DDIM (ddim_steps steps, eta 0,
+   the run's seed, x_T [num, D] from stream (DDPM_STREAM_INIT, 0, 0)) from the EMA weights
+   (ddpm_trainer_sample_model, up to 32 images per call; image i of a class-conditional model has class i % K),
+   cells smaller than 64 pixels enlarged (nearest neighbour). text: NULL or {key, value, ..., NULL} tEXt pairs,
+   followed by "Software" and a "Description" of the settings. The run's should_stop is asked after every
+   sampler step (DDPM_ERR_INTERRUPTED). */
+ddpm_status ddpm_trainer_write_samples(ddpm_trainer *t, const char *path, int num, int ddim_steps,
+                                       const char *const *text);
+
+/* The training log, a CSV file "step,loss,smoothed_loss,lr,grad_norm,images_per_s,elapsed_s" with one line per
+   step, flushed as it is written. smoothed_loss: the moving average of weight 0.98 divided by 1 - 0.98^k after
+   k steps; elapsed_s: training seconds of the whole run. */
+typedef struct ddpm_train_log ddpm_train_log;
+/* resume_step 0: a new log (a file at path is replaced). resume_step > 0: the log is first cut back to its
+   lines with step <= resume_step (later ones came from steps the checkpoint does not hold; incomplete or
+   unreadable lines are dropped; the file is replaced atomically), and the smoothed loss and elapsed time
+   continue from its last line. Lines are then appended. */
+ddpm_status ddpm_train_log_open(const char *path, int64_t resume_step, ddpm_train_log **out);
+/* One line for a step: its loss joins the moving average; elapsed_s = seconds of this run (those before the
+   resume are added). */
+ddpm_status ddpm_train_log_write(ddpm_train_log *lg, const ddpm_train_stats *s, double images_per_s,
+                                 double elapsed_s);
+double ddpm_train_log_smoothed(const ddpm_train_log *lg);        /* of the last line (0 before any) */
+double ddpm_train_log_elapsed_before(const ddpm_train_log *lg);  /* training seconds before this run */
+void ddpm_train_log_close(ddpm_train_log *lg);                   /* NULL: nothing */
+
+/* The picture of a training log's loss (ddpm_train_log_plot). */
+typedef struct {
+    double smooth;            /* weight of the moving average drawn over the loss: 0 (none) .. < 1 (default 0.98) */
+    int log_y;                /* 1 (default): the y axis shows log10 of the loss; 0: the loss */
+    int width, height;        /* pixels (default 1000 x 600) */
+    const char *const *text;  /* tEXt pairs as ddpm_png_write (default NULL); "Software" is added */
+} ddpm_train_log_plot_config;
+void ddpm_train_log_plot_config_default(ddpm_train_log_plot_config *c);
+/* Draws the loss of a CSV log (a header line naming "step" and "loss" columns, then one line per step with the
+   header's field count, finite numbers there and increasing steps; blank lines skipped) and its
+   bias-corrected moving average against the step into png_path. A malformed log is DDPM_ERR_FORMAT naming the
+   file and line ("log.csv:4: ..."). c NULL: defaults. */
+ddpm_status ddpm_train_log_plot(const char *log_path, const char *png_path, const ddpm_train_log_plot_config *c);
 
 /* ===================================================================================== safetensors
    An 8-byte little-endian header length, a JSON header, raw little-endian data. Every file is treated

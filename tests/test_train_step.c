@@ -144,6 +144,10 @@ static void check_against_reference(const char *name, ddpm_train_config c, const
 static void test_schedules(void) {
     ddpm_train_config c;
     ddpm_train_config_default(&c);
+    /* the defaults are the tested MNIST recipe of docs/train.md (ddpm train's defaults) */
+    CHECK(c.lr == 5e-4 && c.warmup_steps == 100 && c.lr_schedule == DDPM_LR_CONSTANT && c.batch == 64);
+    CHECK(c.grad_clip == 1.0 && c.use_ema == 1 && c.ema_max_decay == 0.9999 && c.label_dropout == 0.1);
+    CHECK(c.checkpoint_every == 500 && c.keep_checkpoints == 2 && c.steps == 10000 && c.seed == 0);
     c.lr = 2e-4;
     c.warmup_steps = 10;
     c.steps = 110;

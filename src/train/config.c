@@ -23,8 +23,8 @@ void ddpm_train_config_default(ddpm_train_config *c) {
     c->steps = 10000;
     c->batch = 64;
     c->grad_accum = 1;
-    c->lr = 1e-4;
-    c->warmup_steps = 500;            /* diffusers train_unconditional.py --lr_warmup_steps */
+    c->lr = 5e-4;                     /* the tested MNIST recipe (docs/train.md, docs/quality.md) */
+    c->warmup_steps = 100;
     c->lr_schedule = DDPM_LR_CONSTANT;
     c->lr_total_steps = 0;
     ddpm_adamw_config ac;
@@ -43,8 +43,8 @@ void ddpm_train_config_default(ddpm_train_config *c) {
     c->label_dropout = 0.1;
     c->hflip = 0;
     c->seed = 0;
-    c->checkpoint_every = 1000;
-    c->keep_checkpoints = 3;
+    c->checkpoint_every = 500;
+    c->keep_checkpoints = 2;
     c->engine = DDPM_ENGINE_FAST;
     c->memory_limit = 0;
 }

@@ -98,9 +98,50 @@ ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path) {
     return DDPM_OK;
 }
 
+ddpm_status ddpm_train_run_folder(const char *path, char **dir) {
+    if (!path || !dir) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_train_run_folder: NULL path or output");
+    size_t n = strlen(path);
+    char *s = *dir = dd_alloc(n + 3);
+    if (!s) return DDPM_ERR_NOMEM;
+    memcpy(s, path, n + 1);
+    while (n > 1 && s[n - 1] == '/') s[--n] = 0;
+    char *last = strrchr(s, '/');
+    if (last && strncmp(last + 1, "checkpoint-", 11) == 0) {
+        *last = 0;
+        char *prev = strrchr(s, '/');
+        if (strcmp(prev ? prev + 1 : s, "checkpoints") == 0) {
+            if (prev) *prev = 0;
+            else strcpy(s, ".");
+            if (!s[0]) strcpy(s, "/");
+            return DDPM_OK;
+        }
+        *last = '/';
+    }
+    return DDPM_OK;
+}
+
+/* The first key (those starting with '_' aside: _class_name, _diffusers_version) whose values differ between
+   two configuration objects: 1 with *key and the values as JSON text (NULL when absent; free()), else 0. */
+static int first_difference(const cJSON *a, const cJSON *b, const char **key, char **va, char **vb) {
+    for (int pass = 0; pass < 2; pass++) {
+        const cJSON *x = pass ? b : a, *y = pass ? a : b;
+        for (const cJSON *it = x->child; it; it = it->next) {
+            if (!it->string || it->string[0] == '_') continue;
+            const cJSON *other = cJSON_GetObjectItemCaseSensitive(y, it->string);
+            if (other && cJSON_Compare(it, other, 1)) continue;
+            *key = it->string;
+            *va = cJSON_PrintUnformatted(pass ? other : it);
+            *vb = cJSON_PrintUnformatted(pass ? it : other);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The given model against the checkpoint's unet/config.json: the first differing key is named. */
 static ddpm_status same_model(const ddpm_model *m, const char *dir) {
-    char *mine = NULL, *path = dd_path_join(dir, "unet/config.json");
+    char *mine = NULL, *path = dd_path_join(dir, "unet/config.json"), *va = NULL, *vb = NULL;
+    const char *key = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
     cJSON *a = NULL, *b = NULL;
@@ -111,25 +152,44 @@ static ddpm_status same_model(const ddpm_model *m, const char *dir) {
         b = cJSON_ParseWithLength((const char *)buf, len);
         if (!a || !b) st = dd_error(DDPM_ERR_FORMAT, "%s: not valid JSON", path);
     }
-    for (int pass = 0; pass < 2 && st == DDPM_OK; pass++) {
-        const cJSON *x = pass ? b : a, *y = pass ? a : b;
-        for (const cJSON *it = x->child; it && st == DDPM_OK; it = it->next) {
-            if (!it->string || it->string[0] == '_') continue;   /* _class_name, _diffusers_version */
-            const cJSON *other = cJSON_GetObjectItemCaseSensitive(y, it->string);
-            if (other && cJSON_Compare(it, other, 1)) continue;
-            char *va = cJSON_PrintUnformatted(pass ? other : it), *vb = cJSON_PrintUnformatted(pass ? it : other);
-            st = dd_error(DDPM_ERR_INVALID_ARG, "resume: the model differs from the checkpoint's (%s): %s is %.80s "
-                          "in the given model but %.80s in the checkpoint; resume with the run's model (or none)",
-                          path, it->string, va ? va : "absent", vb ? vb : "absent");
-            free(va);
-            free(vb);
-        }
-    }
+    if (st == DDPM_OK && first_difference(a, b, &key, &va, &vb))
+        st = dd_error(DDPM_ERR_INVALID_ARG, "resume: the model differs from the checkpoint's (%s): %s is %.80s "
+                      "in the given model but %.80s in the checkpoint; resume with the run's model (or none)",
+                      path, key, va ? va : "absent", vb ? vb : "absent");
+    free(va);
+    free(vb);
     cJSON_Delete(a);
     cJSON_Delete(b);
     dd_free(buf);
     ddpm_free(mine);
     dd_free(path);
+    return st;
+}
+
+ddpm_status ddpm_model_config_diff(const ddpm_model *a, const ddpm_model *b, char **what) {
+    if (!what) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_config_diff: what is NULL");
+    *what = NULL;
+    if (!a || !b) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_config_diff: a model is NULL");
+    char *ja = NULL, *jb = NULL, *va = NULL, *vb = NULL;
+    const char *key = NULL;
+    cJSON *x = NULL, *y = NULL;
+    ddpm_status st = ddpm_model_config_json(a, &ja);
+    if (st == DDPM_OK) st = ddpm_model_config_json(b, &jb);
+    if (st == DDPM_OK && (!(x = cJSON_Parse(ja)) || !(y = cJSON_Parse(jb))))
+        st = dd_error(DDPM_ERR_NOMEM, "ddpm_model_config_diff: cannot parse a configuration");
+    if (st == DDPM_OK && first_difference(x, y, &key, &va, &vb)) {
+        size_t n = strlen(key) + (va ? strlen(va) : 6) + (vb ? strlen(vb) : 6) + 8;
+        if ((*what = dd_alloc(n)) != NULL)
+            snprintf(*what, n, "%s: %s vs %s", key, va ? va : "absent", vb ? vb : "absent");
+        else
+            st = DDPM_ERR_NOMEM;
+    }
+    free(va);
+    free(vb);
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    ddpm_free(ja);
+    ddpm_free(jb);
     return st;
 }
 

@@ -90,6 +90,11 @@ ddpm_status dd_train_state_parse(const char *json, size_t len, const char *what,
 /* Objective names in the state file: "eps", "x0", "v". */
 const char *dd_train_objective_name(ddpm_prediction p);
 
+/* PNG tEXt pairs: the caller's `text` then `extra` (either NULL or {key, value, ..., NULL}) into out[cap],
+   NULL-terminated; pairs past cap are dropped. Returns out. */
+#define DD_TEXT_MAX 33
+const char **dd_text_join(const char **out, int cap, const char *const *text, const char *const *extra);
+
 /* zlib crc32 of n floats (their bytes as stored: little-endian on the supported hosts). */
 uint32_t dd_crc_floats(const float *x, int64_t n);
 
