@@ -24,7 +24,7 @@
                               "dpmpp2m: linspace)"}
 #define APP_OPT_CLIP                                                                                           \
     {"clip", "on|off", NULL, "clamp the x0 prediction to [-1, 1] (default: the model's scheduler; dpmpp2m: off)"}
-#define APP_OPT_SEED {"seed", "S", "0", "seed of every random draw (x_T, sampler noise, forward noise)"}
+#define APP_OPT_SEED {"seed", "S", cli_defaults.seed, "seed of every random draw (x_T, sampler noise, forward noise)"}
 #define APP_OPT_CLASS                                                                                          \
     {"class", "K|K1,K2,..|none", NULL, "class labels of a class-conditional model (cycled over the images); "     \
                                        "none = the null class (unconditional)"}
@@ -33,7 +33,7 @@
                               "else 2 for a model with a null class when labels are used, else 1 (plain "       \
                               "conditional sampling)"}
 #define APP_OPT_THREADS {"threads", "N", "0", "threads (0 = all cores)"}
-#define APP_OPT_ENGINE {"engine", "fast|reference", "fast", "the kernels: fast, or the plain reference twins"}
+#define APP_OPT_ENGINE {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"}
 
 /* Records x and x0_hat of the first `nimg` images at chosen steps of a run (the seed's p_sample_loop_trajectory). */
 typedef struct {

@@ -16,9 +16,9 @@ static const cli_option options[] = {
     {"out", "FILE", NULL, "safetensors to write: sample [N,C,S,S] (required)"},
     {"loss-target", NULL, NULL, "also read target [N,C,S,S]; write loss [1], x_grad and every parameter's "
                                 "gradient under its own name"},
-    {"engine", "fast|reference", "fast", "the kernels: fast, or the plain reference twins"},
+    {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
     {"threads", "N", NULL, "threads (default: all cores)"},
-    {"seed", "S", "0", "weight initialisation seed, for a --model without weights"},
+    {"seed", "S", cli_defaults.seed, "weight initialisation seed, for a --model without weights"},
     {NULL, NULL, NULL, NULL},
 };
 

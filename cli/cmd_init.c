@@ -12,13 +12,13 @@
 static const cli_option options[] = {
     {"model", "PRESET|config.json", NULL, "the network: mnist, cifar10, tiny, basic, a diffusers config.json or a "
                                           "model folder (required)"},
-    {"seed", "S", "0", "seed of the weight initialisation"},
+    {"seed", "S", cli_defaults.seed, "seed of the weight initialisation"},
     {"out", "DIR", NULL, "the pipeline folder to write (required)"},
-    {"schedule", "NAME", "linear", "noise schedule written to scheduler/scheduler_config.json"},
-    {"T", "N", "1000", "number of diffusion steps"},
-    {"beta-start", "B", "1e-4", "first beta of linear, scaled_linear and sigmoid"},
-    {"beta-end", "B", "0.02", "last beta of linear, scaled_linear and sigmoid"},
-    {"prediction", "eps|x0|v", "eps", "what the network predicts (the scheduler's prediction_type)"},
+    {"schedule", "NAME", cli_defaults.schedule, "noise schedule written to scheduler/scheduler_config.json"},
+    {"T", "N", cli_defaults.T, "number of diffusion steps"},
+    {"beta-start", "B", cli_defaults.beta_start, "first beta of linear, scaled_linear and sigmoid"},
+    {"beta-end", "B", cli_defaults.beta_end, "last beta of linear, scaled_linear and sigmoid"},
+    {"prediction", "eps|x0|v", cli_defaults.objective, "what the network predicts (the scheduler's prediction_type)"},
     {"force", NULL, NULL, "write into an --out folder that is not empty (its model files are replaced)"},
     {NULL, NULL, NULL, NULL},
 };

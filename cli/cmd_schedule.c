@@ -12,11 +12,11 @@
 #define MAX_T 1000000
 
 static const cli_option options[] = {
-    {"schedule", "NAME[,NAME...]", "linear",
+    {"schedule", "NAME[,NAME...]", cli_defaults.schedule,
      "comma-separated schedules: linear, scaled_linear, cosine, sqrt, sigmoid, sigmoid_chen, file:PATH"},
-    {"T", "N", "1000", "number of diffusion steps"},
-    {"beta-start", "B", "1e-4", "first beta of linear, scaled_linear and sigmoid"},
-    {"beta-end", "B", "0.02", "last beta of linear, scaled_linear and sigmoid"},
+    {"T", "N", cli_defaults.T, "number of diffusion steps"},
+    {"beta-start", "B", cli_defaults.beta_start, "first beta of linear, scaled_linear and sigmoid"},
+    {"beta-end", "B", cli_defaults.beta_end, "last beta of linear, scaled_linear and sigmoid"},
     {"scale-to-T", NULL, NULL, "linear: multiply both betas by 1000/T (improved-diffusion)"},
     {"csv", "FILE", NULL, "write every diffusion table as CSV ('-' = standard output)"},
     {"plot", "FILE.png", NULL, "plot sqrt(alpha_bar) (solid) and sqrt(1 - alpha_bar) (dashed) against t"},

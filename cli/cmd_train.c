@@ -13,74 +13,35 @@
 
 #include "options.h"
 
-/* The first SIGINT or SIGTERM asks the loop to finish its step, save and leave; a second one ends at once
-   (checkpoint files are written atomically, so the previous checkpoint survives). */
-static volatile sig_atomic_t stop_signal = 0;
-static void on_stop(int sig) {
-    if (stop_signal) _exit(128 + sig);
-    stop_signal = sig;
-}
-static int stop_requested(void *user) { return (void)user, stop_signal != 0; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void format_duration(char *buf, size_t size, double s) {
-    long long t = s >= 0 && s <= 360000000 ? (long long)(s + 0.5) : -1;
-    if (t < 0) snprintf(buf, size, "--");
-    else if (t >= 3600) snprintf(buf, size, "%lldh%02lldm", t / 3600, t / 60 % 60);
-    else if (t >= 60) snprintf(buf, size, "%lldm%02llds", t / 60, t % 60);
-    else snprintf(buf, size, "%llds", t);
-}
-
 /* ------------------------------------------------------------------------------- progress display */
 
 typedef struct {
-    int tty, batch, width;              /* stdout is a terminal; images per step; characters of the last line */
+    cli_progress line;
+    int batch;                          /* images per step */
     long long total, log_every;         /* the last step; plain lines every this many steps */
-    double step_s, weight, last_draw;   /* moving average of s/step, 1 - 0.9^k, time of the last draw */
+    double step_s, weight;              /* moving average of s/step, 1 - 0.9^k */
 } progress;
 
-/* A terminal gets one \r-updated line (at most ten times a second), anything else a line every log_every
-   steps; both show the last step. */
+/* The progress line of a step of dt seconds: a terminal's shows the smoothed loss, a plain one (every
+   log_every steps) the step's loss and rate too; both show the last step. */
 static void progress_step(progress *p, long long step, double loss, double smoothed, double lr, double dt,
                           double elapsed) {
     p->step_s = 0.9 * p->step_s + 0.1 * dt;
     p->weight = 1 - 0.9 * (1 - p->weight);
-    double per_step = p->step_s / p->weight, ips = per_step > 0 ? p->batch / per_step : 0, t = now_s();
+    double per_step = p->step_s / p->weight, ips = per_step > 0 ? p->batch / per_step : 0;
     char eta[32], el[32], line[256];
-    format_duration(eta, sizeof eta, per_step * (double)(p->total - step));
-    format_duration(el, sizeof el, elapsed);
-    const int last = step >= p->total;
-    if (p->tty && (last || t - p->last_draw >= 0.1)) {
-        p->last_draw = t;
-        int w = snprintf(line, sizeof line, "step %lld/%lld (%d%%)  smoothed loss %.4f  %.1f img/s  elapsed %s  "
-                         "ETA %s", step, p->total, (int)(100 * step / p->total), smoothed, ips, el, eta);
-        printf("\r%s%*s%s", line, p->width > w ? p->width - w : 0, "", last ? "\n" : "");
-        p->width = last ? 0 : w;
-    } else if (!p->tty && (last || step % p->log_every == 0)) {
-        printf("step %lld/%lld loss %.5f smoothed %.5f lr %.3g %.1f img/s elapsed %s ETA %s\n", step, p->total,
-               loss, smoothed, lr, ips, el, eta);
-    }
-    fflush(stdout);
-}
-
-/* Ends a terminal line in progress so that a message can follow. */
-static void progress_break(progress *p) {
-    if (p->tty && p->width > 0) printf("\n");
-    fflush(stdout);
-    p->width = 0;
+    cli_duration(eta, sizeof eta, per_step * (double)(p->total - step));
+    cli_duration(el, sizeof el, elapsed);
+    if (p->line.tty)
+        snprintf(line, sizeof line, "step %lld/%lld (%d%%)  smoothed loss %.4f  %.1f img/s  elapsed %s  ETA %s", step,
+                 p->total, (int)(100 * step / p->total), smoothed, ips, el, eta);
+    else
+        snprintf(line, sizeof line, "step %lld/%lld loss %.5f smoothed %.5f lr %.3g %.1f img/s elapsed %s ETA %s", step,
+                 p->total, loss, smoothed, lr, ips, el, eta);
+    cli_progress_show(&p->line, line, step % p->log_every == 0, step >= p->total);
 }
 
 /* ------------------------------------------------------------------------------- options */
-
-/* The training defaults, as text, come from ddpm_train_config_default (fill_defaults). */
-enum { D_STEPS, D_BATCH, D_ACCUM, D_LR, D_WARMUP, D_LRS, D_CLIP, D_SCHED, D_T, D_OBJ, D_SNR, D_EMA, D_DROP, D_SEED,
-       D_CKPT, D_KEEP, D_ENGINE, D_COUNT };
-static char lib_default[D_COUNT][40];
 
 static const cli_option options[] = {
     {"data", "SPEC", NULL, "training images: mnist, fashion-mnist, cifar10 or folder:DIR (PNG/JPEG; "
@@ -90,69 +51,38 @@ static const cli_option options[] = {
     {"model", "PRESET|M", NULL, "the network: mnist, cifar10, tiny, basic, a diffusers config.json or a model "
      "folder (its weights are the starting point); required unless resuming"},
     {"out", "DIR", NULL, "the run folder (required unless resuming: then the resumed run's folder)"},
-    {"steps", "N", lib_default[D_STEPS], "total optimiser steps of the run (on resume: the new total)"},
-    {"batch", "B", lib_default[D_BATCH], "images per forward/backward pass"},
-    {"grad-accum", "K", lib_default[D_ACCUM], "passes per optimiser step (global batch = B x K)"},
-    {"lr", "LR", lib_default[D_LR], "peak learning rate (AdamW, weight decay 0.01); 2e-4 suits the 35.7M cifar10 net"},
-    {"warmup", "N", lib_default[D_WARMUP], "steps of linear learning-rate warm-up"},
-    {"lr-schedule", "NAME", lib_default[D_LRS], "after warm-up: constant, or cosine (half-cosine decay to 0 at the "
+    {"steps", "N", cli_defaults.steps, "total optimiser steps of the run (on resume: the new total)"},
+    {"batch", "B", cli_defaults.batch, "images per forward/backward pass"},
+    {"grad-accum", "K", cli_defaults.grad_accum, "passes per optimiser step (global batch = B x K)"},
+    {"lr", "LR", cli_defaults.lr, "peak learning rate (AdamW, weight decay 0.01); 2e-4 suits the 35.7M cifar10 net"},
+    {"warmup", "N", cli_defaults.warmup, "steps of linear learning-rate warm-up"},
+    {"lr-schedule", "NAME", cli_defaults.lr_schedule, "after warm-up: constant, or cosine (half-cosine decay to 0 at the "
      "--steps of the run's start)"},
-    {"grad-clip", "G", lib_default[D_CLIP], "clip the gradient's global L2 norm to G (0 = no clipping)"},
-    {"schedule", "NAME", lib_default[D_SCHED], "noise schedule, one of those of 'ddpm schedule'"},
-    {"T", "N", lib_default[D_T], "number of diffusion steps"},
-    {"objective", "NAME", lib_default[D_OBJ], "what the network learns to predict: eps, x0 or v"},
-    {"min-snr-gamma", "G", lib_default[D_SNR], "min-SNR-gamma loss weights (e.g. 5; 0 = plain MSE)"},
-    {"ema", "DECAY", lib_default[D_EMA], "maximum decay of the weights' moving average (0 = no EMA); saved models "
+    {"grad-clip", "G", cli_defaults.grad_clip, "clip the gradient's global L2 norm to G (0 = no clipping)"},
+    {"schedule", "NAME", cli_defaults.schedule, "noise schedule, one of those of 'ddpm schedule'"},
+    {"T", "N", cli_defaults.T, "number of diffusion steps"},
+    {"objective", "NAME", cli_defaults.objective, "what the network learns to predict: eps, x0 or v"},
+    {"min-snr-gamma", "G", cli_defaults.min_snr_gamma, "min-SNR-gamma loss weights (e.g. 5; 0 = plain MSE)"},
+    {"ema", "DECAY", cli_defaults.ema, "maximum decay of the weights' moving average (0 = no EMA); saved models "
      "hold it"},
-    {"label-dropout", "P", lib_default[D_DROP], "class-conditional models: chance of dropping a label (for guidance)"},
+    {"label-dropout", "P", cli_defaults.label_dropout, "class-conditional models: chance of dropping a label (for guidance)"},
     {"hflip", NULL, NULL, "flip images horizontally at random"},
-    {"seed", "S", lib_default[D_SEED], "seed of the weight initialisation and of every random draw of training"},
+    {"seed", "S", cli_defaults.seed, "seed of the weight initialisation and of every random draw of training"},
     {"classes", "N", NULL, "make the network class-conditional: N classes (the data's) plus a null class for "
      "guidance, learned through --label-dropout"},
     {"resume", "DIR", NULL, "continue the run in DIR (a run folder or one of its checkpoints) exactly"},
-    {"checkpoint-every", "N", lib_default[D_CKPT], "a checkpoint every N steps in OUT/checkpoints (0 = none)"},
-    {"keep-checkpoints", "N", lib_default[D_KEEP], "newest checkpoints kept (0 = all)"},
+    {"checkpoint-every", "N", cli_defaults.checkpoint_every, "a checkpoint every N steps in OUT/checkpoints (0 = none)"},
+    {"keep-checkpoints", "N", cli_defaults.keep_checkpoints, "newest checkpoints kept (0 = all)"},
     {"sample-every", "N", "500", "a grid of samples from the EMA weights every N steps and at the end (0 = none)"},
     {"sample-num", "N", "16", "images in a sample grid"},
     {"sample-steps", "N", "50", "DDIM steps of a sample grid"},
     {"log-every", "N", "100", "without a terminal: a progress line every N steps"},
     {"threads", "N", "0", "threads (0 = all cores)"},
-    {"engine", "NAME", lib_default[D_ENGINE], "the kernels: fast, or the plain reference twins"},
+    {"engine", "NAME", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
     {"save-retry", "S", "900", "a save that fails (a full disk) is retried for S seconds while the run waits in "
      "memory (0 = give up at once)"},
     {NULL, NULL, NULL, NULL},
 };
-
-/* v as text: the shorter of its shortest exact %g form and the exponent form ("5e-4", "0.9999"). */
-static void put_number(char *buf, double v) {
-    char e[40];
-    int p = 1;
-    while (p < 17 && (snprintf(buf, 40, "%.*g", p, v), strtod(buf, NULL) != v)) p++;
-    snprintf(buf, 40, "%.*g", p, v);
-    snprintf(e, sizeof e, "%.*e", p - 1, v);
-    char *x = strchr(e, 'e');
-    if (x) snprintf(x, sizeof e - (size_t)(x - e), "e%d", atoi(x + 1));
-    if (strlen(e) < strlen(buf)) strcpy(buf, e);
-}
-
-/* Runs before main, so that --help and the parser show the library's defaults. */
-__attribute__((constructor)) static void fill_defaults(void) {
-    ddpm_train_config c;
-    ddpm_train_config_default(&c);
-#define PUT(i, ...) snprintf(lib_default[i], sizeof lib_default[i], __VA_ARGS__)
-    PUT(D_STEPS, "%lld", (long long)c.steps), PUT(D_BATCH, "%d", c.batch), PUT(D_ACCUM, "%d", c.grad_accum);
-    PUT(D_WARMUP, "%lld", (long long)c.warmup_steps), PUT(D_T, "%d", c.schedule.T), PUT(D_SCHED, "%s", c.schedule.name);
-    PUT(D_LRS, "%s", ddpm_enum_name(DDPM_ENUM_LR_SCHEDULE, c.lr_schedule));
-    PUT(D_OBJ, "%s", ddpm_enum_name(DDPM_ENUM_PREDICTION, c.objective));
-    PUT(D_ENGINE, "%s", ddpm_enum_name(DDPM_ENUM_ENGINE, c.engine)), PUT(D_SEED, "%llu", (unsigned long long)c.seed);
-    PUT(D_CKPT, "%lld", (long long)c.checkpoint_every), PUT(D_KEEP, "%d", c.keep_checkpoints);
-#undef PUT
-    put_number(lib_default[D_LR], c.lr);
-    put_number(lib_default[D_CLIP], c.grad_clip);
-    put_number(lib_default[D_SNR], c.min_snr_gamma);
-    put_number(lib_default[D_EMA], c.use_ema ? c.ema_max_decay : 0);
-    put_number(lib_default[D_DROP], c.label_dropout);
-}
 
 /* Options that define a run: a resume keeps the saved values and refuses different ones. */
 static const char *const fixed_options[] = {"batch", "grad-accum", "lr", "warmup", "lr-schedule", "grad-clip",
@@ -164,19 +94,6 @@ static const char *const unsaved_options[] = {"out", "resume", "steps", "threads
 static int in_list(const char *name, const char *const *list) {
     while (*list && strcmp(*list, name) != 0) list++;
     return *list != NULL;
-}
-
-/* "ddpm: error: <message>" on one line; CLI_FAIL. */
-static int errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int errorf(const char *fmt, ...) {
-    char msg[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    for (char *p = msg; *p; p++) *p = *p == '\n' || *p == '\r' ? ' ' : *p;
-    fprintf(stderr, "ddpm: error: %s\n", msg);
-    return CLI_FAIL;
 }
 
 static char *join(const char *dir, const char *name) {
@@ -209,7 +126,7 @@ typedef struct {
 static int saved_write(const cli_args *a, const char *out) {
     char *path = join(out, "train_options.txt");
     cli_text_file tf;
-    int rc = path ? cli_text_open(&tf, path) : errorf("out of memory");
+    int rc = path ? cli_text_open(&tf, path) : cli_error(CLI_FAIL, "out of memory");
     free(path);
     if (rc != CLI_OK) return rc;
     fprintf(tf.f, "# the options of this 'ddpm train' run, read by --resume\n");
@@ -293,11 +210,11 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads)
     if (!cli_str(a, "data"))
         return cli_given(a, "resume") ? cli_usage_error("'ddpm train --resume' needs --data: the run's "
                                                         "train_options.txt is missing") : cli_require(a, "data");
-    static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10", NULL};
-    const char *d = cli_str(a, "data"), *near = ddpm_closest(d, kinds, 3);
-    if (strncmp(d, "folder:", 7) != 0 && !in_list(d, kinds))
-        return near ? cli_usage_error("--data %s: unknown data set (did you mean '%s'?)", d, near)
-                    : cli_usage_error("--data %s: must be mnist, fashion-mnist, cifar10 or folder:DIR", d);
+    static const char *const kinds[] = {"mnist", "fashion-mnist", "cifar10", "folder:DIR", NULL};
+    const char *d = cli_str(a, "data");
+    char label[300];
+    snprintf(label, sizeof label, "--data %.200s", d);
+    if (strncmp(d, "folder:", 7) != 0 && (rc = cli_choice(label, d, kinds, "data set", NULL))) return rc;
     if (!cli_given(a, "resume") && !cli_str(a, "model")) return cli_require(a, "model");
     if (!cli_given(a, "resume") && !cli_str(a, "out")) return cli_require(a, "out");
     tc->steps = r->total;
@@ -314,7 +231,7 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads)
     tc->checkpoint_every = every;
     tc->keep_checkpoints = (int)keep;
     tc->engine = (ddpm_engine)eng;
-    tc->should_stop = stop_requested;
+    tc->should_stop = cli_stop_requested;
     return CLI_OK;
 }
 
@@ -331,7 +248,7 @@ static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
         (ddpm_model_load(r->checkpoint, 0, &saved) != DDPM_OK || ddpm_model_config_diff(m, saved, &what) != DDPM_OK))
         rc = cli_fail();
     if (what)
-        rc = errorf("--model %s is not the network of the run in %s: %s (given vs the run's)", spec, r->checkpoint,
+        rc = cli_error(CLI_FAIL, "--model %s is not the network of the run in %s: %s (given vs the run's)", spec, r->checkpoint,
                     what);
     ddpm_free(what);
     ddpm_model_free(saved);
@@ -339,14 +256,14 @@ static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
         ddpm_status st = ddpm_model_with_classes(m, (int)r->classes, tc->seed, &cm);
         ddpm_model_free(m);
         m = cm;
-        if (st != DDPM_OK) rc = errorf("--classes %lld: %s", r->classes, ddpm_last_error());
+        if (st != DDPM_OK) rc = cli_error(CLI_FAIL, "--classes %lld: %s", r->classes, ddpm_last_error());
     }
     if (rc == CLI_OK) ddpm_model_get_info(m, &info);
     if (rc == CLI_OK && ddpm_dataset_load_for_model(cli_str(a, "data"), cli_str(a, "data-dir"), 1, info.sample_size,
                                                     info.in_channels, &r->ds) != DDPM_OK)
         rc = cli_fail();
     if (rc == CLI_OK && !resume && r->classes > 0 && r->ds.num_classes != r->classes)
-        rc = errorf("--classes %lld, but the data has %d classes", r->classes, r->ds.num_classes);
+        rc = cli_error(CLI_FAIL, "--classes %lld, but the data has %d classes", r->classes, r->ds.num_classes);
     if (rc != CLI_OK) {
         ddpm_model_free(m);
         return rc;
@@ -360,7 +277,7 @@ static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
     ro.checkpoint_every = tc->checkpoint_every;
     ro.keep_checkpoints = tc->keep_checkpoints;
     ro.engine = tc->engine;
-    ro.should_stop = stop_requested;
+    ro.should_stop = cli_stop_requested;
     if ((resume ? ddpm_trainer_resume(resume, m, &r->ds, &ro, &r->tr) : ddpm_trainer_create(tc, m, &r->ds, &r->tr)) !=
         DDPM_OK)
         return cli_fail();
@@ -377,9 +294,9 @@ static void sample_grid(train_run *r, progress *p, long long step) {
     const char *const text[] = {"ddpm", r->settings, NULL};
     ddpm_status st = path ? ddpm_trainer_write_samples(r->tr, path, (int)r->sample_num, (int)r->sample_steps, text)
                           : DDPM_ERR_NOMEM;
-    progress_break(p);
+    cli_progress_break(&p->line);
     if (st == DDPM_OK) printf("samples: %s\n", path), fflush(stdout);
-    else if (!stop_signal)
+    else if (!cli_interrupted())
         fprintf(stderr, "ddpm: warning: no samples at step %lld: %s\n", step,
                 st == DDPM_ERR_NOMEM ? "out of memory" : ddpm_last_error());
     r->last_sample = step;
@@ -390,13 +307,13 @@ static void sample_grid(train_run *r, progress *p, long long step) {
    waits of 1, 2, 4 ... 60 s for up to --save-retry seconds: the trained state is in memory, so freeing space
    keeps every step. A stop signal during the waits gives up (one that came before the save does not). */
 static int save_run(train_run *r, progress *p, int final) {
-    double t0 = now_s(), wait = 1;
-    const int stopping = stop_signal != 0;
+    double t0 = cli_now(), wait = 1;
+    const int stopping = cli_interrupted() != 0;
     for (;;) {
         char *path = NULL, why[700] = "";
         ddpm_status st = final ? ddpm_trainer_save(r->tr, r->out) : ddpm_trainer_checkpoint(r->tr, r->out, &path);
         long long done = ddpm_trainer_steps_done(r->tr);
-        progress_break(p);
+        cli_progress_break(&p->line);
         if (st == DDPM_OK && !final) {
             r->last_checkpoint = done;
             ddpm_free(r->checkpoint);
@@ -405,18 +322,18 @@ static int save_run(train_run *r, progress *p, int final) {
             fflush(stdout);
         }
         if (st == DDPM_OK) return CLI_OK;
-        if (st != DDPM_ERR_IO || (stop_signal && !stopping) || now_s() - t0 + wait > (double)r->save_retry) {
+        if (st != DDPM_ERR_IO || (cli_interrupted() && !stopping) || cli_now() - t0 + wait > (double)r->save_retry) {
             if (r->checkpoint && r->last_checkpoint < done)
                 snprintf(why, sizeof why, "; steps %lld..%lld are lost, the last checkpoint, %s, is intact (resume "
                          "from it with --resume %s)", r->last_checkpoint + 1, done, r->checkpoint, r->out);
             else if (!r->checkpoint && r->start < done)
                 snprintf(why, sizeof why, "; steps %lld..%lld are lost (no checkpoint was written)", r->start + 1,
                          done);
-            return errorf("%s%s", ddpm_last_error(), why);
+            return cli_error(CLI_FAIL, "%s%s", ddpm_last_error(), why);
         }
         fprintf(stderr, "ddpm: warning: %s; the run is kept in memory: free some space in %s; retrying in %.0f s "
                 "(Ctrl-C gives up)\n", ddpm_last_error(), r->out, wait);
-        for (double end = now_s() + wait; !stop_signal && now_s() < end;)   /* a stop signal ends the wait */
+        for (double end = cli_now() + wait; !cli_interrupted() && cli_now() < end;)   /* a stop signal ends the wait */
             nanosleep(&(struct timespec){0, 100000000}, NULL);
         wait = wait * 2 > 60 ? 60 : wait * 2;
     }
@@ -424,8 +341,9 @@ static int save_run(train_run *r, progress *p, int final) {
 
 static int train_loop(train_run *r) {
     const ddpm_train_config *tc = ddpm_trainer_config(r->tr);
-    progress p = {isatty(STDOUT_FILENO), tc->batch * tc->grad_accum, 0, r->total, r->log_every, 0, 0, 0};
-    double t_start = now_s(), t_prev = t_start;
+    progress p = {.batch = tc->batch * tc->grad_accum, .total = r->total, .log_every = r->log_every};
+    cli_progress_init(&p.line);
+    double t_start = cli_now(), t_prev = t_start;
     long long step = r->start;
     int rc = CLI_OK;
     if (step >= r->total) {
@@ -435,17 +353,17 @@ static int train_loop(train_run *r) {
     printf("training %s: steps %lld..%lld, %d images per step, %lld training images; output in %s\n",
            cli_str(&r->ea, "model"), step + 1, r->total, p.batch, (long long)r->ds.count, r->out);
     fflush(stdout);
-    while (step < r->total && !stop_signal) {
+    while (step < r->total && !cli_interrupted()) {
         ddpm_train_stats s;
         ddpm_status st = ddpm_trainer_step(r->tr, &s);
         if (st == DDPM_ERR_INTERRUPTED) break;
-        if (st != DDPM_OK) progress_break(&p);
+        if (st != DDPM_OK) cli_progress_break(&p.line);
         if (st == DDPM_ERR_NUMERIC && r->checkpoint)
-            return errorf("%s; the last checkpoint, %s, is intact", ddpm_last_error(), r->checkpoint);
-        if (st == DDPM_ERR_NUMERIC) return errorf("%s; no checkpoint was written", ddpm_last_error());
+            return cli_error(CLI_FAIL, "%s; the last checkpoint, %s, is intact", ddpm_last_error(), r->checkpoint);
+        if (st == DDPM_ERR_NUMERIC) return cli_error(CLI_FAIL, "%s; no checkpoint was written", ddpm_last_error());
         if (st != DDPM_OK) return cli_fail();
         step = s.step;
-        double t = now_s(), dt = t - t_prev;
+        double t = cli_now(), dt = t - t_prev;
         if (ddpm_train_log_write(r->log, &s, dt > 0 ? p.batch / dt : 0, t - t_start) != DDPM_OK) return cli_fail();
         progress_step(&p, step, s.loss, ddpm_train_log_smoothed(r->log), s.lr, dt,
                       ddpm_train_log_elapsed_before(r->log) + t - t_start);
@@ -453,16 +371,16 @@ static int train_loop(train_run *r) {
         if (tc->checkpoint_every > 0 && step % tc->checkpoint_every == 0 && step < r->total &&
             (rc = save_run(r, &p, 0)))
             return rc;
-        t_prev = now_s();
+        t_prev = cli_now();
     }
-    if (stop_signal) {
-        progress_break(&p);
-        if (step == 0) fprintf(stderr, "ddpm: error: interrupted before the first step; nothing was trained\n");
+    if (cli_interrupted()) {
+        cli_progress_break(&p.line);
+        if (step == 0) cli_error(CLI_FAIL, "interrupted before the first step; nothing was trained");
         if (step > 0 && step > r->last_checkpoint && (rc = save_run(r, &p, 0))) return rc;
         if (step > 0)
             fprintf(stderr, "interrupted at step %lld; resume with: ddpm train --resume %s --steps %lld\n", step,
                     r->out, r->total);
-        return stop_signal == SIGTERM ? 143 : CLI_INTERRUPTED;
+        return cli_stop_status();
     }
     if ((rc = save_run(r, &p, 1)) != CLI_OK) return rc;
     if (r->sample_every > 0 && r->last_sample < step) sample_grid(r, &p, step);
@@ -471,8 +389,8 @@ static int train_loop(train_run *r) {
     ddpm_train_log_plot_config pc;
     ddpm_train_log_plot_config_default(&pc);
     pc.text = text;
-    rc = !png ? errorf("out of memory") : ddpm_train_log_plot(r->log_path, png, &pc) != DDPM_OK ? cli_fail() : CLI_OK;
-    format_duration(el, sizeof el, now_s() - t_start);
+    rc = !png ? cli_error(CLI_FAIL, "out of memory") : ddpm_train_log_plot(r->log_path, png, &pc) != DDPM_OK ? cli_fail() : CLI_OK;
+    cli_duration(el, sizeof el, cli_now() - t_start);
     if (rc == CLI_OK)
         printf("trained to step %lld in %s (smoothed loss %.5f); the model (%s weights) is in %s, the loss curve "
                "in %s\n", step, el, ddpm_train_log_smoothed(r->log), tc->use_ema ? "EMA" : "raw", r->out, png);
@@ -487,10 +405,6 @@ static int run(const cli_command *cmd, const cli_args *a) {
     long long threads;
     memset(&r, 0, sizeof r);
     r.ea = *a;
-    struct sigaction sa = {.sa_handler = on_stop};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     const char *resume = cli_str(a, "resume"), *out = cli_str(a, "out") ? cli_str(a, "out") : resume;
     if (ddpm_train_run_folder(out ? out : ".", &r.out) != DDPM_OK) return cli_fail();
     struct stat osb;
@@ -528,7 +442,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     r.settings = cli_settings(&r.ea);
     r.log_path = join(r.out, "log.csv");
     char *samples = join(r.out, "samples");
-    if (!r.settings || !r.log_path || !samples) rc = errorf("out of memory");
+    if (!r.settings || !r.log_path || !samples) rc = cli_error(CLI_FAIL, "out of memory");
     if (rc == CLI_OK) rc = start(&r, &tc, a);   /* nothing is written before the model and the data load */
     if (rc == CLI_OK) rc = ddpm_make_dirs(samples) == DDPM_OK ? CLI_OK : cli_fail();
     free(samples);

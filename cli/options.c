@@ -279,6 +279,44 @@ int cli_check_schedule(const char *option, const char *name) {
 
 /* ------------------------------------------------------------------------------- settings text */
 
+/* ------------------------------------------------------------------------------- the library's defaults */
+
+cli_lib_defaults cli_defaults;
+
+/* v as text: the shorter of its shortest exact %g form and the exponent form ("5e-4", "0.9999"). */
+static void put_number(char *buf, size_t size, double v) {
+    char e[40];
+    int p = 1;
+    while (p < 17 && (snprintf(buf, size, "%.*g", p, v), strtod(buf, NULL) != v)) p++;
+    snprintf(buf, size, "%.*g", p, v);
+    snprintf(e, sizeof e, "%.*e", p - 1, v);
+    char *x = strchr(e, 'e');
+    if (x) snprintf(x, sizeof e - (size_t)(x - e), "e%d", atoi(x + 1));
+    if (strlen(e) < strlen(buf) && strlen(e) < size) memcpy(buf, e, strlen(e) + 1);
+}
+
+__attribute__((constructor)) static void fill_defaults(void) {
+    ddpm_train_config c;
+    ddpm_classifier_train_config k;
+    cli_lib_defaults *d = &cli_defaults;
+    ddpm_train_config_default(&c);
+    ddpm_classifier_train_config_default(&k);
+#define PUT(f, ...) snprintf(d->f, sizeof d->f, __VA_ARGS__)
+#define NUM(f, v) put_number(d->f, sizeof d->f, v)
+    PUT(steps, "%lld", (long long)c.steps), PUT(batch, "%d", c.batch), PUT(grad_accum, "%d", c.grad_accum);
+    PUT(warmup, "%lld", (long long)c.warmup_steps), PUT(T, "%d", c.schedule.T), PUT(schedule, "%s", c.schedule.name);
+    PUT(lr_schedule, "%s", ddpm_enum_name(DDPM_ENUM_LR_SCHEDULE, c.lr_schedule));
+    PUT(objective, "%s", ddpm_enum_name(DDPM_ENUM_PREDICTION, c.objective));
+    PUT(engine, "%s", ddpm_enum_name(DDPM_ENUM_ENGINE, c.engine)), PUT(seed, "%llu", (unsigned long long)c.seed);
+    PUT(checkpoint_every, "%lld", (long long)c.checkpoint_every), PUT(keep_checkpoints, "%d", c.keep_checkpoints);
+    PUT(clf_epochs, "%d", k.epochs), PUT(clf_batch, "%d", k.batch);
+    NUM(lr, c.lr), NUM(grad_clip, c.grad_clip), NUM(min_snr_gamma, c.min_snr_gamma);
+    NUM(ema, c.use_ema ? c.ema_max_decay : 0), NUM(label_dropout, c.label_dropout);
+    NUM(beta_start, c.schedule.beta_start), NUM(beta_end, c.schedule.beta_end), NUM(clf_lr, k.lr);
+#undef PUT
+#undef NUM
+}
+
 /* s as one shell word: as it is when it has only safe characters, else in single quotes. */
 static void put_quoted(FILE *f, const char *s) {
     int plain = *s != 0;

@@ -78,6 +78,17 @@ int cli_choice(const char *label, const char *value, const char *const *choices,
 /* A schedule name the library knows, or file:PATH; else CLI_USAGE naming the closest name. */
 int cli_check_schedule(const char *option, const char *name);
 
+/* The library's defaults as option text, filled before main so that --help and the parser show them: the
+   training configuration (ddpm_train_config_default), the schedule (ddpm_schedule_config_default), the
+   classifier's training (ddpm_classifier_train_config_default). Option tables point at these. */
+typedef struct {
+    char steps[24], batch[16], grad_accum[16], lr[32], warmup[24], lr_schedule[16], grad_clip[32], objective[8];
+    char min_snr_gamma[32], ema[32], label_dropout[32], seed[24], checkpoint_every[24], keep_checkpoints[16];
+    char engine[16], schedule[32], T[16], beta_start[32], beta_end[32];
+    char clf_epochs[16], clf_batch[16], clf_lr[32];
+} cli_lib_defaults;
+extern cli_lib_defaults cli_defaults;
+
 /* The run's settings for a PNG tEXt chunk: "SUBCOMMAND --opt value ..." with every option's effective
    value (defaults included), shell-quoted where needed. Heap string (free()); NULL when out of memory. */
 char *cli_settings(const cli_args *a);
