@@ -25,15 +25,6 @@ static const cli_option options[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-/* Tableau 10, the plot's automatic palette: both curves of a schedule share its colour. */
-static const double colours[10][3] = {
-    {0x1f / 255.0, 0x77 / 255.0, 0xb4 / 255.0}, {0xff / 255.0, 0x7f / 255.0, 0x0e / 255.0},
-    {0x2c / 255.0, 0xa0 / 255.0, 0x2c / 255.0}, {0xd6 / 255.0, 0x27 / 255.0, 0x28 / 255.0},
-    {0x94 / 255.0, 0x67 / 255.0, 0xbd / 255.0}, {0x8c / 255.0, 0x56 / 255.0, 0x4b / 255.0},
-    {0xe3 / 255.0, 0x77 / 255.0, 0xc2 / 255.0}, {0x7f / 255.0, 0x7f / 255.0, 0x7f / 255.0},
-    {0xbc / 255.0, 0xbd / 255.0, 0x22 / 255.0}, {0x17 / 255.0, 0xbe / 255.0, 0xcf / 255.0},
-};
-
 static const char *const columns[] = {
     "t", "beta", "alpha", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
     "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
@@ -48,13 +39,10 @@ typedef struct {
 } name_list;
 
 /* Splits --schedule into names and checks each against the library's list (file:PATH passes through). */
-/* Splits --schedule into names and checks each against the library's list (file:PATH passes through). */
 static int parse_names(const char *s, name_list *out) {
     memset(out, 0, sizeof *out);
     out->buf = malloc(strlen(s) + 1);
-    if (!out->buf) {
-        return cli_error(CLI_FAIL, "out of memory");
-    }
+    if (!out->buf) return cli_error(CLI_FAIL, "out of memory");
     strcpy(out->buf, s);
     char *p = out->buf;
     for (;;) {
@@ -124,7 +112,7 @@ static int write_plot(const cli_args *a, const char *path, const name_list *name
             ps->x = x;
             ps->y = k == 0 ? d[s]->sqrt_alphas_cumprod : d[s]->sqrt_one_minus_alphas_cumprod;
             ps->n = T;
-            memcpy(ps->rgb, colours[s % 10], sizeof ps->rgb);
+            ddpm_plot_palette(s, ps->rgb);   /* both curves of a schedule in its colour */
             ps->dashed = k;
         }
     }

@@ -787,6 +787,8 @@ typedef struct {
 } ddpm_plot;
 
 ddpm_status ddpm_plot_lines(const char *path, const ddpm_plot *p);
+/* Colour i (mod 10) of the automatic palette (Tableau 10), for series that should share one. */
+void ddpm_plot_palette(int i, double rgb[3]);
 /* Render a plot into an RGB image instead of a file. */
 ddpm_status ddpm_plot_render(const ddpm_plot *p, ddpm_image *out);
 

@@ -30,6 +30,11 @@ static const double palette[10][3] = {
     {0xbc / 255.0, 0xbd / 255.0, 0x22 / 255.0}, {0x17 / 255.0, 0xbe / 255.0, 0xcf / 255.0},
 };
 
+void ddpm_plot_palette(int i, double rgb[3]) {
+    i = (i % 10 + 10) % 10;
+    for (int c = 0; c < 3; c++) rgb[c] = palette[i][c];
+}
+
 typedef struct {
     double lo, hi, step;   /* axis range and tick spacing (a 1, 2 or 5 times a power of ten) */
     int decimals, use_g;   /* tick label format */
