@@ -53,26 +53,16 @@ static int check_out(const char *out, int force, ddpm_dir_lock **lock) {
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     uint64_t seed;
-    long long T;
-    double beta_start, beta_end;
+    ddpm_schedule_config sc;
     ddpm_prediction pred = DDPM_PRED_EPS;
     int rc = cli_require(a, "model");
     if (rc == CLI_OK) rc = cli_require(a, "out");
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
-    if (rc == CLI_OK) rc = cli_check_schedule("schedule", cli_str(a, "schedule"));
-    if (rc == CLI_OK) rc = cli_int(a, "T", 1, 1000000, &T);
-    if (rc == CLI_OK) rc = cli_double(a, "beta-start", 0, 1, 1, &beta_start);
-    if (rc == CLI_OK) rc = cli_double(a, "beta-end", 0, 1, 1, &beta_end);
+    if (rc == CLI_OK) rc = cli_schedule(a, &sc);
     int pv = 0;
     if (rc == CLI_OK && (rc = cli_enum(a, "prediction", DDPM_ENUM_PREDICTION, &pv)) == CLI_OK) pred = (ddpm_prediction)pv;
     if (rc != CLI_OK) return rc;
 
-    ddpm_schedule_config sc;
-    ddpm_schedule_config_default(&sc);
-    sc.name = cli_str(a, "schedule");
-    sc.T = (int)T;
-    sc.beta_start = beta_start;
-    sc.beta_end = beta_end;
     /* the schedule is checked before anything is written */
     ddpm_diffusion *d = NULL;
     if (ddpm_diffusion_create(&sc, &d) != DDPM_OK) return cli_fail();

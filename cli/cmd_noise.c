@@ -89,9 +89,9 @@ static int load_dataset(const cli_args *a, source *src) {
 
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
-    long long T, ts[MAX_STEPS], scale;
+    long long ts[MAX_STEPS], scale;
     uint64_t seed;
-    double beta_start, beta_end;
+    ddpm_schedule_config sc;
     int nt = 0;
     source src = {0, 0, 0, NULL, 0};
     ddpm_diffusion *d = NULL;
@@ -108,25 +108,17 @@ static int run(const cli_command *cmd, const cli_args *a) {
         rc = cli_usage_error("'ddpm noise' needs exactly one of --image FILE.png or --data NAME --data-dir DIR");
     if (rc == CLI_OK && cli_given(a, "image") && (cli_given(a, "data-dir") || cli_given(a, "index")))
         rc = cli_usage_error("--data-dir and --index go with --data, not with --image");
-    if (rc == CLI_OK) rc = cli_check_schedule("schedule", cli_str(a, "schedule"));
-    if (rc == CLI_OK) rc = cli_int(a, "T", 1, 1000000, &T);
+    if (rc == CLI_OK) rc = cli_schedule(a, &sc);
+    const long long T = sc.T;
     if (rc == CLI_OK) rc = cli_int_list(a, "t", 0, 0x7fffffff, ts, MAX_STEPS, &nt);
     for (int i = 0; rc == CLI_OK && i < nt; i++)
         if (ts[i] >= T)
             rc = cli_usage_error("--t %s: timestep %lld is out of range; need 0 <= t < T = %lld", cli_str(a, "t"),
                                  ts[i], T);
-    if (rc == CLI_OK) rc = cli_double(a, "beta-start", 0, 1, 1, &beta_start);
-    if (rc == CLI_OK) rc = cli_double(a, "beta-end", 0, 1, 1, &beta_end);
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc == CLI_OK) rc = cli_int(a, "scale", 1, 64, &scale);
     if (rc != CLI_OK) return rc;
 
-    ddpm_schedule_config sc;
-    ddpm_schedule_config_default(&sc);
-    sc.name = cli_str(a, "schedule");
-    sc.T = (int)T;
-    sc.beta_start = beta_start;
-    sc.beta_end = beta_end;
     if (ddpm_diffusion_create(&sc, &d) != DDPM_OK) return cli_fail();
 
     rc = cli_given(a, "image") ? load_image(cli_str(a, "image"), &src) : load_dataset(a, &src);

@@ -182,13 +182,13 @@ static int merge_saved(train_run *r, const cli_args *a) {
 /* Reads and checks every option into tc; rejects a bad command line before anything is loaded. */
 static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads) {
     const cli_args *a = &r->ea;
-    long long batch, accum, warmup, T, every, keep;
+    long long batch, accum, warmup, every, keep;
     double ema;
     int lrs = 0, obj = 0, eng = 0, rc = CLI_OK;
     ddpm_train_config_default(tc);
     const struct { const char *name; long long min, max, *out; } ints[] = {
         {"steps", 1, 1LL << 40, &r->total}, {"batch", 1, 1 << 20, &batch}, {"grad-accum", 1, 1 << 16, &accum},
-        {"warmup", 0, 1LL << 40, &warmup}, {"T", 1, 1000000, &T}, {"checkpoint-every", 0, 1LL << 40, &every},
+        {"warmup", 0, 1LL << 40, &warmup}, {"checkpoint-every", 0, 1LL << 40, &every},
         {"keep-checkpoints", 0, 1 << 20, &keep}, {"sample-every", 0, 1LL << 40, &r->sample_every},
         {"sample-num", 1, 1024, &r->sample_num}, {"sample-steps", 1, 100000, &r->sample_steps},
         {"log-every", 1, 1LL << 40, &r->log_every}, {"save-retry", 0, 1 << 30, &r->save_retry}};
@@ -202,7 +202,7 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads)
     if (rc || (rc = cli_enum(a, "lr-schedule", DDPM_ENUM_LR_SCHEDULE, &lrs)) ||
         (rc = cli_enum(a, "objective", DDPM_ENUM_PREDICTION, &obj)) ||
         (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &eng)) ||
-        (rc = cli_check_schedule("schedule", cli_str(a, "schedule"))) || (rc = cli_u64(a, "seed", &tc->seed)) ||
+        (rc = cli_schedule(a, &tc->schedule)) || (rc = cli_u64(a, "seed", &tc->seed)) ||
         (rc = cli_threads(a, "threads", 0, threads)) ||
         (cli_str(a, "classes") && (rc = cli_int(a, "classes", 1, 1000000, &r->classes))))
         return rc;
@@ -222,8 +222,6 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads)
     tc->grad_accum = (int)accum;
     tc->warmup_steps = warmup;
     tc->lr_schedule = (ddpm_lr_schedule)lrs;
-    tc->schedule.name = cli_str(a, "schedule");
-    tc->schedule.T = (int)T;
     tc->objective = (ddpm_prediction)obj;
     tc->use_ema = ema > 0;
     tc->ema_max_decay = ema > 0 ? ema : tc->ema_max_decay;

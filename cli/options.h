@@ -77,6 +77,11 @@ int cli_choice(const char *label, const char *value, const char *const *choices,
 
 /* A schedule name the library knows, or file:PATH; else CLI_USAGE naming the closest name. */
 int cli_check_schedule(const char *option, const char *name);
+/* --schedule (one name), --T and, where the command has them, --beta-start and --beta-end into sc (from
+   ddpm_schedule_config_default). CLI_OK or CLI_USAGE. */
+int cli_schedule(const cli_args *a, ddpm_schedule_config *sc);
+/* Whether the command's option table has `name` (shared helpers read only options that exist). */
+int cli_has(const cli_args *a, const char *name);
 
 /* The library's defaults as option text, filled before main so that --help and the parser show them: the
    training configuration (ddpm_train_config_default), the schedule (ddpm_schedule_config_default), the
