@@ -157,28 +157,25 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     }
     to_double(fa, ends, D);
     to_double(fb, ends + D, D);
-    if ((rc = app_prepare(&c, ddim_mode ? (nl < 2 ? 2 : (nl < CHUNK ? nl : CHUNK)) : (nl < CHUNK ? nl : CHUNK))))
-        goto done;
     double t0 = app_now();
     if (ddim_mode) {
+        ddpm_sample_request inv;
+        ddpm_sample_request_default(&inv);
+        inv.run = DDPM_RUN_INVERT;
+        c.batch = 2;
         app_progress_start(&c, "inverting a and b", cfg.steps, 2);
-        app_progress_chunk(&c, 0, 2);
-        if ((rc = app_set_chunk(&c, 0, 2)) != CLI_OK) goto done;
-        if (ddpm_ddim_invert(c.d, &cfg, ddpm_guided_fn, c.guided, ends, 2, c.D) != DDPM_OK) {
-            rc = app_fail(&c, 0);
-            goto done;
-        }
-        app_progress_end(&c);
+        if ((rc = app_run(&c, &cfg, &inv, ends, 2)) != CLI_OK) goto done;
         for (int i = 0; i < nl; i++) ddpm_slerp(ends, ends + D, lam[i], x + (size_t)i * D, c.D);
-        app_progress_start(&c, "decoding", (long long)((nl + c.batch - 1) / c.batch) * cfg.steps, nl);
     } else {
         /* both images noised to t_at with their own streams (items 0 and 1), then mixed */
         noise_to(&c, ends, ends, t_at, 0);
         noise_to(&c, ends + D, ends + D, t_at, 1);
         for (int i = 0; i < nl; i++)
             for (size_t k = 0; k < D; k++) x[(size_t)i * D + k] = (1 - lam[i]) * ends[k] + lam[i] * ends[D + k];
-        app_progress_start(&c, "interpolating", (long long)((nl + c.batch - 1) / c.batch) * (cfg.steps - first), nl);
     }
+    c.batch = nl < CHUNK ? nl : CHUNK;
+    app_progress_start(&c, ddim_mode ? "decoding" : "interpolating",
+                       (long long)((nl + c.batch - 1) / c.batch) * (cfg.steps - first), nl);
     if ((rc = app_sample_all(&c, &cfg, x, nl, APP_XT_GIVEN)) != CLI_OK) goto done;
     double secs = app_now() - t0;
 
@@ -311,28 +308,18 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
                 known[k] = known_f[(size_t)ch * P + p];
                 mask[k] = mask_f[p];
             }
-    if ((rc = app_prepare(&c, (int)(num < CHUNK ? num : CHUNK))) != CLI_OK) goto done;
+    c.batch = (int)(num < CHUNK ? num : CHUNK);
     long long per = cfg.steps;
     if (jn > 1 && jl > 0) per += (jn - 1) * jl * (cfg.steps / jl);
     app_progress_start(&c, "inpainting", (num + c.batch - 1) / c.batch * per, num);
     double t0 = app_now();
-    for (int64_t first = 0; first < num; first += c.batch) {
-        int64_t n = num - first < c.batch ? num - first : c.batch;
-        double *xc = x + (size_t)first * D;
-        ddpm_sample_init_noise(c.seed, first, n, c.D, 0, xc);
-        if ((rc = app_set_chunk(&c, first, n)) != CLI_OK) goto done;
-        app_progress_chunk(&c, first, n);
-        if (ddpm_inpaint_loop(c.d, &cfg, &ic, ddpm_guided_fn, c.guided, xc, known + (size_t)first * D,
-                              mask + (size_t)first * D, n, c.D, first) != DDPM_OK) {
-            rc = app_fail(&c, 0);
-            goto done;
-        }
-    }
-    app_progress_end(&c);
-    if (cli_interrupted()) {
-        rc = app_fail(&c, 0);
-        goto done;
-    }
+    ddpm_sample_request r;
+    ddpm_sample_request_default(&r);
+    r.run = DDPM_RUN_INPAINT;
+    r.inpaint = &ic;
+    r.known = known;
+    r.mask = mask;
+    if ((rc = app_run(&c, &cfg, &r, x, num)) != CLI_OK) goto done;
     double secs = app_now() - t0;
     memcpy(strip, known_f, sizeof(float) * D);
     for (int ch = 0; ch < c.C; ch++)   /* the masked image: the area to regenerate shown mid-gray (0) */
@@ -445,7 +432,7 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     to_double(in_f, x0, D);
     for (long long i = 0; i < num; i++) noise_to(&c, x + (size_t)i * D, x0, t_at, i);
     cfg.first_step = first;
-    if ((rc = app_prepare(&c, (int)(num < CHUNK ? num : CHUNK))) != CLI_OK) goto done;
+    c.batch = (int)(num < CHUNK ? num : CHUNK);
     printf("strength %g: %d of %d %s steps, from t = %lld\n", s, init, steps, app_sampler_name(cfg.kind),
            (long long)t_at);
     fflush(stdout);
@@ -574,7 +561,10 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     printf("\n");
     fflush(stdout);
     if ((rc = app_prepare(&c, 1)) != CLI_OK) goto done;
-    if ((rc = app_set_chunk(&c, 0, 1)) != CLI_OK) goto done;
+    if (ddpm_guided_set_labels(c.guided, c.labels, 1) != DDPM_OK) {
+        rc = cli_fail();
+        goto done;
+    }
     double t0 = app_now();
     /* one model call: x_t = sqrt(ab_t) y, then x0 from the prediction, clipped */
     double sab = sqrt(ab);

@@ -78,6 +78,55 @@ ddpm_status ddpm_ddim_invert(const ddpm_diffusion *d, const ddpm_sampler_config 
     return st;
 }
 
+/* ------------------------------------------------------------------------------------ trajectories */
+
+ddpm_status ddpm_trajectory_init(ddpm_trajectory *tr, int nimg, int frames, int steps, int64_t D) {
+    if (!tr) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trajectory_init: tr is NULL");
+    memset(tr, 0, sizeof *tr);
+    if (nimg < 1 || frames < 1 || frames > DDPM_TRAJECTORY_MAX_FRAMES || steps < 1 || D < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trajectory_init: need nimg >= 1, frames 1..%d, steps and D "
+                        ">= 1", DDPM_TRAJECTORY_MAX_FRAMES);
+    const int F = frames < steps ? frames : steps;
+    tr->nimg = nimg;
+    tr->nframes = F;
+    tr->D = D;
+    for (int j = 0; j < F; j++)
+        tr->steps[j] = F == 1 ? steps - 1 : (int)floor((double)j * (steps - 1) / (F - 1) + 0.5);
+    size_t n;
+    if (dd_mul_size((size_t)nimg * (size_t)F, (size_t)D, &n) != 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trajectory_init: %d images of %d frames are too large", nimg, F);
+    tr->x = dd_calloc(n, sizeof(float));
+    tr->x0 = dd_calloc(n, sizeof(float));
+    if (tr->x && tr->x0) return DDPM_OK;
+    ddpm_trajectory_free(tr);
+    return DDPM_ERR_NOMEM;
+}
+
+void ddpm_trajectory_free(ddpm_trajectory *tr) {
+    if (!tr) return;
+    dd_free(tr->x);
+    dd_free(tr->x0);
+    tr->x = tr->x0 = NULL;
+}
+
+void ddpm_trajectory_record(ddpm_trajectory *tr, int64_t first_item, int step_index, int64_t timestep,
+                            const double *x, const double *x0, int64_t N, int64_t D) {
+    if (!tr || !tr->x || !x || D != tr->D) return;
+    for (int j = 0; j < tr->nframes; j++) {
+        if (tr->steps[j] != step_index) continue;
+        tr->t[j] = timestep;
+        for (int64_t r = 0; r < N; r++) {
+            const int64_t g = first_item + r;
+            if (g < 0 || g >= tr->nimg) continue;
+            const size_t off = ((size_t)g * (size_t)tr->nframes + (size_t)j) * (size_t)D;
+            for (int64_t k = 0; k < D; k++) {
+                tr->x[off + (size_t)k] = (float)x[r * D + k];
+                tr->x0[off + (size_t)k] = x0 ? (float)x0[r * D + k] : 0.0f;
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------------------ interpolation */
 
 /* Shoemake 1985: sin((1 - l) theta) / sin(theta) a + sin(l theta) / sin(theta) b, theta the angle between a and
