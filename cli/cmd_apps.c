@@ -162,6 +162,8 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
         ddpm_sample_request inv;
         ddpm_sample_request_default(&inv);
         inv.run = DDPM_RUN_INVERT;
+        /* one plan for the inversion and the decoding */
+        if ((rc = app_prepare(&c, nl < 2 ? 2 : nl < CHUNK ? nl : CHUNK)) != CLI_OK) goto done;
         c.batch = 2;
         app_progress_start(&c, "inverting a and b", cfg.steps, 2);
         if ((rc = app_run(&c, &cfg, &inv, ends, 2)) != CLI_OK) goto done;
