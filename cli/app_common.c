@@ -213,6 +213,7 @@ void app_free(app_ctx *c) {
     c->model = NULL;
     c->d = NULL;
     c->labels = NULL;
+    while (c->nbufs > 0) free(c->bufs[--c->nbufs]);
 }
 
 /* ------------------------------------------------------------------------------- progress */
@@ -371,11 +372,33 @@ int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t
     return ddpm_save_samples(path, x, n, c->C, c->S, c->S, labels, settings) == DDPM_OK ? CLI_OK : cli_fail();
 }
 
-int app_write_strip(app_ctx *c, const char *path, const float *x, int N, const char *const *captions,
-                    const char *description) {
+void *app_alloc(app_ctx *c, size_t bytes) {
+    void *p = c->nbufs < (int)(sizeof c->bufs / sizeof c->bufs[0]) ? calloc(bytes ? bytes : 1, 1) : NULL;
+    if (!p) app_error("out of memory");
+    else c->bufs[c->nbufs++] = p;
+    return p;
+}
+
+int app_strip_init(app_ctx *c, app_strip *s, int max) {
+    s->n = 0;
+    s->x = app_alloc(c, sizeof(float) * (size_t)max * (size_t)c->D);
+    return s->x ? CLI_OK : CLI_FAIL;
+}
+
+void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...) {
+    float *o = s->x + (size_t)s->n * (size_t)c->D;
+    for (int64_t k = 0; k < c->D; k++) o[k] = f ? f[k] : (float)d[k];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->caps[s->n++], sizeof s->caps[0], fmt, ap);
+    va_end(ap);
+}
+
+int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description) {
     ddpm_image strip;
-    memset(&strip, 0, sizeof strip);
-    if (ddpm_image_strip(&strip, x, N, c->C, c->S, c->S, captions, ddpm_image_strip_scale(c->S)) != DDPM_OK)
+    const char *caps[APP_STRIP_MAX];
+    for (int i = 0; i < s->n; i++) caps[i] = s->caps[i];
+    if (ddpm_image_strip(&strip, s->x, s->n, c->C, c->S, c->S, caps, ddpm_image_strip_scale(c->S)) != DDPM_OK)
         return cli_fail();
     int rc = app_write_png(c, path, &strip, description);
     ddpm_image_free(&strip);

@@ -82,7 +82,17 @@ typedef struct {
     ddpm_engine engine;
     app_progress progress;
     ddpm_trajectory *traj;           /* recorded by app_on_step; NULL: none */
+    void *bufs[16];                  /* app_alloc's, freed by app_free */
+    int nbufs;
 } app_ctx;
+
+/* A strip of captioned images [C, S, S] being assembled (app_strip_add) and written (app_strip_write). */
+#define APP_STRIP_MAX 66
+typedef struct {
+    float *x;                        /* [APP_STRIP_MAX or fewer, D] */
+    int n;
+    char caps[APP_STRIP_MAX][40];
+} app_strip;
 
 /* Parses the shared options the command has into c (--seed, --engine, --threads: sets the thread count, the
    sampler's options, --class, --guidance). CLI_OK or CLI_USAGE. */
@@ -141,9 +151,17 @@ int app_write_folder(const app_ctx *c, const char *opt, const char *dir, const f
    'labels', with `settings` as the metadata "ddpm" (atomically). CLI_OK, or CLI_FAIL after the error line. */
 int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
                      const char *settings);
-/* A captioned strip of N images [N, C, S, S] written to path. */
-int app_write_strip(app_ctx *c, const char *path, const float *x, int N, const char *const *captions,
-                    const char *description);
+/* Zeroed memory that lives until app_free (NULL, with the error line, when out of memory or out of slots). */
+void *app_alloc(app_ctx *c, size_t bytes);
+/* Room for `max` images in s (CLI_OK or CLI_FAIL); then one image (floats f, or doubles d) and its caption. */
+int app_strip_init(app_ctx *c, app_strip *s, int max);
+void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/* The strip as a PNG at path with the run's tEXt chunks and `description`. */
+int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description);
 /* Seconds of a monotonic clock. */
 double app_now(void);
 /* "1.2 s", "3m05s" */

@@ -903,6 +903,14 @@ ddpm_status ddpm_sample_images(ddpm_model *m, const ddpm_diffusion *d, const ddp
    timesteps[first_step], so that a decode from first_step returns. cfg->on_step is called after each step. */
 ddpm_status ddpm_ddim_invert(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, ddpm_model_fn model,
                              void *model_user, double *x, int64_t N, int64_t D);
+/* x_t at timestep t of images x0 [N, D] (first_item ..): sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, image i's eps from
+   stream (DDPM_STREAM_NOISING, 0, i). out may be x0. */
+ddpm_status ddpm_noise_images(const ddpm_diffusion *d, uint64_t seed, int64_t t, const double *x0,
+                              int64_t first_item, int64_t N, int64_t D, double *out);
+/* The one-step estimate of x_0 from x [N, D] at timestep t: one model call, its output read as `pred`, clamped to
+   [-clip, clip] when clip > 0. */
+ddpm_status ddpm_predict_x0(const ddpm_diffusion *d, ddpm_prediction pred, ddpm_model_fn model, void *model_user,
+                            const double *x, int64_t t, int64_t N, int64_t D, double clip, double *x0);
 /* Spherical interpolation of two [D] vectors (linear when they are nearly parallel). */
 void ddpm_slerp(const double *a, const double *b, double lambda, double *out, int64_t D);
 

@@ -153,6 +153,52 @@ void ddpm_slerp(const double *a, const double *b, double lambda, double *out, in
     for (int64_t j = 0; j < D; j++) out[j] = ca * a[j] + cb * b[j]; /* out may alias a or b */
 }
 
+/* ------------------------------------------------------------------------------------ forward noise, x0 */
+
+ddpm_status ddpm_noise_images(const ddpm_diffusion *d, uint64_t seed, int64_t t, const double *x0,
+                              int64_t first_item, int64_t N, int64_t D, double *out) {
+    size_t nd;
+    if (!d || !out || t < 0 || t >= d->T)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_noise_images: need a diffusion, out and 0 <= t < T");
+    ddpm_status st = dd_sampler_check_batch("ddpm_noise_images", "x_0", x0, N, D, first_item, &nd);
+    double *eps = st == DDPM_OK ? dd_alloc(sizeof(double) * (size_t)D) : NULL;
+    if (st == DDPM_OK && !eps) st = DDPM_ERR_NOMEM;
+    for (int64_t r = 0; st == DDPM_OK && r < N; r++) {
+        ddpm_rng_normal_f64(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, (uint32_t)(first_item + r)), 0, eps,
+                            (size_t)D);
+        ddpm_q_sample_f64(d, out + r * D, x0 + r * D, eps, &t, 1, D);
+    }
+    dd_free(eps);
+    return st;
+}
+
+ddpm_status ddpm_predict_x0(const ddpm_diffusion *d, ddpm_prediction pred, ddpm_model_fn model, void *model_user,
+                            const double *x, int64_t t, int64_t N, int64_t D, double clip, double *x0) {
+    static const char fn[] = "ddpm_predict_x0";
+    size_t nd;
+    if (!d || !x0 || t < 0 || t >= d->T)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: need a diffusion, x0 and 0 <= t < T", fn);
+    ddpm_status st = dd_sampler_check_batch(fn, "x_t", x, N, D, 0, &nd);
+    if (st != DDPM_OK) return st;
+    dd_float_model fm;
+    int64_t *tv = dd_alloc(sizeof(int64_t) * (size_t)N);
+    double *mo = dd_alloc(sizeof(double) * nd);
+    if ((st = dd_float_model_init(&fm, model, model_user, N, D, fn)) == DDPM_OK && (!tv || !mo)) st = DDPM_ERR_NOMEM;
+    for (int64_t r = 0; st == DDPM_OK && r < N; r++) tv[r] = t;
+    if (st == DDPM_OK && (st = dd_float_model_call(&fm, mo, x, tv, N, D)) != DDPM_OK)
+        st = dd_sampler_callback_failed(st, "model", 0, t);
+    if (st == DDPM_OK) {
+        if (pred == DDPM_PRED_EPS) ddpm_predict_x0_from_eps(d, x0, x, mo, tv, N, D);
+        else if (pred == DDPM_PRED_V) ddpm_predict_x0_from_v(d, x0, x, mo, tv, N, D);
+        else memcpy(x0, mo, sizeof(double) * nd);
+        for (size_t j = 0; clip > 0 && j < nd; j++) x0[j] = x0[j] < -clip ? -clip : x0[j] > clip ? clip : x0[j];
+    }
+    dd_float_model_free(&fm);
+    dd_free(tv);
+    dd_free(mo);
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------ noise level */
 
 int64_t ddpm_timestep_for_sigma(const ddpm_diffusion *d, double sigma) {
