@@ -25,12 +25,12 @@ static int setup(app_ctx *c, const cli_args *a, const char *const *required, int
     return rc;
 }
 
-/* The strip's description and "wrote" line, with the run's duration. */
-static int finish(app_ctx *c, const app_strip *s, const char *what, double t0, const char *fmt, const char *a1) {
+/* Writes the strip with its description, then "wrote OUT: <body>, <the time since t0>". */
+static int finish(app_ctx *c, const app_strip *s, const char *what, double t0, const char *body) {
     char dur[32];
     app_duration(dur, sizeof dur, app_now() - t0);
     int rc = app_strip_write(c, s, cli_str(c->a, "out"), what);
-    if (rc == CLI_OK) printf(fmt, cli_str(c->a, "out"), a1, what, dur);
+    if (rc == CLI_OK) printf("wrote %s: %s, %s\n", cli_str(c->a, "out"), body, dur);
     return rc;
 }
 
@@ -137,9 +137,7 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     for (size_t k = 0; k < 2 * D; k++) ends[k] = (double)fa[k];
     double t0 = app_now();
     if (ddim_mode) {
-        ddpm_sample_request inv;
-        ddpm_sample_request_default(&inv);
-        inv.run = DDPM_RUN_INVERT;
+        ddpm_sample_request inv = {.run = DDPM_RUN_INVERT};   /* app_run sets the chunks, labels and guidance */
         /* one plan for the inversion and the decoding */
         if ((rc = app_prepare(&c, nl < 2 ? 2 : nl < CHUNK ? nl : CHUNK)) != CLI_OK) goto done;
         c.batch = 2;
@@ -163,15 +161,15 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     app_strip_add(&c, &strip, fa, NULL, "a");
     for (int i = 0; i < nl; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "\xce\xbb = %g", lam[i]);   /* λ */
     app_strip_add(&c, &strip, fb, NULL, "b");
-    char what[200], n_imgs[32];
+    char what[200], body[300];
     if (ddim_mode)
         snprintf(what, sizeof what, "interpolation of DDIM inversions (%d steps), slerp, seed %llu", cfg.steps,
                  (unsigned long long)c.seed);
     else
         snprintf(what, sizeof what, "interpolation at t = %lld, %s from step %d of %d, seed %llu", (long long)t_at,
                  app_sampler_name(cfg.kind), first, cfg.steps, (unsigned long long)c.seed);
-    snprintf(n_imgs, sizeof n_imgs, "%d", nl);
-    rc = finish(&c, &strip, what, t0, "wrote %s: a, %s images, b (%s), %s\n", n_imgs);
+    snprintf(body, sizeof body, "a, %d images, b (%s)", nl, what);
+    rc = finish(&c, &strip, what, t0, body);
 done:
     app_free(&c);
     ddpm_image_free(&ia);
@@ -276,24 +274,19 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     if (jn > 1 && jl > 0) per += (jn - 1) * jl * (cfg.steps / jl);
     app_progress_start(&c, "inpainting", (num + c.batch - 1) / c.batch * per, num);
     double t0 = app_now();
-    ddpm_sample_request r;
-    ddpm_sample_request_default(&r);
-    r.run = DDPM_RUN_INPAINT;
-    r.inpaint = &ic;
-    r.known = known;
-    r.mask = mask;
+    ddpm_sample_request r = {.run = DDPM_RUN_INPAINT, .xt = DDPM_XT_SEED, .inpaint = &ic, .known = known, .mask = mask};
     if ((rc = app_run(&c, &cfg, &r, x, num)) != CLI_OK) goto done;
     for (size_t k = 0; k < D; k++)   /* the masked image: the area to regenerate shown mid-gray (0) */
         masked[k] = mask_f[k % P] >= 0.5f ? 0.0f : known_f[k];
     app_strip_add(&c, &strip, known_f, NULL, "image");
     app_strip_add(&c, &strip, masked, NULL, "masked");
     for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "result %lld", i + 1);
-    char what[200], n_res[32];
+    char what[200], body[300];
     snprintf(what, sizeof what, "RePaint, %s %d steps, jump length %lld, jump n sample %lld, seed %llu, %.0f%% "
              "regenerated", app_sampler_name(cfg.kind), cfg.steps, jl, jn, (unsigned long long)c.seed,
              100.0 * frac / (double)P);
-    snprintf(n_res, sizeof n_res, "%lld", num);
-    rc = finish(&c, &strip, what, t0, "wrote %s: image, masked, %s results (%s), %s\n", n_res);
+    snprintf(body, sizeof body, "image, masked, %lld results (%s)", num, what);
+    rc = finish(&c, &strip, what, t0, body);
 done:
     app_free(&c);
     ddpm_image_free(&img);
@@ -390,12 +383,11 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     if ((rc = app_sample_all(&c, &cfg, x, num, APP_XT_GIVEN)) != CLI_OK) goto done;
     app_strip_add(&c, &strip, in_f, NULL, "input");
     for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "result %lld", i + 1);
-    char what[200], dur[32];
+    char what[200], body[64];
     snprintf(what, sizeof what, "img2img (SDEdit), strength %g: %s %d of %d steps from t = %lld, seed %llu", s,
              app_sampler_name(cfg.kind), init, steps, (long long)t_at, (unsigned long long)c.seed);
-    app_duration(dur, sizeof dur, app_now() - t0);
-    if ((rc = app_strip_write(&c, &strip, cli_str(a, "out"), what)) == CLI_OK)
-        printf("wrote %s: input, %lld results, %s\n", cli_str(a, "out"), num, dur);
+    snprintf(body, sizeof body, "input, %lld results", num);
+    rc = finish(&c, &strip, what, t0, body);
 done:
     app_free(&c);
     return rc;
