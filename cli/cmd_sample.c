@@ -99,18 +99,23 @@ static char *tensor_settings(const cli_args *a) {
     return cli_settings(&b);
 }
 
+/* A picture the library has just made (st: how that went) as a PNG with the run's settings. */
+static int write_picture(app_ctx *c, const char *path, ddpm_status st, ddpm_image *img, const char *what) {
+    int rc = st == DDPM_OK ? app_write_png(c, path, img, what) : cli_fail();
+    ddpm_image_free(img);
+    return rc;
+}
+
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
-    app_ctx c;
-    ddpm_trajectory traj;
+    app_ctx c = {0};
+    ddpm_trajectory traj = {0};
     ddpm_sampler_config cfg;
     long long num = 16, batch = 0, cols = 0, scale = 0, frames = 10, repeat = -1;
     double *x = NULL, *xt = NULL;   /* xt: --noise, read by the library */
     float *xf = NULL;
     char *settings = NULL;
     int64_t N = 0;
-    memset(&c, 0, sizeof c);
-    memset(&traj, 0, sizeof traj);
     const char *out = cli_str(a, "out"), *individual = cli_str(a, "individual"), *noise = cli_str(a, "noise"),
                *tensor = cli_str(a, "save-tensor"), *trajectory = cli_str(a, "trajectory");
 
@@ -131,30 +136,25 @@ static int run(const cli_command *cmd, const cli_args *a) {
 
     if ((rc = app_load_model(&c)) != CLI_OK) goto done;
     N = num;
-    if (noise && ddpm_read_image_tensor(noise, "x_T", c.C, c.S, c.S, MAX_NUM, &xt, &N) != DDPM_OK) {
+    if (noise && ddpm_read_image_tensor(noise, "x_T", c.C, c.S, c.S, MAX_NUM, &xt, &N) != DDPM_OK)
         rc = app_error("--noise %s", ddpm_last_error());
-        goto done;
-    }
-    if (noise && cli_given(a, "num") && num != N) {
+    else if (noise && cli_given(a, "num") && num != N)
         rc = cli_usage_error("--num %lld: --noise %s holds %lld images; leave --num out or make them agree", num,
                              noise, (long long)N);
-        goto done;
-    }
+    if (rc != CLI_OK) goto done;
     if ((rc = app_labels(&c, N, 1)) != CLI_OK || (rc = app_sampler_config(&c, DDPM_SAMPLER_DDIM, &cfg)) != CLI_OK)
         goto done;
     c.batch = (int)(batch > 0 && batch < N ? batch : N < 16 || batch > 0 ? N : 16);
     if (repeat >= 0) cfg.repeat_noise_steps = (int)repeat;
     app_hook(&c, &cfg);
-    if (trajectory) {
-        if (ddpm_trajectory_init(&traj, (int)(N < TRAJ_MAX_IMAGES ? N : TRAJ_MAX_IMAGES), (int)frames, cfg.steps,
-                                 c.D) != DDPM_OK) {
-            rc = cli_fail();
-            goto done;
-        }
-        c.traj = &traj;
+    if (trajectory && ddpm_trajectory_init(&traj, (int)(N < TRAJ_MAX_IMAGES ? N : TRAJ_MAX_IMAGES), (int)frames,
+                                           cfg.steps, c.D) != DDPM_OK) {
+        rc = cli_fail();
+        goto done;
     }
-    if (!(x = xt) && !(x = malloc(sizeof(double) * (size_t)N * (size_t)c.D))) {
-        rc = app_error("out of memory for %lld images", (long long)N);
+    c.traj = trajectory ? &traj : NULL;
+    if (!(x = xt) && !(x = app_alloc(&c, sizeof(double) * (size_t)N * (size_t)c.D))) {
+        rc = CLI_FAIL;
         goto done;
     }
 
@@ -184,19 +184,14 @@ static int run(const cli_command *cmd, const cli_args *a) {
     }
     ddpm_image img;
     if (trajectory) {
-        if (ddpm_image_trajectory(&img, &traj, c.C, c.S, c.S) != DDPM_OK) rc = cli_fail();
-        else rc = app_write_png(&c, trajectory, &img, what);
-        ddpm_image_free(&img);
-        if (rc != CLI_OK) goto done;
+        if ((rc = write_picture(&c, trajectory, ddpm_image_trajectory(&img, &traj, c.C, c.S, c.S), &img, what)))
+            goto done;
         printf("wrote %s: trajectory of %d image%s, %d frames\n", trajectory, traj.nimg, traj.nimg == 1 ? "" : "s",
                traj.nframes);
     }
-    if (out) {
-        if (ddpm_image_grid_scaled(&img, xf, (int)N, c.C, c.S, c.S, (int)cols, (int)scale) != DDPM_OK) rc = cli_fail();
-        else rc = app_write_png(&c, out, &img, what);
-        ddpm_image_free(&img);
-        if (rc != CLI_OK) goto done;
-    }
+    if (out && (rc = write_picture(&c, out, ddpm_image_grid_scaled(&img, xf, (int)N, c.C, c.S, c.S, (int)cols,
+                                                                   (int)scale), &img, what)))
+        goto done;
     app_duration(dur, sizeof dur, secs);
     double ips = secs > 0 ? (double)N / secs : 0.0;
     printf("%s%s%s%lld images, %s %d steps, %s (%.*f images/s)\n", out ? "wrote " : "sampled ", out ? out : "",
@@ -205,7 +200,6 @@ static int run(const cli_command *cmd, const cli_args *a) {
 done:
     app_free(&c);
     ddpm_trajectory_free(&traj);
-    if (x != xt) free(x);
     ddpm_free(xt);
     free(xf);
     free(settings);
