@@ -34,6 +34,9 @@
                               "conditional sampling)"}
 #define APP_OPT_THREADS {"threads", "N", "0", "threads (0 = all cores)"}
 #define APP_OPT_ENGINE {"engine", "fast|reference", "fast", "the kernels: fast, or the plain reference twins"}
+/* The rows that end the tables of the application commands, and the end of the table. */
+#define APP_OPT_TAIL                                                                                           \
+    APP_OPT_SEED, APP_OPT_CLASS, APP_OPT_GUIDANCE, APP_OPT_THREADS, APP_OPT_ENGINE, {NULL, NULL, NULL, NULL}
 
 /* A progress display over the step callbacks of one command: a \r-updated line on a terminal, otherwise a plain
    line at every tenth of the work. */

@@ -48,12 +48,7 @@ static const cli_option interp_options[] = {
     {"out", "FILE.png", NULL, "the strip [a, one image per lambda, b] (required)"},
     {"sampler", "ddpm|ddim|dpmpp2m", NULL, "the reverse process (default: ddpm in noise mode; ddim mode uses ddim)"},
     APP_OPT_STEPS,
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 static int parse_lambdas(const char *s, double *out, int *n) {
@@ -205,12 +200,7 @@ static const cli_option inpaint_options[] = {
     {"jump-length", "J", "10", "RePaint: steps gone back at each jump"},
     {"jump-n-sample", "R", "1", "RePaint: passes over each jump (1 = no resampling; 10 in the paper)"},
     {"num", "N", "4", "results, each from its own x_T"},
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 static int inpaint_run(const cli_command *cmd, const cli_args *a) {
@@ -321,12 +311,7 @@ static const cli_option img2img_options[] = {
     APP_OPT_SAMPLER("ddim"),
     APP_OPT_STEPS,
     {"num", "N", "4", "results, each with its own noise"},
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 static int img2img_run(const cli_command *cmd, const cli_args *a) {
@@ -346,27 +331,20 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     if (rc != CLI_OK) return rc;
     if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, &cfg)) != CLI_OK) goto done;
     const int steps = cfg.steps;
-    int init = (int)((double)steps * s);
-    if (init > steps) init = steps;
-    if (init < 1) {
-        rc = cli_usage_error("--strength %s: with %d steps that runs no step; use a strength >= %g or more --steps",
-                             cli_str(a, "strength"), steps, 1.0 / steps);
+    int first = 0;
+    int64_t t_at = 0;
+    if (ddpm_sampler_strength(&cfg, c.d->T, s, &first, &t_at) != DDPM_OK) {
+        rc = cli_usage_error("--strength %s: %s", cli_str(a, "strength"), ddpm_last_error());
         goto done;
     }
-    const int first = steps - init;
+    const int init = steps - first;
     const size_t D = (size_t)c.D;
-    int64_t *ts = app_alloc(&c, sizeof(int64_t) * (size_t)steps);
     float *in_f = app_alloc(&c, sizeof(float) * D);
     double *x = app_alloc(&c, sizeof(double) * (size_t)num * D);
-    if (!ts || !in_f || !x || (rc = app_strip_init(&c, &strip, (int)num + 1)) != CLI_OK) {
+    if (!in_f || !x || (rc = app_strip_init(&c, &strip, (int)num + 1)) != CLI_OK) {
         rc = CLI_FAIL;
         goto done;
     }
-    if (ddpm_sampler_timesteps(&cfg, c.d->T, ts) != DDPM_OK) {
-        rc = cli_usage_error("%s", ddpm_last_error());
-        goto done;
-    }
-    const int64_t t_at = ts[first];
     if ((rc = app_read_image(&c, "image", cli_str(a, "image"), in_f, NULL)) != CLI_OK) goto done;
     for (size_t k = 0; k < (size_t)num * D; k++) x[k] = (double)in_f[k % D];
     if (ddpm_noise_images(c.d, c.seed, t_at, x, 0, num, c.D, x) != DDPM_OK) {
@@ -418,12 +396,7 @@ static const cli_option denoise_options[] = {
     {"out", "FILE.png", NULL, "the strip [clean, noisy, one-step estimate, reverse process] (required)"},
     APP_OPT_SAMPLER("ddpm"),
     APP_OPT_STEPS,
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 /* PSNR in dB of two model-space images on the [0, 1] scale (values clamped to [-1, 1]). */

@@ -266,6 +266,12 @@ ddpm_status ddpm_sampler_timesteps(const ddpm_sampler_config *cfg, int T, int64_
    made at timestep *t_at (<= t) sets cfg->first_step = *first. */
 ddpm_status ddpm_sampler_first_step(const ddpm_sampler_config *cfg, int T, int64_t t, int *first, int64_t *t_at);
 
+/* img2img (SDEdit) as diffusers' img2img pipelines: of cfg->steps steps the last min(int(steps * strength), steps)
+   are run; *first is the first of them and *t_at its timestep (the image is noised to it). DDPM_ERR_INVALID_ARG
+   when strength is outside (0, 1] or runs no step ("with N steps that runs no step; use a strength >= 1/N"). */
+ddpm_status ddpm_sampler_strength(const ddpm_sampler_config *cfg, int T, double strength, int *first,
+                                  int64_t *t_at);
+
 /* Run the reverse process. x [N, D]: x_T in, x_0 out. first_item is the global index of row 0, so
    that a batch split into pieces draws the same noise as the whole batch. */
 ddpm_status ddpm_sample_loop(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,

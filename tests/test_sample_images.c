@@ -1,7 +1,8 @@
 /* test_sample_images.c — the library calls behind the sampling commands: N images in chunks (ddpm_sample_images:
    the same images for any chunk size, x_T modes, inpainting and DDIM inversion, the chunk callback), class labels
    and the guidance weight of a run (ddpm_class_labels), folders of images written whole or not at all, sample
-   tensors and x_T files, and the grid, stack and trajectory pictures. The networks are the tiny fixture UNets. */
+   tensors and x_T files, the grid, stack and trajectory pictures, img2img's start, forward noise per image and the
+   one-step x0 estimate. The networks are the tiny fixture UNets. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,7 +368,54 @@ static void test_pictures(void) {
     ddpm_trajectory_free(&tr);
 }
 
+static ddpm_status half_model(void *user, float *out, const float *x, const int64_t *t, int64_t N, int64_t D) {
+    (void)user, (void)t;
+    for (int64_t j = 0; j < N * D; j++) out[j] = 0.5f * x[j];
+    return DDPM_OK;
+}
+
+/* img2img's start, forward noise per image, the one-step x0 estimate. */
+static void test_app_steps(void) {
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
+    ddpm_sampler_config cfg;
+    ddpm_sampler_config_default(&cfg, DDPM_SAMPLER_DDIM);
+    cfg.steps = 10;
+    int64_t ts[10], t_at = -1;
+    int first = -1;
+    CHECK_OK(ddpm_sampler_timesteps(&cfg, 1000, ts));
+    CHECK_OK(ddpm_sampler_strength(&cfg, 1000, 0.6, &first, &t_at));
+    CHECK(first == 4 && t_at == ts[4]);
+    CHECK_OK(ddpm_sampler_strength(&cfg, 1000, 1.0, &first, &t_at));
+    CHECK(first == 0 && t_at == ts[0]);
+    CHECK_FAIL(ddpm_sampler_strength(&cfg, 1000, 0.05, &first, &t_at), DDPM_ERR_INVALID_ARG);
+    CHECK(strstr(ddpm_last_error(), "runs no step") != NULL);
+    CHECK_FAIL(ddpm_sampler_strength(&cfg, 1000, 1.5, &first, &t_at), DDPM_ERR_INVALID_ARG);
+    enum { N = 3, D = 10 };
+    double x0[N * D], xt[N * D], eps[D], x0h[N * D], want[N * D];
+    for (int j = 0; j < N * D; j++) x0[j] = 0.1 * (j % 7) - 0.3;
+    CHECK_OK(ddpm_noise_images(d, 5, 400, x0, 2, N, D, xt));
+    const double ab = d->alphas_cumprod[400];
+    for (int r = 0; r < N; r++) {
+        ddpm_rng_normal_f64(5, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, (uint32_t)(2 + r)), 0, eps, D);
+        for (int k = 0; k < D; k++) want[r * D + k] = sqrt(ab) * x0[r * D + k] + sqrt(1 - ab) * eps[k];
+    }
+    CHECK(dd_check_close("ddpm_noise_images", xt, want, N * D, 1e-12, 1.0));
+    CHECK_FAIL(ddpm_noise_images(d, 5, 1000, x0, 0, N, D, xt), DDPM_ERR_INVALID_ARG);
+    /* eps = x / 2: x0 = (x - sqrt(1 - ab) eps) / sqrt(ab), clamped to [-1, 1] */
+    int64_t tv[N] = {400, 400, 400};
+    double epsv[N * D];
+    for (int j = 0; j < N * D; j++) epsv[j] = (double)(0.5f * (float)xt[j]);
+    ddpm_predict_x0_from_eps(d, want, xt, epsv, tv, N, D);
+    CHECK_OK(ddpm_predict_x0(d, DDPM_PRED_EPS, half_model, NULL, xt, 400, N, D, 0.0, x0h));
+    CHECK(memcmp(x0h, want, sizeof want) == 0);
+    CHECK_OK(ddpm_predict_x0(d, DDPM_PRED_EPS, half_model, NULL, xt, 400, N, D, 0.5, x0h));
+    for (int j = 0; j < N * D; j++) CHECK(x0h[j] == (want[j] < -0.5 ? -0.5 : want[j] > 0.5 ? 0.5 : want[j]));
+    CHECK_FAIL(ddpm_predict_x0(d, DDPM_PRED_EPS, NULL, NULL, xt, 400, N, D, 0.0, x0h), DDPM_ERR_INVALID_ARG);
+    ddpm_diffusion_free(d);
+}
+
 int main(void) {
+    test_app_steps();
     test_chunks();
     test_chunked_apps();
     test_labels();

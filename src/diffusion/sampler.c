@@ -201,6 +201,29 @@ ddpm_status ddpm_sampler_first_step(const ddpm_sampler_config *cfg, int T, int64
     return st;
 }
 
+ddpm_status ddpm_sampler_strength(const ddpm_sampler_config *cfg, int T, double strength, int *first,
+                                  int64_t *t_at) {
+    if (!first || !t_at) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sampler_strength: outputs are NULL");
+    ddpm_status st = dd_sampler_check_config(cfg, T);
+    if (st != DDPM_OK) return st;
+    if (!(strength > 0.0 && strength <= 1.0))
+        return dd_error(DDPM_ERR_INVALID_ARG, "strength %g must be in (0, 1]", strength);
+    const int steps = cfg->steps;
+    int init = (int)((double)steps * strength);
+    if (init > steps) init = steps;
+    if (init < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "with %d steps that runs no step; use a strength >= %g or more steps",
+                        steps, 1.0 / steps);
+    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
+    if (!ts) return DDPM_ERR_NOMEM;
+    if ((st = ddpm_sampler_timesteps(cfg, T, ts)) == DDPM_OK) {
+        *first = steps - init;
+        *t_at = ts[steps - init];
+    }
+    dd_free(ts);
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------ the loop */
 
 /* A callback failed: keep its message, or name it when it left none. */
