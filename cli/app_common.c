@@ -104,7 +104,8 @@ int app_parse_common(const cli_args *a, app_ctx *c) {
     if (rc == CLI_OK && app_has(a, "threads")) rc = cli_threads(a, "threads", 0, &threads);
     if (rc == CLI_OK && app_has(a, "engine") && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &v)) == CLI_OK)
         c->engine = (ddpm_engine)v;
-    if (rc == CLI_OK && app_has(a, "sampler") && cli_str(a, "sampler")) rc = cli_enum(a, "sampler", DDPM_ENUM_SAMPLER, &o->sampler);
+    if (rc == CLI_OK && app_has(a, "sampler") && cli_str(a, "sampler"))
+        rc = cli_enum(a, "sampler", DDPM_ENUM_SAMPLER, &o->sampler);
     if (GIVEN("steps")) rc = cli_int(a, "steps", 1, 1 << 24, &o->steps);
     if (rc == CLI_OK && app_has(a, "eta")) rc = cli_double(a, "eta", 0, 1, 0, &o->eta);
     if (GIVEN("spacing")) rc = cli_enum(a, "spacing", DDPM_ENUM_SPACING, &o->spacing);

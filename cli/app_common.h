@@ -1,7 +1,8 @@
-/* app_common.h — what `ddpm sample`, `interpolate`, `inpaint`, `img2img` and `denoise` share: the model and its
-   scheduler (the shipped model by default), sampler options, class labels and classifier-free guidance, a progress
-   display driven by the samplers' step callback (which also catches Ctrl-C), the trajectory recorder, captioned
-   strips and PNG output with the run's settings. */
+/* app_common.h — what `ddpm sample`, `interpolate`, `inpaint`, `img2img`, `denoise` and `eval` share: the shared
+   options parsed once, the model and its scheduler (the shipped model by default), the sampler, class labels and
+   classifier-free guidance (through the library), the library's chunked sampling with a progress display driven
+   by the step callback (which also catches Ctrl-C and records trajectories), captioned strips and PNG output with
+   the run's settings. */
 #ifndef DDPM_CLI_APP_COMMON_H
 #define DDPM_CLI_APP_COMMON_H
 

@@ -1,8 +1,8 @@
 /* test_apps.c — the applications over a model callback: starting the sampler inside its list (first_step),
    shared noise (repeat_noise_steps), per-image x_T, DDIM inversion, slerp, the timestep of a noise level and
    RePaint inpainting (jump schedule, noise streams, batch-split invariance, shared noise, errors). The networks
-   are analytic: the exact eps of Gaussian data N(mu, s^2 I), and an eps that does not depend on x (for which DDIM inversion is
-   the exact inverse of DDIM decoding). */
+   are analytic: the exact eps of Gaussian data N(mu, s^2 I), and an eps that does not depend on x (for which
+   DDIM inversion is the exact inverse of DDIM decoding). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,6 @@
 /* apps.c — what a trained model is used for, over a model callback: per-image initial noise, DDIM inversion,
-   spherical interpolation, the timestep of a noise level, and RePaint inpainting (Lugmayr et al. 2022). */
+   trajectories, spherical interpolation, forward noise per image, the one-step x0 estimate, the timestep of a
+   noise level, and RePaint inpainting (Lugmayr et al. 2022). */
 #include <math.h>
 #include <string.h>
 

@@ -1,5 +1,6 @@
-/* sampler.c — sampler configuration, inference timesteps (diffusers set_timesteps) and the reverse loop for
-   DDPM ancestral, DDIM and DPM-Solver++ 2M over a model callback. */
+/* sampler.c — sampler configuration, inference timesteps (diffusers set_timesteps, img2img's strength), the
+   reverse-loop skeleton shared with the applications and the reverse loop for DDPM ancestral, DDIM and
+   DPM-Solver++ 2M over a model callback. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* image.c — conversions between model space [-1, 1] and 8-bit images: sample grids and image to float. */
+/* image.c — conversions between model space [-1, 1] and 8-bit images: sample grids (also enlarged), image to
+   float, nearest-neighbour enlargement and images stacked vertically. */
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -64,7 +65,8 @@ void ddpm_image_to_f32(const ddpm_image *img, float *out) {
 ddpm_status ddpm_image_enlarge(const ddpm_image *in, int k, ddpm_image *out) {
     if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_enlarge: out is NULL");
     memset(out, 0, sizeof *out);
-    if (!in || !in->pixels || k < 1) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_enlarge: need an image and k >= 1");
+    if (!in || !in->pixels || k < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_enlarge: need an image and k >= 1");
     if (in->width > INT_MAX / k || in->height > INT_MAX / k)
         return dd_error(DDPM_ERR_INVALID_ARG, "image too large to enlarge");
     ddpm_status st = ddpm_image_alloc(out, in->width * k, in->height * k, in->channels);

@@ -1,5 +1,5 @@
-/* plot.c — line plots and captioned image strips drawn with cairo (antialiased vector drawing and text),
-   returned as RGB/gray ddpm_image so that ddpm_png_write keeps the run's tEXt chunks. */
+/* plot.c — line plots, captioned image strips and trajectory pictures drawn with cairo (antialiased vector
+   drawing and text), returned as RGB/gray ddpm_image so that ddpm_png_write keeps the run's tEXt chunks. */
 #include <cairo.h>
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,6 @@
 /* png.c — PNG reading and writing through libpng: any PNG in, 8-bit gray or RGB out (alpha composited
-   on white), tEXt chunks, atomic writes. libpng's longjmp error handling stays inside this file. */
+   on white), tEXt chunks, atomic writes; folders of numbered images written whole or not at all. libpng's longjmp
+   error handling stays inside this file. */
 #include <dirent.h>
 #include <errno.h>
 #include <png.h>

@@ -1,5 +1,6 @@
 /* safetensors.c — reader and writer of the safetensors format (an 8-byte little-endian header length,
-   a JSON header parsed with cJSON, raw little-endian data). Every file is treated as hostile. */
+   a JSON header parsed with cJSON, raw little-endian data). Every file is treated as hostile. Also the files of
+   image batches: sample tensors written, x_T tensors read with their shape checked. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>

@@ -1,7 +1,8 @@
 /* guided.c — classifier-free guidance (Ho & Salimans 2022) as a ddpm_model_fn over a prepared model:
    out = u + w (c - u), with c the output for each image's class and u the output for the null class ("no
    label", trained by label dropout). One model call on 2N rows (N conditional, then N null-class rows) per
-   sampler step when w is neither 1 (plain conditional sampling) nor 0 (the null class alone). */
+   sampler step when w is neither 1 (plain conditional sampling) nor 0 (the null class alone). Also the labels
+   and guidance weight of a run, and N images sampled in chunks over the guided model (ddpm_sample_images). */
 #include <math.h>
 #include <string.h>
 
@@ -200,7 +201,8 @@ ddpm_status ddpm_class_labels(const ddpm_model *m, const int64_t *classes, int n
     int all_null = 1;
     if (!conditional) {
         for (int i = 0; i < n; i++)
-            if (classes[i] != -1) return dd_error(DDPM_ERR_INVALID_ARG, "the model is unconditional (no class embedding)");
+            if (classes[i] != -1)
+                return dd_error(DDPM_ERR_INVALID_ARG, "the model is unconditional (no class embedding)");
     } else {
         if (n == 0 && !cycle && null_class < 0)
             return dd_error(DDPM_ERR_INVALID_ARG, "the model is class-conditional (classes 0..%d) and has no null "
@@ -221,8 +223,9 @@ ddpm_status ddpm_class_labels(const ddpm_model *m, const int64_t *classes, int n
         if (!lab) return DDPM_ERR_NOMEM;
         /* no classes: every class in turn (sampling), else the null class */
         for (int64_t i = 0; i < N; i++)
-            lab[i] = n > 0 ? (classes[i % n] < 0 ? null_class : classes[i % n]) : cycle ? i % K : null_class;
-        if (n == 0 && cycle) all_null = 0;
+            lab[i] = n > 0 ? (classes[i % n] < 0 ? null_class : classes[i % n])
+                           : cycle && K > 0 ? i % K : null_class;
+        if (n == 0 && cycle && K > 0) all_null = 0;
         *labels = lab;
     }
     /* auto: the model's own weight (_ddpm_guidance), else 2 where guidance is possible */
