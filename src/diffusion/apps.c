@@ -226,12 +226,6 @@ void ddpm_inpaint_config_default(ddpm_inpaint_config *c) {
     c->jump_n_sample = 1;
 }
 
-/* The timestep after a downward step from list position p: t - T / steps (diffusers), or the next list entry. */
-static int64_t prev_timestep(const ddpm_sampler_config *cfg, const int64_t *ts, int p, int T) {
-    if (cfg->step_along_list) return p + 1 < cfg->steps ? ts[p + 1] : -1;
-    return ts[p] - T / cfg->steps;
-}
-
 /* Lugmayr et al. 2022, Alg. 1, with the jump schedule of their code (diffusers get_schedule_jump): counted in
    units u = steps - 1 - p from the bottom of the list, a jump sits at every u = 0, L, 2L, ... below U - L (U the
    units of the run), so a run never goes back to its first timestep. After the downward step at a jump unit the
@@ -276,7 +270,7 @@ ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
             goto done;
         }
 
-    const int steps = cfg->steps, T = d->T, first = cfg->first_step;
+    const int steps = cfg->steps, first = cfg->first_step;
     /* The schedule's size, before any work: U units, jumps of L units each redone n - 1 times. */
     const int64_t U = steps - first, J = ic->jump_length;
     const int64_t resample = ic->jump_n_sample > 1 ? ic->jump_n_sample - 1 : 0;
@@ -299,7 +293,7 @@ ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
     int64_t k = first, down = 0;   /* loop operation (the list index while there are no jumps), steps done */
     int64_t jump_at = -1, left = 0; /* the jump unit last reached and the returns it has left */
     while (p < steps) {
-        const int64_t t = ts[p], prev_t = prev_timestep(cfg, ts, p, T);
+        const int64_t t = ts[p], prev_t = dd_loop_prev(&L, p);
         const int step = first + (int)down;
         if ((st = dd_loop_model(&L, x, t, step)) != DDPM_OK) goto done;
         if ((st = dd_loop_update(&L, x, t, prev_t, k, step)) != DDPM_OK) goto done;
@@ -328,7 +322,7 @@ ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
                 /* Back up J positions: x_t = sqrt(ab_t / ab_prev) x_prev + sqrt(1 - ab_t / ab_prev) z. */
                 for (int64_t s = 0; s < J; s++) {
                     const int q = p - 1;
-                    const int64_t from = prev_timestep(cfg, ts, q, T);
+                    const int64_t from = dd_loop_prev(&L, q);
                     const double ratio = d->alphas_cumprod[ts[q]] / (from >= 0 ? d->alphas_cumprod[from] : 1.0);
                     const double ca = sqrt(ratio), cz = sqrt(1.0 - ratio);
                     dd_loop_draw(&L, DDPM_STREAM_NOISING, 2 * k + 1, dd_loop_shared(&L, k), z);

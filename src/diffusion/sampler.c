@@ -305,6 +305,13 @@ ddpm_status dd_loop_model(dd_loop *L, const double *x, int64_t t, int step) {
     return dd_sampler_check_finite(L->mout, L->N, L->D, "model output", step, t);
 }
 
+int64_t dd_loop_prev(const dd_loop *L, int p) {
+    /* t - T // steps as diffusers (ORACLE caveat 4), or the next list entry */
+    const ddpm_sampler_config *cfg = L->cfg;
+    if (cfg->step_along_list) return p + 1 < cfg->steps ? L->ts[p + 1] : -1;
+    return L->ts[p] - L->d->T / cfg->steps;
+}
+
 int dd_loop_shared(const dd_loop *L, int64_t k) {
     return L->cfg->repeat_noise_steps >= 0 && k < L->cfg->repeat_noise_steps;
 }
@@ -358,7 +365,7 @@ ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
     ddpm_status st = dd_loop_init(&L, "ddpm_sample_loop", d, cfg, model, model_user, x, "the initial sample x_T", N,
                                   D, first_item);
     if (st != DDPM_OK) goto done;
-    const int steps = cfg->steps, T = d->T, dpm = cfg->kind == DDPM_SAMPLER_DPMPP2M;
+    const int steps = cfg->steps, dpm = cfg->kind == DDPM_SAMPLER_DPMPP2M;
     if (dpm) {
         /* previous x0 [N, D] and the points [steps + 1]: sigma = sqrt((1 - alpha_bar) / alpha_bar) at each visited
            timestep, then 0 (final_sigmas_type "zero") */
@@ -390,9 +397,7 @@ ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
             dd_dpm_update(x, L.x0, second ? x0_prev : NULL, i > first ? &pts[i - 1] : NULL, &pts[i], &pts[i + 1],
                           (int64_t)L.nd);
         } else {
-            /* Previous timestep: t - T // steps as diffusers (ORACLE caveat 4), or the next list entry. */
-            int64_t prev_t = cfg->step_along_list ? (i + 1 < steps ? L.ts[i + 1] : -1) : t - T / steps;
-            if ((st = dd_loop_update(&L, x, t, prev_t, i, i)) != DDPM_OK) goto done;
+            if ((st = dd_loop_update(&L, x, t, dd_loop_prev(&L, i), i, i)) != DDPM_OK) goto done;
         }
         if ((st = dd_loop_report(&L, x, "sample", i, steps, t)) != DDPM_OK) goto done;
         if (dpm) {

@@ -70,6 +70,8 @@ ddpm_status dd_loop_init(dd_loop *L, const char *fn, const ddpm_diffusion *d, co
 void dd_loop_free(dd_loop *L);
 /* L->mout = model(x at timestep t), checked finite; `step` names the step in messages. */
 ddpm_status dd_loop_model(dd_loop *L, const double *x, int64_t t, int step);
+/* The timestep after a downward DDPM / DDIM step from list position p (-1: after the last step). */
+int64_t dd_loop_prev(const dd_loop *L, int p);
 /* Whether the draws of loop operation k are shared by every image (k < cfg->repeat_noise_steps). */
 int dd_loop_shared(const dd_loop *L, int64_t k);
 /* out [N, D]: row r = normal numbers of stream (purpose, stream_step, first_item + r); shared: image 0's stream
