@@ -208,13 +208,10 @@ void app_free(app_ctx *c) {
     ddpm_guided_free(c->guided);
     ddpm_model_free(c->model);
     ddpm_pipeline_scheduler_free(&c->sched);
-    memset(&c->sched, 0, sizeof c->sched);
     ddpm_free(c->labels);
-    c->guided = NULL;
-    c->model = NULL;
-    c->d = NULL;
-    c->labels = NULL;
     while (c->nbufs > 0) free(c->bufs[--c->nbufs]);
+    memset(&c->sched, 0, sizeof c->sched);
+    c->guided = NULL, c->model = NULL, c->d = NULL, c->labels = NULL;
 }
 
 /* ------------------------------------------------------------------------------- progress */
