@@ -1,7 +1,8 @@
-/* app_common.h — what `ddpm sample`, `interpolate`, `inpaint`, `img2img` and `denoise` share: the model and its
-   scheduler (the shipped model by default), sampler options, class labels and classifier-free guidance, a progress
-   display driven by the samplers' step callback (which also catches Ctrl-C), the trajectory recorder, captioned
-   strips and PNG output with the run's settings. */
+/* app_common.h — what `ddpm sample`, `interpolate`, `inpaint`, `img2img`, `denoise` and `eval` share: the shared
+   options parsed once, the model and its scheduler (the shipped model by default), the sampler, class labels and
+   classifier-free guidance (through the library), the library's chunked sampling with a progress display driven
+   by the step callback (which also catches Ctrl-C and records trajectories), captioned strips and PNG output with
+   the run's settings. */
 #ifndef DDPM_CLI_APP_COMMON_H
 #define DDPM_CLI_APP_COMMON_H
 
@@ -34,15 +35,9 @@
                               "conditional sampling)"}
 #define APP_OPT_THREADS {"threads", "N", "0", "threads (0 = all cores)"}
 #define APP_OPT_ENGINE {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"}
-
-/* Records x and x0_hat of the first `nimg` images at chosen steps of a run (the seed's p_sample_loop_trajectory). */
-typedef struct {
-    int nimg, nframes;
-    int steps[64];          /* step indices of the frames, increasing */
-    int64_t t[64];          /* their timesteps */
-    float *x, *x0;          /* [nimg, nframes, D] */
-    int64_t D;
-} app_traj;
+/* The rows that end the tables of the application commands, and the end of the table. */
+#define APP_OPT_TAIL                                                                                           \
+    APP_OPT_SEED, APP_OPT_CLASS, APP_OPT_GUIDANCE, APP_OPT_THREADS, APP_OPT_ENGINE, {NULL, NULL, NULL, NULL}
 
 /* A progress display over the step callbacks of one command: a \r-updated line on a terminal, otherwise a plain
    line at every tenth of the work. */
@@ -56,9 +51,23 @@ typedef struct {
     int next_tenth;
 } app_progress;
 
+#define APP_MAX_LABELS 1024
+
+/* The shared options as parsed (once, by app_parse_common). */
+typedef struct {
+    int sampler;                     /* ddpm_sampler_kind; -1: not given */
+    long long steps;                 /* 0: not given */
+    double eta;
+    int spacing, clip;               /* -1: not given */
+    int nclasses;                    /* --class items; 0: not given */
+    int64_t classes[APP_MAX_LABELS]; /* -1: none (the null class) */
+    double guidance;                 /* NAN: auto */
+} app_opts;
+
 /* A loaded model with its diffusion, guidance and the run's labels. */
 typedef struct {
     const cli_args *a;
+    app_opts opt;
     const char *spec;                /* the model as given (or the default) */
     const char *default_model;       /* the model without --model and DDPM_MODEL; NULL: the shipped MNIST model */
     char shipped[4200];              /* the shipped MNIST model's path, when it is the model */
@@ -70,18 +79,27 @@ typedef struct {
     int64_t D;                       /* C * S * S */
     int64_t *labels;                 /* [num] or NULL (unconditional) */
     int64_t num;
-    int num_classes;                 /* K: real classes 0..K-1 (0: unconditional) */
     double guidance;
-    int batch;                       /* images per model call group */
-    ddpm_guided *guided;
+    int batch;                       /* images per loop call */
+    ddpm_guided *guided;             /* app_prepare's */
     uint64_t seed;
     ddpm_engine engine;
     app_progress progress;
-    app_traj *traj;                  /* NULL: none */
-    int64_t chunk_first;             /* global index of row 0 of the running loop */
+    ddpm_trajectory *traj;           /* recorded by app_on_step; NULL: none */
+    void *bufs[16];                  /* app_alloc's, freed by app_free */
+    int nbufs;
 } app_ctx;
 
-/* Parses --seed, --threads and --engine (sets the thread count). CLI_OK or CLI_USAGE. */
+/* A strip of captioned images [C, S, S] being assembled (app_strip_add) and written (app_strip_write). */
+#define APP_STRIP_MAX 66
+typedef struct {
+    float *x;                        /* [APP_STRIP_MAX or fewer, D] */
+    int n;
+    char caps[APP_STRIP_MAX][40];
+} app_strip;
+
+/* Parses the shared options the command has into c (--seed, --engine, --threads: sets the thread count, the
+   sampler's options, --class, --guidance). CLI_OK or CLI_USAGE. */
 int app_parse_common(const cli_args *a, app_ctx *c);
 /* Loads --model (or the shipped model) and its scheduler; fills C, S, D, d. CLI_OK, CLI_FAIL or CLI_USAGE. */
 int app_load_model(app_ctx *c);
@@ -90,23 +108,23 @@ int app_load_model(app_ctx *c);
    the timestep list. CLI_OK or CLI_USAGE. */
 int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_config *cfg);
 const char *app_sampler_name(ddpm_sampler_kind k);
-/* Labels of `num` images from --class (see the option's help); sample_mode: a conditional model without --class
-   cycles through its classes, otherwise it uses the null class (an error when the model has none). Then the
-   guidance weight from --guidance. CLI_OK or CLI_USAGE. */
+/* Labels of `num` images from --class and the guidance weight from --guidance (ddpm_class_labels; sample_mode:
+   a conditional model without --class cycles through its classes), checked against the model. CLI_OK or
+   CLI_USAGE. */
 int app_labels(app_ctx *c, int64_t num, int sample_mode);
-/* Prepares the model for chunks of `batch` images (twice that under guidance) and makes the guided model
-   function. CLI_OK, CLI_FAIL or CLI_USAGE. */
+/* Prepares the model for chunks of `batch` images and makes c->guided (ddpm_guided_prepare). CLI_OK, CLI_FAIL
+   or CLI_USAGE. */
 int app_prepare(app_ctx *c, int batch);
-/* Sets the labels of images first .. first + n - 1 for the next loop call and remembers `first`. */
-int app_set_chunk(app_ctx *c, int64_t first, int64_t n);
 /* The step callback for ddpm_sampler_config.on_step (user = the app_ctx): progress, trajectory, Ctrl-C. */
 ddpm_status app_on_step(void *user, int step_index, int num_steps, int64_t timestep, const double *x,
                         const double *x0_pred, int64_t N, int64_t D);
-/* Runs the sampler over x [N, D] in chunks of c->batch images (row 0 of x is image 0): x_T from the seed's init
-   streams (APP_XT_SEED; APP_XT_SHARED: image 0's for every image) or already in x (APP_XT_GIVEN), the chunk's
-   labels, the progress display (started by the caller). CLI_OK, or the exit status after an error line (130 after
-   Ctrl-C). */
-enum { APP_XT_GIVEN = 0, APP_XT_SEED = 1, APP_XT_SHARED = 2 };
+/* ddpm_sample_images over x [N, D] in chunks of c->batch with the run's labels, guidance and engine; the request
+   says the rest (its chunk callback feeds the progress display, started by the caller, and the trajectory).
+   CLI_OK, or the exit status after an error line (130 after Ctrl-C). app_sample_all: plain sampling with x_T
+   from the seed's init streams (APP_XT_SEED; APP_XT_SHARED: image 0's for every image) or already in x
+   (APP_XT_GIVEN). */
+enum { APP_XT_GIVEN = DDPM_XT_GIVEN, APP_XT_SEED = DDPM_XT_SEED, APP_XT_SHARED = DDPM_XT_SHARED };
+int app_run(app_ctx *c, const ddpm_sampler_config *cfg, ddpm_sample_request *r, double *x, int64_t N);
 int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT);
 /* Installs app_on_step into cfg. */
 void app_hook(app_ctx *c, ddpm_sampler_config *cfg);
@@ -128,22 +146,26 @@ int app_error(const char *fmt, ...)
 /* An image file (PNG or JPEG) as model input out [C, S, S]; the image itself in *img when img is not NULL
    (else freed). `opt` names the option in messages. */
 int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, ddpm_image *img);
-/* Nearest-neighbour scale for strip cells of about 100 pixels. */
-int app_strip_scale(int S);
-/* Stacks images of one channel count vertically (centred, white around). */
-int app_stack_rows(const ddpm_image *rows, int n, ddpm_image *out);
-/* Nearest-neighbour enlargement by k. */
-int app_enlarge(const ddpm_image *in, int k, ddpm_image *out);
 /* Writes a PNG with tEXt "ddpm" = the run's settings, "Software", "Model" (the model used, also when it was the
    default) and (if not NULL) "Description". */
 int app_write_png(const app_ctx *c, const char *path, const ddpm_image *img, const char *description);
+/* Images x [n, C, S, S] as opt's folder DIR/000000.png .. with those tEXt chunks (ddpm_write_image_folder). */
+int app_write_folder(const app_ctx *c, const char *opt, const char *dir, const float *x, int64_t n);
 /* Writes images x [n, C, S, S] as the F32 tensor 'samples', and labels [n] (when not NULL) as the I64 tensor
    'labels', with `settings` as the metadata "ddpm" (atomically). CLI_OK, or CLI_FAIL after the error line. */
 int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
                      const char *settings);
-/* A captioned strip of N images [N, C, S, S] written to path. */
-int app_write_strip(app_ctx *c, const char *path, const float *x, int N, const char *const *captions,
-                    const char *description);
+/* Zeroed memory that lives until app_free (NULL, with the error line, when out of memory or out of slots). */
+void *app_alloc(app_ctx *c, size_t bytes);
+/* Room for `max` images in s (CLI_OK or CLI_FAIL); then one image (floats f, or doubles d) and its caption. */
+int app_strip_init(app_ctx *c, app_strip *s, int max);
+void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/* The strip as a PNG at path with the run's tEXt chunks and `description`. */
+int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description);
 /* Seconds of a monotonic clock. */
 double app_now(void);
 /* "1.2 s", "3m05s" */

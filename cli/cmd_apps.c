@@ -2,7 +2,6 @@
    through the noised images or their DDIM inversions), `ddpm inpaint` (RePaint), `ddpm img2img` (SDEdit) and
    `ddpm denoise` (a noisy photo as a point x_t of the forward process). Each writes a captioned strip. */
 #include <ddpm.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,27 +25,13 @@ static int setup(app_ctx *c, const cli_args *a, const char *const *required, int
     return rc;
 }
 
-static int too_many(const char *opt, const char *v) {
-    return cli_usage_error("--%s %s: at most %d images", opt, v, MAX_IMAGES);
-}
-
-static double *alloc_d(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
-
-/* The x_t of `timestep` for image rows: sqrt(ab) x0 + sqrt(1 - ab) eps, eps from stream (noising, 0, item). */
-static void noise_to(app_ctx *c, double *xt, const double *x0, int64_t timestep, int64_t item) {
-    double *eps = alloc_d((size_t)c->D);
-    if (!eps) return;
-    ddpm_rng_normal_f64(c->seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, (uint32_t)item), 0, eps, (size_t)c->D);
-    ddpm_q_sample_f64(c->d, xt, x0, eps, &timestep, 1, c->D);
-    free(eps);
-}
-
-static void to_double(const float *f, double *d, size_t n) {
-    for (size_t i = 0; i < n; i++) d[i] = (double)f[i];
-}
-
-static void to_float(const double *d, float *f, size_t n) {
-    for (size_t i = 0; i < n; i++) f[i] = (float)d[i];
+/* Writes the strip with its description, then "wrote OUT: <body>, <the time since t0>". */
+static int finish(app_ctx *c, const app_strip *s, const char *what, double t0, const char *body) {
+    char dur[32];
+    app_duration(dur, sizeof dur, app_now() - t0);
+    int rc = app_strip_write(c, s, cli_str(c->a, "out"), what);
+    if (rc == CLI_OK) printf("wrote %s: %s, %s\n", cli_str(c->a, "out"), body, dur);
+    return rc;
 }
 
 /* ================================================================================ interpolate */
@@ -63,18 +48,12 @@ static const cli_option interp_options[] = {
     {"out", "FILE.png", NULL, "the strip [a, one image per lambda, b] (required)"},
     {"sampler", "ddpm|ddim|dpmpp2m", NULL, "the reverse process (default: ddpm in noise mode; ddim mode uses ddim)"},
     APP_OPT_STEPS,
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 static int parse_lambdas(const char *s, double *out, int *n) {
-    const char *p = s;
     *n = 0;
-    for (;;) {
+    for (const char *p = s;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char item[64], *end;
@@ -84,25 +63,23 @@ static int parse_lambdas(const char *s, double *out, int *n) {
         double v = strtod(item, &end);
         if (end == item || *end || !isfinite(v)) return cli_usage_error("--lambdas %s: '%s' is not a number", s, item);
         if (v < 0 || v > 1) return cli_usage_error("--lambdas %s: %s is outside [0, 1]", s, item);
-        if (*n >= MAX_IMAGES) return too_many("lambdas", s);
+        if (*n >= MAX_IMAGES) return cli_usage_error("--lambdas %s: at most %d images", s, MAX_IMAGES);
         out[(*n)++] = v;
-        if (!comma) break;
+        if (!comma) return CLI_OK;
         p = comma + 1;
     }
-    return CLI_OK;
 }
 
 static int interp_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"a", "b", "out", NULL};
     app_ctx c;
+    app_strip strip;
     ddpm_sampler_config cfg;
     double lam[MAX_IMAGES];
     int nl = 0, ddim_mode = 0, first = 0;
     long long tk = -1;
     int64_t t_at = 0;
-    float *fa = NULL, *fb = NULL, *strip = NULL;
-    double *x = NULL, *ends = NULL;
     ddpm_image ia, ib;
     memset(&c, 0, sizeof c);
     memset(&ia, 0, sizeof ia);
@@ -139,13 +116,10 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
         }
         cfg.first_step = first;
     }
-    fa = malloc(sizeof(float) * D);
-    fb = malloc(sizeof(float) * D);
-    x = alloc_d((size_t)nl * D);
-    ends = alloc_d(2 * D);
-    strip = malloc(sizeof(float) * (size_t)(nl + 2) * D);
-    if (!fa || !fb || !x || !ends || !strip) {
-        rc = app_error("out of memory");
+    float *fa = app_alloc(&c, sizeof(float) * 2 * D), *fb = fa ? fa + D : NULL;
+    double *x = app_alloc(&c, sizeof(double) * (size_t)nl * D), *ends = app_alloc(&c, sizeof(double) * 2 * D);
+    if (!fa || !x || !ends || (rc = app_strip_init(&c, &strip, nl + 2)) != CLI_OK) {
+        rc = CLI_FAIL;
         goto done;
     }
     if ((rc = app_read_image(&c, "a", cli_str(a, "a"), fa, &ia)) != CLI_OK) goto done;
@@ -155,61 +129,46 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
                        ia.width, ia.height, cli_str(a, "b"), ib.width, ib.height);
         goto done;
     }
-    to_double(fa, ends, D);
-    to_double(fb, ends + D, D);
-    if ((rc = app_prepare(&c, ddim_mode ? (nl < 2 ? 2 : (nl < CHUNK ? nl : CHUNK)) : (nl < CHUNK ? nl : CHUNK))))
-        goto done;
+    for (size_t k = 0; k < 2 * D; k++) ends[k] = (double)fa[k];
     double t0 = app_now();
     if (ddim_mode) {
+        ddpm_sample_request inv = {.run = DDPM_RUN_INVERT};   /* app_run sets the chunks, labels and guidance */
+        /* one plan for the inversion and the decoding */
+        if ((rc = app_prepare(&c, nl < 2 ? 2 : nl < CHUNK ? nl : CHUNK)) != CLI_OK) goto done;
+        c.batch = 2;
         app_progress_start(&c, "inverting a and b", cfg.steps, 2);
-        app_progress_chunk(&c, 0, 2);
-        if ((rc = app_set_chunk(&c, 0, 2)) != CLI_OK) goto done;
-        if (ddpm_ddim_invert(c.d, &cfg, ddpm_guided_fn, c.guided, ends, 2, c.D) != DDPM_OK) {
-            rc = app_fail(&c, 0);
-            goto done;
-        }
-        app_progress_end(&c);
+        if ((rc = app_run(&c, &cfg, &inv, ends, 2)) != CLI_OK) goto done;
         for (int i = 0; i < nl; i++) ddpm_slerp(ends, ends + D, lam[i], x + (size_t)i * D, c.D);
-        app_progress_start(&c, "decoding", (long long)((nl + c.batch - 1) / c.batch) * cfg.steps, nl);
     } else {
         /* both images noised to t_at with their own streams (items 0 and 1), then mixed */
-        noise_to(&c, ends, ends, t_at, 0);
-        noise_to(&c, ends + D, ends + D, t_at, 1);
+        if (ddpm_noise_images(c.d, c.seed, t_at, ends, 0, 2, c.D, ends) != DDPM_OK) {
+            rc = cli_fail();
+            goto done;
+        }
         for (int i = 0; i < nl; i++)
             for (size_t k = 0; k < D; k++) x[(size_t)i * D + k] = (1 - lam[i]) * ends[k] + lam[i] * ends[D + k];
-        app_progress_start(&c, "interpolating", (long long)((nl + c.batch - 1) / c.batch) * (cfg.steps - first), nl);
     }
+    c.batch = nl < CHUNK ? nl : CHUNK;
+    app_progress_start(&c, ddim_mode ? "decoding" : "interpolating",
+                       (long long)((nl + c.batch - 1) / c.batch) * (cfg.steps - first), nl);
     if ((rc = app_sample_all(&c, &cfg, x, nl, APP_XT_GIVEN)) != CLI_OK) goto done;
-    double secs = app_now() - t0;
 
-    char capbuf[MAX_IMAGES + 2][32];
-    const char *caps[MAX_IMAGES + 2];
-    memcpy(strip, fa, sizeof(float) * D);
-    to_float(x, strip + D, (size_t)nl * D);
-    memcpy(strip + (size_t)(nl + 1) * D, fb, sizeof(float) * D);
-    snprintf(capbuf[0], sizeof capbuf[0], "a");
-    for (int i = 0; i < nl; i++) snprintf(capbuf[i + 1], sizeof capbuf[i + 1], "\xce\xbb = %g", lam[i]);   /* λ */
-    snprintf(capbuf[nl + 1], sizeof capbuf[nl + 1], "b");
-    for (int i = 0; i < nl + 2; i++) caps[i] = capbuf[i];
-    char what[200], dur[32];
+    app_strip_add(&c, &strip, fa, NULL, "a");
+    for (int i = 0; i < nl; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "\xce\xbb = %g", lam[i]);   /* λ */
+    app_strip_add(&c, &strip, fb, NULL, "b");
+    char what[200], body[300];
     if (ddim_mode)
         snprintf(what, sizeof what, "interpolation of DDIM inversions (%d steps), slerp, seed %llu", cfg.steps,
                  (unsigned long long)c.seed);
     else
         snprintf(what, sizeof what, "interpolation at t = %lld, %s from step %d of %d, seed %llu", (long long)t_at,
                  app_sampler_name(cfg.kind), first, cfg.steps, (unsigned long long)c.seed);
-    if ((rc = app_write_strip(&c, cli_str(a, "out"), strip, nl + 2, caps, what)) != CLI_OK) goto done;
-    app_duration(dur, sizeof dur, secs);
-    printf("wrote %s: a, %d images, b (%s), %s\n", cli_str(a, "out"), nl, what, dur);
+    snprintf(body, sizeof body, "a, %d images, b (%s)", nl, what);
+    rc = finish(&c, &strip, what, t0, body);
 done:
     app_free(&c);
     ddpm_image_free(&ia);
     ddpm_image_free(&ib);
-    free(fa);
-    free(fb);
-    free(x);
-    free(ends);
-    free(strip);
     return rc;
 }
 
@@ -241,24 +200,18 @@ static const cli_option inpaint_options[] = {
     {"jump-length", "J", "10", "RePaint: steps gone back at each jump"},
     {"jump-n-sample", "R", "1", "RePaint: passes over each jump (1 = no resampling; 10 in the paper)"},
     {"num", "N", "4", "results, each from its own x_T"},
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "mask", "out", NULL};
     app_ctx c;
+    app_strip strip;
     ddpm_sampler_config cfg;
     ddpm_inpaint_config ic;
     long long num = 4, jl = 10, jn = 1;
     ddpm_image img, mimg;
-    float *known_f = NULL, *mask_f = NULL, *strip = NULL;
-    double *x = NULL, *known = NULL, *mask = NULL;
     memset(&c, 0, sizeof c);
     memset(&img, 0, sizeof img);
     memset(&mimg, 0, sizeof mimg);
@@ -277,90 +230,57 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     }
     ic.jump_length = (int)jl;
     ic.jump_n_sample = (int)jn;
-    const size_t D = (size_t)c.D, P = (size_t)c.S * (size_t)c.S;
-    known_f = malloc(sizeof(float) * D);
-    mask_f = malloc(sizeof(float) * P);
-    strip = malloc(sizeof(float) * (size_t)(num + 2) * D);
-    x = alloc_d((size_t)num * D);
-    known = alloc_d((size_t)num * D);
-    mask = alloc_d((size_t)num * D);
-    if (!known_f || !mask_f || !strip || !x || !known || !mask) {
-        rc = app_error("out of memory");
+    const size_t D = (size_t)c.D, P = (size_t)c.S * (size_t)c.S, nd = (size_t)num * D;
+    float *known_f = app_alloc(&c, sizeof(float) * 2 * D), *masked = known_f ? known_f + D : NULL;
+    float *mask_f = app_alloc(&c, sizeof(float) * P);
+    double *x = app_alloc(&c, sizeof(double) * 3 * nd), *known = x ? x + nd : NULL, *mask = x ? x + 2 * nd : NULL;
+    if (!known_f || !mask_f || !x || (rc = app_strip_init(&c, &strip, (int)num + 2)) != CLI_OK) {
+        rc = CLI_FAIL;
         goto done;
     }
+    const char *mpath = cli_str(a, "mask");
     if ((rc = app_read_image(&c, "image", cli_str(a, "image"), known_f, &img)) != CLI_OK) goto done;
-    if (ddpm_image_read(cli_str(a, "mask"), &mimg) != DDPM_OK) {
-        rc = app_error("--mask %s: %s", cli_str(a, "mask"), ddpm_last_error());
+    if (ddpm_image_read(mpath, &mimg) != DDPM_OK) {
+        rc = app_error("--mask %s: %s", mpath, ddpm_last_error());
         goto done;
     }
     if (mimg.width != img.width || mimg.height != img.height) {
         rc = app_error("--mask %s is %dx%d pixels but --image %s is %dx%d; the mask must have the image's size",
-                       cli_str(a, "mask"), mimg.width, mimg.height, cli_str(a, "image"), img.width, img.height);
+                       mpath, mimg.width, mimg.height, cli_str(a, "image"), img.width, img.height);
         goto done;
     }
     if (ddpm_mask_to_model(&mimg, c.S, mask_f) != DDPM_OK) {
-        rc = app_error("--mask %s: %s", cli_str(a, "mask"), ddpm_last_error());
+        rc = app_error("--mask %s: %s", mpath, ddpm_last_error());
         goto done;
     }
     double frac = 0;
     for (size_t p = 0; p < P; p++) frac += mask_f[p];
-    for (long long i = 0; i < num; i++)
-        for (int ch = 0; ch < c.C; ch++)
-            for (size_t p = 0; p < P; p++) {
-                size_t k = (size_t)i * D + (size_t)ch * P + p;
-                known[k] = known_f[(size_t)ch * P + p];
-                mask[k] = mask_f[p];
-            }
-    if ((rc = app_prepare(&c, (int)(num < CHUNK ? num : CHUNK))) != CLI_OK) goto done;
+    for (size_t k = 0; k < nd; k++) {   /* the image and the mask for every result */
+        known[k] = known_f[k % D];
+        mask[k] = mask_f[k % P];
+    }
+    c.batch = (int)(num < CHUNK ? num : CHUNK);
     long long per = cfg.steps;
     if (jn > 1 && jl > 0) per += (jn - 1) * jl * (cfg.steps / jl);
     app_progress_start(&c, "inpainting", (num + c.batch - 1) / c.batch * per, num);
     double t0 = app_now();
-    for (int64_t first = 0; first < num; first += c.batch) {
-        int64_t n = num - first < c.batch ? num - first : c.batch;
-        double *xc = x + (size_t)first * D;
-        ddpm_sample_init_noise(c.seed, first, n, c.D, 0, xc);
-        if ((rc = app_set_chunk(&c, first, n)) != CLI_OK) goto done;
-        app_progress_chunk(&c, first, n);
-        if (ddpm_inpaint_loop(c.d, &cfg, &ic, ddpm_guided_fn, c.guided, xc, known + (size_t)first * D,
-                              mask + (size_t)first * D, n, c.D, first) != DDPM_OK) {
-            rc = app_fail(&c, 0);
-            goto done;
-        }
-    }
-    app_progress_end(&c);
-    if (cli_interrupted()) {
-        rc = app_fail(&c, 0);
-        goto done;
-    }
-    double secs = app_now() - t0;
-    memcpy(strip, known_f, sizeof(float) * D);
-    for (int ch = 0; ch < c.C; ch++)   /* the masked image: the area to regenerate shown mid-gray (0) */
-        for (size_t p = 0; p < P; p++)
-            strip[D + (size_t)ch * P + p] = mask_f[p] >= 0.5f ? 0.0f : known_f[(size_t)ch * P + p];
-    to_float(x, strip + 2 * D, (size_t)num * D);
-    char capbuf[MAX_IMAGES + 2][32], what[200], dur[32];
-    const char *caps[MAX_IMAGES + 2];
-    snprintf(capbuf[0], sizeof capbuf[0], "image");
-    snprintf(capbuf[1], sizeof capbuf[1], "masked");
-    for (long long i = 0; i < num; i++) snprintf(capbuf[i + 2], sizeof capbuf[i + 2], "result %lld", i + 1);
-    for (long long i = 0; i < num + 2; i++) caps[i] = capbuf[i];
+    ddpm_sample_request r = {.run = DDPM_RUN_INPAINT, .xt = DDPM_XT_SEED, .inpaint = &ic, .known = known, .mask = mask};
+    if ((rc = app_run(&c, &cfg, &r, x, num)) != CLI_OK) goto done;
+    for (size_t k = 0; k < D; k++)   /* the masked image: the area to regenerate shown mid-gray (0) */
+        masked[k] = mask_f[k % P] >= 0.5f ? 0.0f : known_f[k];
+    app_strip_add(&c, &strip, known_f, NULL, "image");
+    app_strip_add(&c, &strip, masked, NULL, "masked");
+    for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "result %lld", i + 1);
+    char what[200], body[300];
     snprintf(what, sizeof what, "RePaint, %s %d steps, jump length %lld, jump n sample %lld, seed %llu, %.0f%% "
              "regenerated", app_sampler_name(cfg.kind), cfg.steps, jl, jn, (unsigned long long)c.seed,
              100.0 * frac / (double)P);
-    if ((rc = app_write_strip(&c, cli_str(a, "out"), strip, (int)num + 2, caps, what)) != CLI_OK) goto done;
-    app_duration(dur, sizeof dur, secs);
-    printf("wrote %s: image, masked, %lld results (%s), %s\n", cli_str(a, "out"), num, what, dur);
+    snprintf(body, sizeof body, "image, masked, %lld results (%s)", num, what);
+    rc = finish(&c, &strip, what, t0, body);
 done:
     app_free(&c);
     ddpm_image_free(&img);
     ddpm_image_free(&mimg);
-    free(known_f);
-    free(mask_f);
-    free(strip);
-    free(x);
-    free(known);
-    free(mask);
     return rc;
 }
 
@@ -391,24 +311,17 @@ static const cli_option img2img_options[] = {
     APP_OPT_SAMPLER("ddim"),
     APP_OPT_STEPS,
     {"num", "N", "4", "results, each with its own noise"},
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 static int img2img_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "strength", "out", NULL};
     app_ctx c;
+    app_strip strip;
     ddpm_sampler_config cfg;
     long long num = 4;
     double s = 0;
-    float *in_f = NULL, *strip = NULL;
-    double *x = NULL, *x0 = NULL;
-    int64_t *ts = NULL;
     memset(&c, 0, sizeof c);
 
     int rc = cli_int(a, "num", 1, MAX_IMAGES, &num);
@@ -418,60 +331,43 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     if (rc != CLI_OK) return rc;
     if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, &cfg)) != CLI_OK) goto done;
     const int steps = cfg.steps;
-    int init = (int)((double)steps * s);
-    if (init > steps) init = steps;
-    if (init < 1) {
-        rc = cli_usage_error("--strength %s: with %d steps that runs no step; use a strength >= %g or more --steps",
-                             cli_str(a, "strength"), steps, 1.0 / steps);
+    int first = 0;
+    int64_t t_at = 0;
+    if (ddpm_sampler_strength(&cfg, c.d->T, s, &first, &t_at) != DDPM_OK) {
+        rc = cli_usage_error("--strength %s: %s", cli_str(a, "strength"), ddpm_last_error());
         goto done;
     }
-    const int first = steps - init;
+    const int init = steps - first;
     const size_t D = (size_t)c.D;
-    ts = malloc(sizeof(int64_t) * (size_t)steps);
-    in_f = malloc(sizeof(float) * D);
-    strip = malloc(sizeof(float) * (size_t)(num + 1) * D);
-    x = alloc_d((size_t)num * D);
-    x0 = alloc_d(D);
-    if (!ts || !in_f || !strip || !x || !x0) {
-        rc = app_error("out of memory");
+    float *in_f = app_alloc(&c, sizeof(float) * D);
+    double *x = app_alloc(&c, sizeof(double) * (size_t)num * D);
+    if (!in_f || !x || (rc = app_strip_init(&c, &strip, (int)num + 1)) != CLI_OK) {
+        rc = CLI_FAIL;
         goto done;
     }
-    if (ddpm_sampler_timesteps(&cfg, c.d->T, ts) != DDPM_OK) {
-        rc = cli_usage_error("%s", ddpm_last_error());
-        goto done;
-    }
-    const int64_t t_at = ts[first];
     if ((rc = app_read_image(&c, "image", cli_str(a, "image"), in_f, NULL)) != CLI_OK) goto done;
-    to_double(in_f, x0, D);
-    for (long long i = 0; i < num; i++) noise_to(&c, x + (size_t)i * D, x0, t_at, i);
+    for (size_t k = 0; k < (size_t)num * D; k++) x[k] = (double)in_f[k % D];
+    if (ddpm_noise_images(c.d, c.seed, t_at, x, 0, num, c.D, x) != DDPM_OK) {
+        rc = cli_fail();
+        goto done;
+    }
     cfg.first_step = first;
-    if ((rc = app_prepare(&c, (int)(num < CHUNK ? num : CHUNK))) != CLI_OK) goto done;
+    c.batch = (int)(num < CHUNK ? num : CHUNK);
     printf("strength %g: %d of %d %s steps, from t = %lld\n", s, init, steps, app_sampler_name(cfg.kind),
            (long long)t_at);
     fflush(stdout);
     app_progress_start(&c, "img2img", (num + c.batch - 1) / c.batch * init, num);
     double t0 = app_now();
     if ((rc = app_sample_all(&c, &cfg, x, num, APP_XT_GIVEN)) != CLI_OK) goto done;
-    double secs = app_now() - t0;
-    memcpy(strip, in_f, sizeof(float) * D);
-    to_float(x, strip + D, (size_t)num * D);
-    char capbuf[MAX_IMAGES + 1][32], what[200], dur[32];
-    const char *caps[MAX_IMAGES + 1];
-    snprintf(capbuf[0], sizeof capbuf[0], "input");
-    for (long long i = 0; i < num; i++) snprintf(capbuf[i + 1], sizeof capbuf[i + 1], "result %lld", i + 1);
-    for (long long i = 0; i < num + 1; i++) caps[i] = capbuf[i];
+    app_strip_add(&c, &strip, in_f, NULL, "input");
+    for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "result %lld", i + 1);
+    char what[200], body[64];
     snprintf(what, sizeof what, "img2img (SDEdit), strength %g: %s %d of %d steps from t = %lld, seed %llu", s,
              app_sampler_name(cfg.kind), init, steps, (long long)t_at, (unsigned long long)c.seed);
-    if ((rc = app_write_strip(&c, cli_str(a, "out"), strip, (int)num + 1, caps, what)) != CLI_OK) goto done;
-    app_duration(dur, sizeof dur, secs);
-    printf("wrote %s: input, %lld results, %s\n", cli_str(a, "out"), num, dur);
+    snprintf(body, sizeof body, "input, %lld results", num);
+    rc = finish(&c, &strip, what, t0, body);
 done:
     app_free(&c);
-    free(ts);
-    free(in_f);
-    free(strip);
-    free(x);
-    free(x0);
     return rc;
 }
 
@@ -500,12 +396,7 @@ static const cli_option denoise_options[] = {
     {"out", "FILE.png", NULL, "the strip [clean, noisy, one-step estimate, reverse process] (required)"},
     APP_OPT_SAMPLER("ddpm"),
     APP_OPT_STEPS,
-    APP_OPT_SEED,
-    APP_OPT_CLASS,
-    APP_OPT_GUIDANCE,
-    APP_OPT_THREADS,
-    APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_TAIL,
 };
 
 /* PSNR in dB of two model-space images on the [0, 1] scale (values clamped to [-1, 1]). */
@@ -523,10 +414,9 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "sigma", "out", NULL};
     app_ctx c;
+    app_strip strip;
     ddpm_sampler_config cfg;
     double sigma = 0;
-    float *in_f = NULL, *strip = NULL, *xtf = NULL, *outf = NULL;
-    double *y = NULL, *xt = NULL, *mo = NULL, *x0 = NULL, *x = NULL;
     int first = 0;
     int64_t t_at = 0;
     memset(&c, 0, sizeof c);
@@ -537,22 +427,16 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     if ((rc = setup(&c, a, required, 1, DDPM_SAMPLER_DDPM, &cfg)) != CLI_OK) goto done;
     const size_t D = (size_t)c.D;
     const int add = cli_flag(a, "add-noise");
-    in_f = malloc(sizeof(float) * D);
-    strip = malloc(sizeof(float) * 4 * D);
-    xtf = malloc(sizeof(float) * D);
-    outf = malloc(sizeof(float) * D);
-    y = alloc_d(D);
-    xt = alloc_d(D);
-    mo = alloc_d(D);
-    x0 = alloc_d(D);
-    x = alloc_d(D);
-    if (!in_f || !strip || !xtf || !outf || !y || !xt || !mo || !x0 || !x) {
-        rc = app_error("out of memory");
+    float *in_f = app_alloc(&c, sizeof(float) * D);
+    double *y = app_alloc(&c, sizeof(double) * 4 * D), *xt = y ? y + D : NULL, *x0 = y ? y + 2 * D : NULL,
+           *x = y ? y + 3 * D : NULL;
+    if (!in_f || !y || (rc = app_strip_init(&c, &strip, 4)) != CLI_OK) {
+        rc = CLI_FAIL;
         goto done;
     }
     if ((rc = app_read_image(&c, "image", cli_str(a, "image"), in_f, NULL)) != CLI_OK) goto done;
     const double sm = 2 * sigma;   /* model space is [-1, 1]: twice the pixel scale */
-    to_double(in_f, y, D);
+    for (size_t k = 0; k < D; k++) y[k] = (double)in_f[k];
     if (add) {
         ddpm_rng_normal_f64(c.seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, 0), 0, xt, D);
         for (size_t k = 0; k < D; k++) y[k] += sm * xt[k];
@@ -574,67 +458,39 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     printf("\n");
     fflush(stdout);
     if ((rc = app_prepare(&c, 1)) != CLI_OK) goto done;
-    if ((rc = app_set_chunk(&c, 0, 1)) != CLI_OK) goto done;
     double t0 = app_now();
     /* one model call: x_t = sqrt(ab_t) y, then x0 from the prediction, clipped */
-    double sab = sqrt(ab);
-    for (size_t k = 0; k < D; k++) {
-        xt[k] = sab * y[k];
-        xtf[k] = (float)xt[k];
-    }
-    ddpm_status st = ddpm_guided_fn(c.guided, outf, xtf, &t, 1, c.D);
-    if (st != DDPM_OK) {
+    const double sab = sqrt(ab), sat = sqrt(c.d->alphas_cumprod[t_at]);
+    for (size_t k = 0; k < D; k++) xt[k] = sab * y[k];
+    if (ddpm_guided_set_labels(c.guided, c.labels, 1) != DDPM_OK ||
+        ddpm_predict_x0(c.d, cfg.prediction, ddpm_guided_fn, c.guided, xt, t, 1, c.D, 1.0, x0) != DDPM_OK) {
         rc = app_fail(&c, 0);
         goto done;
     }
-    to_double(outf, mo, D);
-    if (cfg.prediction == DDPM_PRED_EPS) ddpm_predict_x0_from_eps(c.d, x0, xt, mo, &t, 1, c.D);
-    else if (cfg.prediction == DDPM_PRED_V) ddpm_predict_x0_from_v(c.d, x0, xt, mo, &t, 1, c.D);
-    else memcpy(x0, mo, sizeof(double) * D);
-    for (size_t k = 0; k < D; k++) x0[k] = x0[k] < -1 ? -1 : x0[k] > 1 ? 1 : x0[k];
     /* the reverse process from t_at */
-    double sat = sqrt(c.d->alphas_cumprod[t_at]);
     for (size_t k = 0; k < D; k++) x[k] = sat * y[k];
     cfg.first_step = first;
     app_progress_start(&c, "denoising", cfg.steps - first, 1);
     if ((rc = app_sample_all(&c, &cfg, x, 1, APP_XT_GIVEN)) != CLI_OK) goto done;
-    double secs = app_now() - t0;
 
-    int n = 0;
-    char capbuf[4][40], what[240], dur[32];
-    const char *caps[4];
-    if (add) {
-        memcpy(strip, in_f, sizeof(float) * D);
-        snprintf(capbuf[n++], sizeof capbuf[0], "clean");
-    }
-    to_float(y, strip + (size_t)n * D, D);
-    snprintf(capbuf[n++], sizeof capbuf[0], "noisy \xcf\x83 = %g", sigma);   /* σ */
-    to_float(x0, strip + (size_t)n * D, D);
-    snprintf(capbuf[n++], sizeof capbuf[0], "one step (t = %lld)", (long long)t);
-    to_float(x, strip + (size_t)n * D, D);
-    snprintf(capbuf[n++], sizeof capbuf[0], "reverse process");
-    for (int i = 0; i < n; i++) caps[i] = capbuf[i];
+    if (add) app_strip_add(&c, &strip, in_f, NULL, "clean");
+    app_strip_add(&c, &strip, NULL, y, "noisy \xcf\x83 = %g", sigma);   /* σ */
+    app_strip_add(&c, &strip, NULL, x0, "one step (t = %lld)", (long long)t);
+    app_strip_add(&c, &strip, NULL, x, "reverse process");
+    char what[240], dur[32];
     snprintf(what, sizeof what, "denoising, sigma %g (pixel scale), t = %lld; reverse process: %s from step %d of %d "
              "(t = %lld), seed %llu", sigma, (long long)t, app_sampler_name(cfg.kind), first, cfg.steps,
              (long long)t_at, (unsigned long long)c.seed);
-    if ((rc = app_write_strip(&c, cli_str(a, "out"), strip, n, caps, what)) != CLI_OK) goto done;
-    app_duration(dur, sizeof dur, secs);
+    app_duration(dur, sizeof dur, app_now() - t0);
+    if ((rc = app_strip_write(&c, &strip, cli_str(a, "out"), what)) != CLI_OK) goto done;
+    const float *sx = strip.x;
     if (add)
         printf("PSNR against the clean image: noisy %.2f dB, one step %.2f dB, reverse process %.2f dB\n",
-               psnr(strip + D, in_f, D), psnr(strip + 2 * D, in_f, D), psnr(strip + 3 * D, in_f, D));
+               psnr(sx + D, in_f, D), psnr(sx + 2 * D, in_f, D), psnr(sx + 3 * D, in_f, D));
     printf("wrote %s: %s, %s\n", cli_str(a, "out"), add ? "clean, noisy, one step, reverse process" :
            "noisy, one step, reverse process", dur);
 done:
     app_free(&c);
-    free(in_f);
-    free(strip);
-    free(xtf);
-    free(outf);
-    free(y);
-    free(xt);
-    free(mo);
-    free(x0);
-    free(x);
     return rc;
 }
 

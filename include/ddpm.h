@@ -266,6 +266,12 @@ ddpm_status ddpm_sampler_timesteps(const ddpm_sampler_config *cfg, int T, int64_
    made at timestep *t_at (<= t) sets cfg->first_step = *first. */
 ddpm_status ddpm_sampler_first_step(const ddpm_sampler_config *cfg, int T, int64_t t, int *first, int64_t *t_at);
 
+/* img2img (SDEdit) as diffusers' img2img pipelines: of cfg->steps steps the last min(int(steps * strength), steps)
+   are run; *first is the first of them and *t_at its timestep (the image is noised to it). DDPM_ERR_INVALID_ARG
+   when strength is outside (0, 1] or runs no step ("with N steps that runs no step; use a strength >= 1/N"). */
+ddpm_status ddpm_sampler_strength(const ddpm_sampler_config *cfg, int T, double strength, int *first,
+                                  int64_t *t_at);
+
 /* Run the reverse process. x [N, D]: x_T in, x_0 out. first_item is the global index of row 0, so
    that a batch split into pieces draws the same noise as the whole batch. */
 ddpm_status ddpm_sample_loop(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
@@ -646,6 +652,15 @@ ddpm_status ddpm_st_writer_set_metadata(ddpm_st_writer *w, const char *key, cons
 ddpm_status ddpm_st_writer_save(ddpm_st_writer *w, const char *path);
 void ddpm_st_writer_free(ddpm_st_writer *w);
 
+/* Images x [N, C, H, W] (model space) as the F32 tensor "samples", labels [N] (when not NULL) as the I64 tensor
+   "labels", and settings (when not NULL) as the metadata "ddpm", written as ddpm_st_writer_save does. */
+ddpm_status ddpm_save_samples(const char *path, const float *x, int64_t N, int C, int H, int W,
+                              const int64_t *labels, const char *settings);
+/* A batch of images [N, C, H, W] from a safetensors file: the tensor `name`, or the file's only tensor; any
+   float dtype; 1 <= N <= max_n. *x [N * C * H * W] (free with ddpm_free) and *N. Messages start with path. */
+ddpm_status ddpm_read_image_tensor(const char *path, const char *name, int C, int H, int W, int64_t max_n,
+                                   double **x, int64_t *N);
+
 /* ===================================================================================== names of the enums */
 
 /* The words a command line or a config file uses for the enums, both ways: engine "fast" | "reference";
@@ -709,6 +724,25 @@ ddpm_status ddpm_image_grid(ddpm_image *out, const float *x, int N, int C, int H
                             int cols, int pad, uint8_t pad_value);
 /* Image to model space: out [C, H, W] = pixel / 127.5 - 1. */
 void ddpm_image_to_f32(const ddpm_image *img, float *out);
+/* ddpm_image_grid with 1 white pixel around and between cells, enlarged `scale` times (nearest neighbour;
+   scale <= 0: cells of at least 64 pixels). */
+ddpm_status ddpm_image_grid_scaled(ddpm_image *out, const float *x, int N, int C, int H, int W, int cols,
+                                   int scale);
+/* Nearest-neighbour enlargement by k >= 1. */
+ddpm_status ddpm_image_enlarge(const ddpm_image *in, int k, ddpm_image *out);
+/* Images of one channel count stacked vertically, each centred, white around. */
+ddpm_status ddpm_image_stack(const ddpm_image *rows, int n, ddpm_image *out);
+
+/* Writes N images x [N, C, H, W] (model space) as dir/000000.png, dir/000001.png, ... with the tEXt pairs of
+   text (as ddpm_png_write) and "Description" = "image i of N". dir may be new or a folder of such images only
+   (ddpm_image_folder_check), which is replaced as a whole: the images are written into dir.tmp.<pid>, which
+   takes dir's place once every image is written; on any failure (or should_stop returning non-zero between
+   images: DDPM_ERR_INTERRUPTED) dir is as it was and the partial folder is gone. */
+ddpm_status ddpm_write_image_folder(const char *dir, const float *x, int64_t N, int C, int H, int W,
+                                    const char *const *text, int (*should_stop)(void *user), void *stop_user);
+/* DDPM_OK when ddpm_write_image_folder may write dir: it does not exist, or it is a folder holding only files
+   named like its images (six or more digits and ".png"); else DDPM_ERR_IO naming what is in the way. */
+ddpm_status ddpm_image_folder_check(const char *dir);
 
 void ddpm_free(void *p);   /* frees memory the library handed to the caller */
 
@@ -796,6 +830,28 @@ ddpm_status ddpm_plot_render(const ddpm_plot *p, ddpm_image *out);
    space, each cell scaled up by `scale` (nearest) — the picture of the forward process. */
 ddpm_status ddpm_image_strip(ddpm_image *out, const float *x, int N, int C, int H, int W,
                              const char *const *captions, int scale);
+/* The nearest-neighbour scale of strip cells of about 100 pixels for images of `size` pixels. */
+int ddpm_image_strip_scale(int size);
+/* x and the x0 prediction of the first nimg images of a run at nframes of its steps (the seed's
+   p_sample_loop_trajectory), filled from a step callback by ddpm_trajectory_record. */
+#define DDPM_TRAJECTORY_MAX_FRAMES 64
+typedef struct {
+    int nimg, nframes;
+    int steps[DDPM_TRAJECTORY_MAX_FRAMES]; /* step indices of the frames, increasing */
+    int64_t t[DDPM_TRAJECTORY_MAX_FRAMES]; /* their timesteps, as recorded */
+    float *x, *x0;             /* [nimg, nframes, D] */
+    int64_t D;
+} ddpm_trajectory;
+/* min(frames, steps) frames (1..64) spread evenly over steps 0..steps-1, the last one included. */
+ddpm_status ddpm_trajectory_init(ddpm_trajectory *tr, int nimg, int frames, int steps, int64_t D);
+void ddpm_trajectory_free(ddpm_trajectory *tr);
+/* Keeps the rows of x and x0 [N, D] (images first_item ..) that are among its images when step_index is one of
+   its frames (x0 NULL: zeros). */
+void ddpm_trajectory_record(ddpm_trajectory *tr, int64_t first_item, int step_index, int64_t timestep,
+                            const double *x, const double *x0, int64_t N, int64_t D);
+/* The picture of a trajectory of [C, H, W] images: for each image two strips at ddpm_image_strip_scale, x after
+   each frame's step (captioned "t = T") and the step's x0 prediction, stacked. */
+ddpm_status ddpm_image_trajectory(ddpm_image *out, const ddpm_trajectory *tr, int C, int H, int W);
 
 /* ===================================================================================== applications
    What a trained model is used for: generation with classifier-free guidance, trajectories, interpolation,
@@ -844,6 +900,58 @@ ddpm_status ddpm_guided_set_labels(ddpm_guided *g, const int64_t *labels, int64_
 void ddpm_guided_free(ddpm_guided *g);
 ddpm_status ddpm_guided_fn(void *user /* ddpm_guided */, float *out, const float *x, const int64_t *t, int64_t N,
                            int64_t D);
+/* DDPM_OK when the model can sample with guidance weight w (finite; w != 1 needs a class-conditional model with
+   a null class), else DDPM_ERR_INVALID_ARG saying why. */
+ddpm_status ddpm_guidance_check(const ddpm_model *m, double w);
+/* Prepares the model for max_batch images (2 max_batch rows when guidance != 1; a model already prepared for
+   inference with the engine and at least as many rows is kept) and creates the guided model function. */
+ddpm_status ddpm_guided_prepare(ddpm_model *m, double guidance, int max_batch, ddpm_engine engine,
+                                ddpm_guided **out);
+
+/* The class labels of a run of N images and its guidance weight. classes [n]: class numbers >= 0, -1 for the
+   null class (n = 0: none given); image i gets classes[i % n]. Without classes a class-conditional model cycles
+   through its classes 0..K-1 when cycle != 0 (sampling), else runs on its null class. guidance: the weight, or
+   NAN for auto: the model's own (_ddpm_guidance), else 2 for a model with a null class when some image has a real
+   class, else 1. *labels [N] (free with ddpm_free) is NULL for an unconditional model. DDPM_ERR_INVALID_ARG
+   ("the model is unconditional (no class embedding)", "... has no null class ...", "class K is not one of the
+   model's classes 0..K-1") when the classes do not fit the model; the weight is not checked (ddpm_guidance_check). */
+ddpm_status ddpm_class_labels(const ddpm_model *m, const int64_t *classes, int n, int64_t N, int cycle,
+                              double guidance, int64_t **labels, double *weight);
+
+/* Where ddpm_sample_images takes x_T from. */
+typedef enum {
+    DDPM_XT_GIVEN,             /* x holds it (or x_t at cfg->first_step) */
+    DDPM_XT_SEED,              /* image i's: stream (DDPM_STREAM_INIT, 0, i) (ddpm_sample_init_noise) */
+    DDPM_XT_SHARED             /* image 0's for every image */
+} ddpm_xt_mode;
+/* The loop ddpm_sample_images runs on each chunk. */
+typedef enum {
+    DDPM_RUN_SAMPLE,           /* ddpm_sample_loop */
+    DDPM_RUN_INPAINT,          /* ddpm_inpaint_loop with inpaint, known and mask */
+    DDPM_RUN_INVERT            /* ddpm_ddim_invert: x holds x_0 in, x_T out (xt is not used) */
+} ddpm_run_kind;
+/* Called before the loop runs on images first .. first + n - 1 of N; non-OK stops the run. */
+typedef ddpm_status (*ddpm_chunk_fn)(void *user, int64_t first, int64_t n, int64_t N);
+typedef struct {
+    ddpm_run_kind run;         /* default DDPM_RUN_SAMPLE */
+    ddpm_xt_mode xt;           /* default DDPM_XT_SEED */
+    int chunk;                 /* images per loop call (default 16; at most N are used) */
+    double guidance;           /* classifier-free guidance weight (default 1: none) */
+    const int64_t *labels;     /* [N] the images' classes, or NULL (unconditional, or the null class) */
+    ddpm_engine engine;        /* the kernels the model is prepared with (default fast) */
+    const struct ddpm_inpaint_config *inpaint; /* DDPM_RUN_INPAINT: the jump schedule */
+    const double *known, *mask;/* DDPM_RUN_INPAINT: [N, D] each, as ddpm_inpaint_loop */
+    ddpm_chunk_fn on_chunk;    /* NULL: none */
+    void *chunk_user;
+} ddpm_sample_request;
+void ddpm_sample_request_default(ddpm_sample_request *r);
+/* N images x [N, D] (D = the model's C x S x S) in chunks of r->chunk images: prepares the model and the guided
+   model function once (ddpm_guided_prepare), then for each chunk draws x_T (r->xt), sets its labels, calls
+   r->on_chunk and runs r->run with first_item = the chunk's first image, so that the images are the same for
+   any chunk size. cfg->on_step sees the rows of the running chunk (r->on_chunk said which images they are);
+   cfg->seed is also the seed of x_T. */
+ddpm_status ddpm_sample_images(ddpm_model *m, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                               const ddpm_sample_request *r, double *x, int64_t N);
 
 /* DDIM inversion (eta 0): x [N, D] holds x_0 in and the x_T that DDIM (cfg: kind DDIM, its steps and spacing)
    maps back to x_0 out. Walks the timestep list upwards: eps = model(x, t_k),
@@ -852,14 +960,24 @@ ddpm_status ddpm_guided_fn(void *user /* ddpm_guided */, float *out, const float
    timesteps[first_step], so that a decode from first_step returns. cfg->on_step is called after each step. */
 ddpm_status ddpm_ddim_invert(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, ddpm_model_fn model,
                              void *model_user, double *x, int64_t N, int64_t D);
+/* x_t at timestep t of images x0 [N, D] (first_item ..): sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, image i's eps from
+   stream (DDPM_STREAM_NOISING, 0, i). out may be x0. */
+ddpm_status ddpm_noise_images(const ddpm_diffusion *d, uint64_t seed, int64_t t, const double *x0,
+                              int64_t first_item, int64_t N, int64_t D, double *out);
+/* The one-step estimate of x_0 from x [N, D] at timestep t: one model call, its output read as `pred`, clamped to
+   [-clip, clip] when clip > 0. */
+ddpm_status ddpm_predict_x0(const ddpm_diffusion *d, ddpm_prediction pred, ddpm_model_fn model, void *model_user,
+                            const double *x, int64_t t, int64_t N, int64_t D, double clip, double *x0);
 /* Spherical interpolation of two [D] vectors (linear when they are nearly parallel). */
 void ddpm_slerp(const double *a, const double *b, double lambda, double *out, int64_t D);
 
 /* RePaint (Lugmayr et al. 2022) with the DDPM or DDIM sampler of cfg: at every step the region to keep is
    replaced by the image noised to the step's new timestep; with jump_length > 0 and jump_n_sample > 1 the run
    goes back jump_length steps (forward noising) and redoes them, jump_n_sample - 1 times per jump.
-   x [N, D]: x_T in, result out; known [N, D] the image; mask [N, D]: 1 = generate, 0 = keep. */
-typedef struct {
+   x [N, D]: x_T in, result out; known [N, D] the image; mask [N, D]: 1 = generate, 0 = keep. As in
+   ddpm_sample_loop, loop operation k < cfg->repeat_noise_steps gives every image image 0's noise (the sampler's,
+   the kept region's and the backward jumps'). */
+typedef struct ddpm_inpaint_config {
     int jump_length;           /* default 10 */
     int jump_n_sample;         /* default 1 (no resampling) */
 } ddpm_inpaint_config;

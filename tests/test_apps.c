@@ -1,8 +1,8 @@
 /* test_apps.c — the applications over a model callback: starting the sampler inside its list (first_step),
    shared noise (repeat_noise_steps), per-image x_T, DDIM inversion, slerp, the timestep of a noise level and
-   RePaint inpainting (jump schedule, noise streams, batch-split invariance, errors). The networks are analytic:
-   the exact eps of Gaussian data N(mu, s^2 I), and an eps that does not depend on x (for which DDIM inversion is
-   the exact inverse of DDIM decoding). */
+   RePaint inpainting (jump schedule, noise streams, batch-split invariance, shared noise, errors). The networks
+   are analytic: the exact eps of Gaussian data N(mu, s^2 I), and an eps that does not depend on x (for which
+   DDIM inversion is the exact inverse of DDIM decoding). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -868,6 +868,50 @@ static void test_inpaint_errors(void) {
     ddpm_diffusion_free(d);
 }
 
+/* repeat_noise_steps in inpainting: with a shared x_T and every draw of the first R loop operations shared, the
+   images come out identical when R covers the whole schedule (jumps included); per-image draws otherwise. */
+static void test_inpaint_repeat_noise(void) {
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
+    enum { N = 3, D = 24 };
+    double known[N * D], mask[N * D], xT[N * D], x[N * D];
+    ddpm_sample_init_noise(4, 0, 1, D, 0, known);
+    for (int r = 1; r < N; r++) memcpy(known + r * D, known, sizeof(double) * D);
+    for (int j = 0; j < N * D; j++) mask[j] = (j % D) < D / 2 ? 1.0 : 0.0;
+    ddpm_sample_init_noise(9, 0, N, D, 1, xT);
+    ddpm_inpaint_config ic;
+    ddpm_inpaint_config_default(&ic);
+    for (int variant = 0; variant < 4; variant++) {
+        ddpm_sampler_config c;
+        ddpm_sampler_config_default(&c, variant % 2 ? DDPM_SAMPLER_DDIM : DDPM_SAMPLER_DDPM);
+        if (variant % 2) c.eta = 1.0;
+        c.steps = 20;
+        c.seed = 5;
+        ic.jump_length = 5;
+        ic.jump_n_sample = variant >= 2 ? 3 : 1;
+        c.repeat_noise_steps = 1000;   /* beyond the last loop operation */
+        memcpy(x, xT, sizeof x);
+        CHECK_OK(ddpm_inpaint_loop(d, &c, &ic, smooth, NULL, x, known, mask, N, D, 2));
+        CHECK_MSG(rows_equal(x, 0, 1, D) && rows_equal(x, 0, 2, D), "variant %d: shared noise, distinct images",
+                  variant);
+        /* wherever the batch starts */
+        double y[N * D];
+        memcpy(y, xT, sizeof y);
+        CHECK_OK(ddpm_inpaint_loop(d, &c, &ic, smooth, NULL, y, known, mask, N, D, 0));
+        CHECK(memcmp(x, y, sizeof x) == 0);
+        /* R = -1 and R = 3: per-image draws (from the fourth operation on), so the regenerated area differs */
+        for (int r = -1; r <= 3; r += 4) {
+            c.repeat_noise_steps = r;
+            memcpy(x, xT, sizeof x);
+            CHECK_OK(ddpm_inpaint_loop(d, &c, &ic, smooth, NULL, x, known, mask, N, D, 2));
+            CHECK_MSG(!rows_equal(x, 0, 1, D) && !rows_equal(x, 1, 2, D), "variant %d, R = %d: rows are equal",
+                      variant, r);
+            for (int j = 0; j < N * D; j++)
+                if (mask[j] == 0.0) CHECK(x[j] == known[j]);
+        }
+    }
+    ddpm_diffusion_free(d);
+}
+
 int main(void) {
     test_config();
     test_first_step_resume();
@@ -882,5 +926,6 @@ int main(void) {
     test_inpaint_basic();
     test_inpaint_jumps();
     test_inpaint_errors();
+    test_inpaint_repeat_noise();
     return dd_test_finish("test_apps");
 }

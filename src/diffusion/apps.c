@@ -1,5 +1,6 @@
 /* apps.c — what a trained model is used for, over a model callback: per-image initial noise, DDIM inversion,
-   spherical interpolation, the timestep of a noise level, and RePaint inpainting (Lugmayr et al. 2022). */
+   trajectories, spherical interpolation, forward noise per image, the one-step x0 estimate, the timestep of a
+   noise level, and RePaint inpainting (Lugmayr et al. 2022). */
 #include <math.h>
 #include <string.h>
 
@@ -22,23 +23,6 @@ void ddpm_sample_init_noise(uint64_t seed, int64_t first_item, int64_t N, int64_
     }
 }
 
-/* Shape, image range and finiteness of a batch x [N, D]; *nd = N * D. */
-static ddpm_status check_batch(const char *fn, const char *what, const double *x, int64_t N, int64_t D,
-                               int64_t first_item, size_t *nd) {
-    if (!x) return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s is NULL", fn, what);
-    if (N < 1 || D < 1 || dd_mul_size((size_t)N, (size_t)D, nd) != 0 || *nd > ((size_t)1 << 40))
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: shape [N = %lld, D = %lld] is invalid", fn, (long long)N,
-                        (long long)D);
-    if (first_item < 0 || first_item + N > ((int64_t)1 << 32))
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: images %lld..%lld exceed the RNG's 32-bit item field", fn,
-                        (long long)first_item, (long long)(first_item + N - 1));
-    for (size_t j = 0; j < *nd; j++)
-        if (!isfinite(x[j]))
-            return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s is %g at image %lld, element %lld", fn, what, x[j],
-                            (long long)(j / (size_t)D), (long long)(j % (size_t)D));
-    return DDPM_OK;
-}
-
 /* ------------------------------------------------------------------------------------ DDIM inversion */
 
 /* Song et al. 2021, sec. 4.3 (the ODE run backwards), as diffusers' DDIMInverseScheduler: the model output at
@@ -47,43 +31,25 @@ static ddpm_status check_batch(const char *fn, const char *what, const double *x
 ddpm_status dd_ddim_invert_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
                                void *model_user, double *x, int64_t N, int64_t D) {
     static const char fn[] = "ddpm_ddim_invert";
-    if (!d) return dd_error(DDPM_ERR_INVALID_ARG, "%s: diffusion is NULL", fn);
-    ddpm_status st = dd_sampler_check_config(cfg, d->T);
-    if (st != DDPM_OK) return st;
-    if (cfg->kind != DDPM_SAMPLER_DDIM)
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: the sampler is %s; inversion walks the ddim timestep list "
-                        "(use kind ddim)", fn, dd_sampler_kind_name(cfg->kind));
-    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "%s: model callback is NULL", fn);
-    size_t nd;
-    if ((st = check_batch(fn, "x_0", x, N, D, 0, &nd)) != DDPM_OK) return st;
-
-    const int steps = cfg->steps, first = cfg->first_step;
-    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
-    int64_t *tvec = dd_alloc(sizeof(int64_t) * (size_t)N);
-    double *mout = dd_alloc(sizeof(double) * nd);
-    double *x0 = dd_alloc(sizeof(double) * nd);
-    if (!ts || !tvec || !mout || !x0) {
-        st = DDPM_ERR_NOMEM;
+    dd_loop L;
+    ddpm_status st = dd_loop_init(&L, fn, d, cfg, model, model_user, x, "x_0", N, D, 0);
+    if (st != DDPM_OK) goto done;
+    if (cfg->kind != DDPM_SAMPLER_DDIM) {
+        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: the sampler is %s; inversion walks the ddim timestep list "
+                      "(use kind ddim)", fn, dd_sampler_kind_name(cfg->kind));
         goto done;
     }
-    if ((st = ddpm_sampler_timesteps(cfg, d->T, ts)) != DDPM_OK) goto done;
-
+    const int steps = cfg->steps, first = cfg->first_step;
+    const int64_t n = (int64_t)L.nd;
     double ab_prev = 1.0; /* x_0 */
     for (int k = steps - 1; k >= first; k--) {
-        const int64_t t = ts[k];
+        const int64_t t = L.ts[k];
         const int step = steps - 1 - k;
-        for (int64_t r = 0; r < N; r++) tvec[r] = t;
-        ddpm_clear_error();
-        st = model(model_user, mout, x, tvec, N, D);
-        if (st != DDPM_OK) {
-            st = dd_sampler_callback_failed(st, "model", step, t);
-            goto done;
-        }
-        if ((st = dd_sampler_check_finite(mout, N, D, "model output", step, t)) != DDPM_OK) goto done;
+        if ((st = dd_loop_model(&L, x, t, step)) != DDPM_OK) goto done;
         const double ab = d->alphas_cumprod[t];
         const double sa = sqrt(ab), sb = sqrt(1.0 - ab), sap = sqrt(ab_prev), sbp = sqrt(1.0 - ab_prev);
         const ddpm_prediction pred = cfg->prediction;
-        const int64_t n = (int64_t)nd;
+        double *mout = L.mout, *x0 = L.x0;
 #pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
         for (int64_t j = 0; j < n; j++) {
             double xj = x[j], mo = mout[j], eps;
@@ -95,23 +61,12 @@ ddpm_status dd_ddim_invert_f64(const ddpm_diffusion *d, const ddpm_sampler_confi
             x0[j] = x0j;
             x[j] = sa * x0j + sb * eps;
         }
-        if ((st = dd_sampler_check_finite(x, N, D, "inverted sample", step, t)) != DDPM_OK) goto done;
-        if (cfg->on_step) {
-            ddpm_clear_error();
-            st = cfg->on_step(cfg->step_user, step, steps - first, t, x, x0, N, D);
-            if (st != DDPM_OK) {
-                st = dd_sampler_callback_failed(st, "step callback", step, t);
-                goto done;
-            }
-        }
+        if ((st = dd_loop_report(&L, x, "inverted sample", step, steps - first, t)) != DDPM_OK) goto done;
         ab_prev = ab;
     }
     st = DDPM_OK;
 done:
-    dd_free(ts);
-    dd_free(tvec);
-    dd_free(mout);
-    dd_free(x0);
+    dd_loop_free(&L);
     return st;
 }
 
@@ -122,6 +77,55 @@ ddpm_status ddpm_ddim_invert(const ddpm_diffusion *d, const ddpm_sampler_config 
     if (st == DDPM_OK) st = dd_ddim_invert_f64(d, cfg, dd_float_model_call, &fm, x, N, D);
     dd_float_model_free(&fm);
     return st;
+}
+
+/* ------------------------------------------------------------------------------------ trajectories */
+
+ddpm_status ddpm_trajectory_init(ddpm_trajectory *tr, int nimg, int frames, int steps, int64_t D) {
+    if (!tr) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trajectory_init: tr is NULL");
+    memset(tr, 0, sizeof *tr);
+    if (nimg < 1 || frames < 1 || frames > DDPM_TRAJECTORY_MAX_FRAMES || steps < 1 || D < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trajectory_init: need nimg >= 1, frames 1..%d, steps and D "
+                        ">= 1", DDPM_TRAJECTORY_MAX_FRAMES);
+    const int F = frames < steps ? frames : steps;
+    tr->nimg = nimg;
+    tr->nframes = F;
+    tr->D = D;
+    for (int j = 0; j < F; j++)
+        tr->steps[j] = F == 1 ? steps - 1 : (int)floor((double)j * (steps - 1) / (F - 1) + 0.5);
+    size_t n;
+    if (dd_mul_size((size_t)nimg * (size_t)F, (size_t)D, &n) != 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trajectory_init: %d images of %d frames are too large", nimg, F);
+    tr->x = dd_calloc(n, sizeof(float));
+    tr->x0 = dd_calloc(n, sizeof(float));
+    if (tr->x && tr->x0) return DDPM_OK;
+    ddpm_trajectory_free(tr);
+    return DDPM_ERR_NOMEM;
+}
+
+void ddpm_trajectory_free(ddpm_trajectory *tr) {
+    if (!tr) return;
+    dd_free(tr->x);
+    dd_free(tr->x0);
+    tr->x = tr->x0 = NULL;
+}
+
+void ddpm_trajectory_record(ddpm_trajectory *tr, int64_t first_item, int step_index, int64_t timestep,
+                            const double *x, const double *x0, int64_t N, int64_t D) {
+    if (!tr || !tr->x || !x || D != tr->D) return;
+    for (int j = 0; j < tr->nframes; j++) {
+        if (tr->steps[j] != step_index) continue;
+        tr->t[j] = timestep;
+        for (int64_t r = 0; r < N; r++) {
+            const int64_t g = first_item + r;
+            if (g < 0 || g >= tr->nimg) continue;
+            const size_t off = ((size_t)g * (size_t)tr->nframes + (size_t)j) * (size_t)D;
+            for (int64_t k = 0; k < D; k++) {
+                tr->x[off + (size_t)k] = (float)x[r * D + k];
+                tr->x0[off + (size_t)k] = x0 ? (float)x0[r * D + k] : 0.0f;
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------ interpolation */
@@ -150,6 +154,52 @@ void ddpm_slerp(const double *a, const double *b, double lambda, double *out, in
     for (int64_t j = 0; j < D; j++) out[j] = ca * a[j] + cb * b[j]; /* out may alias a or b */
 }
 
+/* ------------------------------------------------------------------------------------ forward noise, x0 */
+
+ddpm_status ddpm_noise_images(const ddpm_diffusion *d, uint64_t seed, int64_t t, const double *x0,
+                              int64_t first_item, int64_t N, int64_t D, double *out) {
+    size_t nd;
+    if (!d || !out || t < 0 || t >= d->T)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_noise_images: need a diffusion, out and 0 <= t < T");
+    ddpm_status st = dd_sampler_check_batch("ddpm_noise_images", "x_0", x0, N, D, first_item, &nd);
+    double *eps = st == DDPM_OK ? dd_alloc(sizeof(double) * (size_t)D) : NULL;
+    if (st == DDPM_OK && !eps) st = DDPM_ERR_NOMEM;
+    for (int64_t r = 0; st == DDPM_OK && r < N; r++) {
+        ddpm_rng_normal_f64(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, (uint32_t)(first_item + r)), 0, eps,
+                            (size_t)D);
+        ddpm_q_sample_f64(d, out + r * D, x0 + r * D, eps, &t, 1, D);
+    }
+    dd_free(eps);
+    return st;
+}
+
+ddpm_status ddpm_predict_x0(const ddpm_diffusion *d, ddpm_prediction pred, ddpm_model_fn model, void *model_user,
+                            const double *x, int64_t t, int64_t N, int64_t D, double clip, double *x0) {
+    static const char fn[] = "ddpm_predict_x0";
+    size_t nd;
+    if (!d || !x0 || t < 0 || t >= d->T)
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: need a diffusion, x0 and 0 <= t < T", fn);
+    ddpm_status st = dd_sampler_check_batch(fn, "x_t", x, N, D, 0, &nd);
+    if (st != DDPM_OK) return st;
+    dd_float_model fm;
+    int64_t *tv = dd_alloc(sizeof(int64_t) * (size_t)N);
+    double *mo = dd_alloc(sizeof(double) * nd);
+    if ((st = dd_float_model_init(&fm, model, model_user, N, D, fn)) == DDPM_OK && (!tv || !mo)) st = DDPM_ERR_NOMEM;
+    for (int64_t r = 0; st == DDPM_OK && r < N; r++) tv[r] = t;
+    if (st == DDPM_OK && (st = dd_float_model_call(&fm, mo, x, tv, N, D)) != DDPM_OK)
+        st = dd_sampler_callback_failed(st, "model", 0, t);
+    if (st == DDPM_OK) {
+        if (pred == DDPM_PRED_EPS) ddpm_predict_x0_from_eps(d, x0, x, mo, tv, N, D);
+        else if (pred == DDPM_PRED_V) ddpm_predict_x0_from_v(d, x0, x, mo, tv, N, D);
+        else memcpy(x0, mo, sizeof(double) * nd);
+        for (size_t j = 0; clip > 0 && j < nd; j++) x0[j] = x0[j] < -clip ? -clip : x0[j] > clip ? clip : x0[j];
+    }
+    dd_float_model_free(&fm);
+    dd_free(tv);
+    dd_free(mo);
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------ noise level */
 
 int64_t ddpm_timestep_for_sigma(const ddpm_diffusion *d, double sigma) {
@@ -176,114 +226,80 @@ void ddpm_inpaint_config_default(ddpm_inpaint_config *c) {
     c->jump_n_sample = 1;
 }
 
-/* The timestep after a downward step from list position p: t - T / steps (diffusers), or the next list entry. */
-static int64_t prev_timestep(const ddpm_sampler_config *cfg, const int64_t *ts, int p, int T) {
-    if (cfg->step_along_list) return p + 1 < cfg->steps ? ts[p + 1] : -1;
-    return ts[p] - T / cfg->steps;
-}
-
-/* Row r of out [N, D] = normal numbers of stream (purpose, step, first_item + r). */
-static void draw_rows(uint64_t seed, uint32_t purpose, int64_t step, int64_t first_item, double *out, int64_t N,
-                      int64_t D) {
-    for (int64_t r = 0; r < N; r++)
-        ddpm_rng_normal_f64(seed, ddpm_rng_stream(purpose, (uint32_t)step, (uint32_t)(first_item + r)), 0,
-                            out + r * D, (size_t)D);
-}
-
 /* Lugmayr et al. 2022, Alg. 1, with the jump schedule of their code (diffusers get_schedule_jump): counted in
    units u = steps - 1 - p from the bottom of the list, a jump sits at every u = 0, L, 2L, ... below U - L (U the
    units of the run), so a run never goes back to its first timestep. After the downward step at a jump unit the
    run noises x back up L positions and redoes them, jump_n_sample - 1 times in all. Loop operation k (downward
    steps and upward ones alike) draws the sampler noise (SAMPLER, k), the known region's noise (NOISING, 2k) and
-   the upward noise (NOISING, 2k + 1) of each image; k starts at first_step, so that without jumps the sampler
-   noise is that of ddpm_sample_loop. */
+   the upward noise (NOISING, 2k + 1) of each image, or image 0's of all three for every image while
+   k < repeat_noise_steps; k starts at first_step, so that without jumps the sampler noise is that of
+   ddpm_sample_loop. */
 ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
                                 const ddpm_inpaint_config *ic, dd_model_f64_fn model, void *model_user, double *x,
                                 const double *known, const double *mask, int64_t N, int64_t D, int64_t first_item) {
     static const char fn[] = "ddpm_inpaint_loop";
-    if (!d) return dd_error(DDPM_ERR_INVALID_ARG, "%s: diffusion is NULL", fn);
-    ddpm_status st = dd_sampler_check_config(cfg, d->T);
-    if (st != DDPM_OK) return st;
-    if (cfg->kind != DDPM_SAMPLER_DDPM && cfg->kind != DDPM_SAMPLER_DDIM)
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: the sampler is %s; inpainting runs with ddpm or ddim", fn,
-                        dd_sampler_kind_name(cfg->kind));
-    if (!ic) return dd_error(DDPM_ERR_INVALID_ARG, "%s: inpaint config is NULL", fn);
-    if (ic->jump_length < 0 || ic->jump_n_sample < 0)
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: jump_length = %d and jump_n_sample = %d must be >= 0", fn,
-                        ic->jump_length, ic->jump_n_sample);
-    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "%s: model callback is NULL", fn);
-    size_t nd;
-    if ((st = check_batch(fn, "x_T", x, N, D, first_item, &nd)) != DDPM_OK) return st;
-    if ((st = check_batch(fn, "known image", known, N, D, first_item, &nd)) != DDPM_OK) return st;
-    if (!mask) return dd_error(DDPM_ERR_INVALID_ARG, "%s: mask is NULL", fn);
+    dd_loop L;
+    double *z = NULL;
+    ddpm_status st = dd_loop_init(&L, fn, d, cfg, model, model_user, x, "x_T", N, D, first_item);
+    if (st != DDPM_OK) goto done;
+    size_t nd = L.nd;
+    if (cfg->kind != DDPM_SAMPLER_DDPM && cfg->kind != DDPM_SAMPLER_DDIM) {
+        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: the sampler is %s; inpainting runs with ddpm or ddim", fn,
+                      dd_sampler_kind_name(cfg->kind));
+        goto done;
+    }
+    if (!ic) {
+        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: inpaint config is NULL", fn);
+        goto done;
+    }
+    if (ic->jump_length < 0 || ic->jump_n_sample < 0) {
+        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: jump_length = %d and jump_n_sample = %d must be >= 0", fn,
+                      ic->jump_length, ic->jump_n_sample);
+        goto done;
+    }
+    if ((st = dd_sampler_check_batch(fn, "known image", known, N, D, first_item, &nd)) != DDPM_OK) goto done;
+    if (!mask) {
+        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: mask is NULL", fn);
+        goto done;
+    }
     for (size_t j = 0; j < nd; j++)
-        if (!(mask[j] >= 0.0 && mask[j] <= 1.0))
-            return dd_error(DDPM_ERR_INVALID_ARG, "%s: mask is %g at image %lld, element %lld; it must lie in [0, 1] "
-                            "(1 = generate, 0 = keep)", fn, mask[j], (long long)(j / (size_t)D),
-                            (long long)(j % (size_t)D));
+        if (!(mask[j] >= 0.0 && mask[j] <= 1.0)) {
+            st = dd_error(DDPM_ERR_INVALID_ARG, "%s: mask is %g at image %lld, element %lld; it must lie in [0, 1] "
+                          "(1 = generate, 0 = keep)", fn, mask[j], (long long)(j / (size_t)D),
+                          (long long)(j % (size_t)D));
+            goto done;
+        }
 
-    const int steps = cfg->steps, T = d->T, first = cfg->first_step;
-    const ddpm_sampler_kind kind = cfg->kind;
-    const int need_noise = kind == DDPM_SAMPLER_DDPM || cfg->eta > 0.0;
+    const int steps = cfg->steps, first = cfg->first_step;
     /* The schedule's size, before any work: U units, jumps of L units each redone n - 1 times. */
-    const int64_t U = steps - first, L = ic->jump_length;
+    const int64_t U = steps - first, J = ic->jump_length;
     const int64_t resample = ic->jump_n_sample > 1 ? ic->jump_n_sample - 1 : 0;
-    const int64_t njumps = L > 0 && resample > 0 && U > L ? (U - L - 1) / L + 1 : 0;
-    const int64_t downs = U + njumps * resample * L, ops = downs + njumps * resample * L;
-    if (first + ops > DD_MAX_LOOP_OPS)
-        return dd_error(DDPM_ERR_INVALID_ARG, "%s: %lld loop steps (%d sampler steps, jump_length %d, jump_n_sample "
-                        "%d) exceed the RNG's limit of %lld; use fewer steps or jumps", fn, (long long)(first + ops),
-                        steps, ic->jump_length, ic->jump_n_sample, (long long)DD_MAX_LOOP_OPS);
-
-    /* Every working buffer, once: timesteps [steps], t [N], model output / x0 / sampler noise / forward noise
-       [N, D]. */
-    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
-    int64_t *tvec = dd_alloc(sizeof(int64_t) * (size_t)N);
-    double *mout = dd_alloc(sizeof(double) * nd);
-    double *x0 = dd_alloc(sizeof(double) * nd);
-    double *noise = need_noise ? dd_alloc(sizeof(double) * nd) : NULL;
-    double *z = dd_alloc(sizeof(double) * nd);
-    if (!ts || !tvec || !mout || !x0 || !z || (need_noise && !noise)) {
+    const int64_t njumps = J > 0 && resample > 0 && U > J ? (U - J - 1) / J + 1 : 0;
+    const int64_t downs = U + njumps * resample * J, ops = downs + njumps * resample * J;
+    if (first + ops > DD_MAX_LOOP_OPS) {
+        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: %lld loop steps (%d sampler steps, jump_length %d, jump_n_sample "
+                      "%d) exceed the RNG's limit of %lld; use fewer steps or jumps", fn, (long long)(first + ops),
+                      steps, ic->jump_length, ic->jump_n_sample, (long long)DD_MAX_LOOP_OPS);
+        goto done;
+    }
+    if (!(z = dd_alloc(sizeof(double) * nd))) { /* the forward noise [N, D] */
         st = DDPM_ERR_NOMEM;
         goto done;
     }
-    if ((st = ddpm_sampler_timesteps(cfg, T, ts)) != DDPM_OK) goto done;
 
     const int64_t n = (int64_t)nd;
+    const int64_t *ts = L.ts;
     int p = first;                 /* x holds x_t at ts[p]; p = steps: the end */
     int64_t k = first, down = 0;   /* loop operation (the list index while there are no jumps), steps done */
     int64_t jump_at = -1, left = 0; /* the jump unit last reached and the returns it has left */
     while (p < steps) {
-        const int64_t t = ts[p], prev_t = prev_timestep(cfg, ts, p, T);
+        const int64_t t = ts[p], prev_t = dd_loop_prev(&L, p);
         const int step = first + (int)down;
-        for (int64_t r = 0; r < N; r++) tvec[r] = t;
-        ddpm_clear_error();
-        st = model(model_user, mout, x, tvec, N, D);
-        if (st != DDPM_OK) {
-            st = dd_sampler_callback_failed(st, "model", step, t);
-            goto done;
-        }
-        if ((st = dd_sampler_check_finite(mout, N, D, "model output", step, t)) != DDPM_OK) goto done;
-        const double *nz = NULL;
-        if (need_noise && (kind == DDPM_SAMPLER_DDIM || t > 0)) {
-            if (cfg->noise) {
-                ddpm_clear_error();
-                st = cfg->noise(cfg->noise_user, noise, (int)k, t, N, D);
-                if (st != DDPM_OK) {
-                    st = dd_sampler_callback_failed(st, "noise callback", step, t);
-                    goto done;
-                }
-            } else {
-                draw_rows(cfg->seed, DDPM_STREAM_SAMPLER, k, first_item, noise, N, D);
-            }
-            nz = noise;
-        }
-        st = kind == DDPM_SAMPLER_DDPM ? ddpm_ddpm_step(d, cfg, t, prev_t, mout, x, nz, x, x0, n, NULL)
-                                       : ddpm_ddim_step(d, cfg, t, prev_t, mout, x, nz, x, x0, n, NULL);
-        if (st != DDPM_OK) goto done;
+        if ((st = dd_loop_model(&L, x, t, step)) != DDPM_OK) goto done;
+        if ((st = dd_loop_update(&L, x, t, prev_t, k, step)) != DDPM_OK) goto done;
         /* The region to keep: the image noised to prev_t (q_sample), or the image itself after the last step. */
         if (prev_t >= 0) {
-            draw_rows(cfg->seed, DDPM_STREAM_NOISING, 2 * k, first_item, z, N, D);
+            dd_loop_draw(&L, DDPM_STREAM_NOISING, 2 * k, dd_loop_shared(&L, k), z);
             const double ab = d->alphas_cumprod[prev_t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
 #pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
             for (int64_t j = 0; j < n; j++) x[j] = mask[j] * x[j] + (1.0 - mask[j]) * (sa * known[j] + sb * z[j]);
@@ -291,33 +307,25 @@ ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
 #pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
             for (int64_t j = 0; j < n; j++) x[j] = mask[j] * x[j] + (1.0 - mask[j]) * known[j];
         }
-        if ((st = dd_sampler_check_finite(x, N, D, "sample", step, t)) != DDPM_OK) goto done;
-        if (cfg->on_step) {
-            ddpm_clear_error();
-            st = cfg->on_step(cfg->step_user, step, first + (int)downs, t, x, x0, N, D);
-            if (st != DDPM_OK) {
-                st = dd_sampler_callback_failed(st, "step callback", step, t);
-                goto done;
-            }
-        }
+        if ((st = dd_loop_report(&L, x, "sample", step, first + (int)downs, t)) != DDPM_OK) goto done;
         down++;
         k++;
         p++;
         const int64_t u = steps - p; /* the unit of the step just made */
-        if (njumps > 0 && u % L == 0 && u < U - L) {
+        if (njumps > 0 && u % J == 0 && u < U - J) {
             if (jump_at != u) {
                 jump_at = u;
                 left = resample;
             }
             if (left > 0) {
                 left--;
-                /* Back up L positions: x_t = sqrt(ab_t / ab_prev) x_prev + sqrt(1 - ab_t / ab_prev) z. */
-                for (int64_t s = 0; s < L; s++) {
+                /* Back up J positions: x_t = sqrt(ab_t / ab_prev) x_prev + sqrt(1 - ab_t / ab_prev) z. */
+                for (int64_t s = 0; s < J; s++) {
                     const int q = p - 1;
-                    const int64_t from = prev_timestep(cfg, ts, q, T);
+                    const int64_t from = dd_loop_prev(&L, q);
                     const double ratio = d->alphas_cumprod[ts[q]] / (from >= 0 ? d->alphas_cumprod[from] : 1.0);
                     const double ca = sqrt(ratio), cz = sqrt(1.0 - ratio);
-                    draw_rows(cfg->seed, DDPM_STREAM_NOISING, 2 * k + 1, first_item, z, N, D);
+                    dd_loop_draw(&L, DDPM_STREAM_NOISING, 2 * k + 1, dd_loop_shared(&L, k), z);
 #pragma omp parallel for schedule(static) if (n >= DD_SAMPLER_PAR_MIN)
                     for (int64_t j = 0; j < n; j++) x[j] = ca * x[j] + cz * z[j];
                     k++;
@@ -328,11 +336,7 @@ ddpm_status dd_inpaint_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
     }
     st = DDPM_OK;
 done:
-    dd_free(ts);
-    dd_free(tvec);
-    dd_free(mout);
-    dd_free(x0);
-    dd_free(noise);
+    dd_loop_free(&L);
     dd_free(z);
     return st;
 }

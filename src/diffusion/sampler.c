@@ -1,5 +1,6 @@
-/* sampler.c — sampler configuration, inference timesteps (diffusers set_timesteps) and the reverse loop for
-   DDPM ancestral, DDIM and DPM-Solver++ 2M over a model callback. */
+/* sampler.c — sampler configuration, inference timesteps (diffusers set_timesteps, img2img's strength), the
+   reverse-loop skeleton shared with the applications and the reverse loop for DDPM ancestral, DDIM and
+   DPM-Solver++ 2M over a model callback. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -201,6 +202,29 @@ ddpm_status ddpm_sampler_first_step(const ddpm_sampler_config *cfg, int T, int64
     return st;
 }
 
+ddpm_status ddpm_sampler_strength(const ddpm_sampler_config *cfg, int T, double strength, int *first,
+                                  int64_t *t_at) {
+    if (!first || !t_at) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sampler_strength: outputs are NULL");
+    ddpm_status st = dd_sampler_check_config(cfg, T);
+    if (st != DDPM_OK) return st;
+    if (!(strength > 0.0 && strength <= 1.0))
+        return dd_error(DDPM_ERR_INVALID_ARG, "strength %g must be in (0, 1]", strength);
+    const int steps = cfg->steps;
+    int init = (int)((double)steps * strength);
+    if (init > steps) init = steps;
+    if (init < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "with %d steps that runs no step; use a strength >= %g or more steps",
+                        steps, 1.0 / steps);
+    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
+    if (!ts) return DDPM_ERR_NOMEM;
+    if ((st = ddpm_sampler_timesteps(cfg, T, ts)) == DDPM_OK) {
+        *first = steps - init;
+        *t_at = ts[steps - init];
+    }
+    dd_free(ts);
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------ the loop */
 
 /* A callback failed: keep its message, or name it when it left none. */
@@ -222,52 +246,137 @@ ddpm_status dd_sampler_check_finite(const double *v, int64_t N, int64_t D, const
     return DDPM_OK;
 }
 
-ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
-                                void *model_user, double *x, int64_t N, int64_t D, int64_t first_item) {
-    if (!d) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: diffusion is NULL");
+ddpm_status dd_sampler_check_batch(const char *fn, const char *what, const double *x, int64_t N, int64_t D,
+                                   int64_t first_item, size_t *nd) {
+    if (!x) return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s is NULL", fn, what);
+    if (N < 1 || D < 1 || dd_mul_size((size_t)N, (size_t)D, nd) != 0 || *nd > ((size_t)1 << 40))
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: shape [N = %lld, D = %lld] is invalid", fn, (long long)N,
+                        (long long)D);
+    if (first_item < 0 || first_item + N > ((int64_t)1 << 32))
+        return dd_error(DDPM_ERR_INVALID_ARG, "%s: images %lld..%lld exceed the RNG's 32-bit item field", fn,
+                        (long long)first_item, (long long)(first_item + N - 1));
+    for (size_t j = 0; j < *nd; j++)
+        if (!isfinite(x[j]))
+            return dd_error(DDPM_ERR_INVALID_ARG, "%s: %s is %g at image %lld, element %lld", fn, what, x[j],
+                            (long long)(j / (size_t)D), (long long)(j % (size_t)D));
+    return DDPM_OK;
+}
+
+ddpm_status dd_loop_init(dd_loop *L, const char *fn, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                         dd_model_f64_fn model, void *model_user, const double *x, const char *what, int64_t N,
+                         int64_t D, int64_t first_item) {
+    memset(L, 0, sizeof *L);
+    if (!d) return dd_error(DDPM_ERR_INVALID_ARG, "%s: diffusion is NULL", fn);
     ddpm_status st = dd_sampler_check_config(cfg, d->T);
     if (st != DDPM_OK) return st;
-    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: model callback is NULL");
-    if (!x) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: x is NULL");
-    if (N < 1 || D < 1)
-        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: shape [N = %lld, D = %lld] must be positive",
-                        (long long)N, (long long)D);
-    if (first_item < 0 || first_item + N > ((int64_t)1 << 32))
-        return dd_error(DDPM_ERR_INVALID_ARG,
-                        "ddpm_sample_loop: images %lld..%lld exceed the RNG's 32-bit item field", (long long)first_item,
-                        (long long)(first_item + N - 1));
-    size_t nd;
-    if (dd_mul_size((size_t)N, (size_t)D, &nd) != 0 || nd > ((size_t)1 << 40))
-        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: [N = %lld, D = %lld] is too large", (long long)N,
-                        (long long)D);
-    for (size_t j = 0; j < nd; j++)
-        if (!isfinite(x[j]))
-            return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_sample_loop: the initial sample x_T is %g at image %lld, "
-                            "element %lld", x[j], (long long)(j / (size_t)D), (long long)(j % (size_t)D));
+    if (!model) return dd_error(DDPM_ERR_INVALID_ARG, "%s: model callback is NULL", fn);
+    if ((st = dd_sampler_check_batch(fn, what, x, N, D, first_item, &L->nd)) != DDPM_OK) return st;
+    L->d = d;
+    L->cfg = cfg;
+    L->model = model;
+    L->model_user = model_user;
+    L->N = N;
+    L->D = D;
+    L->first_item = first_item;
+    L->need_noise = cfg->kind == DDPM_SAMPLER_DDPM || (cfg->kind == DDPM_SAMPLER_DDIM && cfg->eta > 0.0);
+    L->ts = dd_alloc(sizeof(int64_t) * (size_t)cfg->steps);
+    L->tvec = dd_alloc(sizeof(int64_t) * (size_t)N);
+    L->mout = dd_alloc(sizeof(double) * L->nd);
+    L->x0 = dd_alloc(sizeof(double) * L->nd);
+    L->noise = L->need_noise ? dd_alloc(sizeof(double) * L->nd) : NULL;
+    if (!L->ts || !L->tvec || !L->mout || !L->x0 || (L->need_noise && !L->noise)) return DDPM_ERR_NOMEM;
+    return ddpm_sampler_timesteps(cfg, d->T, L->ts);
+}
 
-    const int steps = cfg->steps, T = d->T;
-    const ddpm_sampler_kind kind = cfg->kind;
-    const int need_noise = kind == DDPM_SAMPLER_DDPM || (kind == DDPM_SAMPLER_DDIM && cfg->eta > 0.0);
+void dd_loop_free(dd_loop *L) {
+    dd_free(L->ts);
+    dd_free(L->tvec);
+    dd_free(L->mout);
+    dd_free(L->x0);
+    dd_free(L->noise);
+    memset(L, 0, sizeof *L);
+}
 
-    /* Every working buffer, once: timesteps [steps], t [N], model output / x0 / previous x0 / noise [N, D],
-       DPM points [steps + 1]. */
-    int64_t *ts = dd_alloc(sizeof(int64_t) * (size_t)steps);
-    int64_t *tvec = dd_alloc(sizeof(int64_t) * (size_t)N);
-    double *mout = dd_alloc(sizeof(double) * nd);
-    double *x0 = dd_alloc(sizeof(double) * nd);
-    double *x0_prev = kind == DDPM_SAMPLER_DPMPP2M ? dd_alloc(sizeof(double) * nd) : NULL;
-    double *noise = need_noise ? dd_alloc(sizeof(double) * nd) : NULL;
-    dd_dpm_point *pts = kind == DDPM_SAMPLER_DPMPP2M ? dd_alloc(sizeof(dd_dpm_point) * (size_t)(steps + 1)) : NULL;
-    if (!ts || !tvec || !mout || !x0 || (kind == DDPM_SAMPLER_DPMPP2M && (!x0_prev || !pts)) ||
-        (need_noise && !noise)) {
-        st = DDPM_ERR_NOMEM;
-        goto done;
+ddpm_status dd_loop_model(dd_loop *L, const double *x, int64_t t, int step) {
+    for (int64_t r = 0; r < L->N; r++) L->tvec[r] = t;
+    ddpm_clear_error();
+    ddpm_status st = L->model(L->model_user, L->mout, x, L->tvec, L->N, L->D);
+    if (st != DDPM_OK) return dd_sampler_callback_failed(st, "model", step, t);
+    return dd_sampler_check_finite(L->mout, L->N, L->D, "model output", step, t);
+}
+
+int64_t dd_loop_prev(const dd_loop *L, int p) {
+    /* t - T // steps as diffusers (ORACLE caveat 4), or the next list entry */
+    const ddpm_sampler_config *cfg = L->cfg;
+    if (cfg->step_along_list) return p + 1 < cfg->steps ? L->ts[p + 1] : -1;
+    return L->ts[p] - L->d->T / cfg->steps;
+}
+
+int dd_loop_shared(const dd_loop *L, int64_t k) {
+    return L->cfg->repeat_noise_steps >= 0 && k < L->cfg->repeat_noise_steps;
+}
+
+void dd_loop_draw(const dd_loop *L, uint32_t purpose, int64_t stream_step, int shared, double *out) {
+    const int64_t N = L->N, D = L->D;
+    for (int64_t r = 0; r < N; r++) {
+        if (shared && r > 0) {
+            memcpy(out + r * D, out, sizeof(double) * (size_t)D);
+            continue;
+        }
+        uint32_t item = shared ? 0u : (uint32_t)(L->first_item + r);
+        ddpm_rng_normal_f64(L->cfg->seed, ddpm_rng_stream(purpose, (uint32_t)stream_step, item), 0, out + r * D,
+                            (size_t)D);
     }
-    if ((st = ddpm_sampler_timesteps(cfg, T, ts)) != DDPM_OK) goto done;
-    if (kind == DDPM_SAMPLER_DPMPP2M) {
-        /* sigma = sqrt((1 - alpha_bar) / alpha_bar) at each visited timestep, then 0 (final_sigmas_type "zero"). */
+}
+
+ddpm_status dd_loop_update(dd_loop *L, double *x, int64_t t, int64_t prev_t, int64_t k, int step) {
+    const ddpm_sampler_config *cfg = L->cfg;
+    const double *nz = NULL;
+    if (L->need_noise && (cfg->kind == DDPM_SAMPLER_DDIM || t > 0)) {
+        if (cfg->noise) {
+            ddpm_clear_error();
+            ddpm_status st = cfg->noise(cfg->noise_user, L->noise, (int)k, t, L->N, L->D);
+            if (st != DDPM_OK) return dd_sampler_callback_failed(st, "noise callback", step, t);
+        } else {
+            /* one stream per (step, image), so a batch split anywhere draws the same numbers; the seed's
+               repeat_noise: image 0's for every row */
+            dd_loop_draw(L, DDPM_STREAM_SAMPLER, k, dd_loop_shared(L, k), L->noise);
+        }
+        nz = L->noise;
+    }
+    const int64_t n = (int64_t)L->nd;
+    return cfg->kind == DDPM_SAMPLER_DDPM ? ddpm_ddpm_step(L->d, cfg, t, prev_t, L->mout, x, nz, x, L->x0, n, NULL)
+                                          : ddpm_ddim_step(L->d, cfg, t, prev_t, L->mout, x, nz, x, L->x0, n, NULL);
+}
+
+ddpm_status dd_loop_report(dd_loop *L, const double *x, const char *what, int step, int num_steps, int64_t t) {
+    ddpm_status st = dd_sampler_check_finite(x, L->N, L->D, what, step, t);
+    if (st != DDPM_OK || !L->cfg->on_step) return st;
+    ddpm_clear_error();
+    st = L->cfg->on_step(L->cfg->step_user, step, num_steps, t, x, L->x0, L->N, L->D);
+    return st == DDPM_OK ? st : dd_sampler_callback_failed(st, "step callback", step, t);
+}
+
+ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,
+                                void *model_user, double *x, int64_t N, int64_t D, int64_t first_item) {
+    dd_loop L;
+    double *x0_prev = NULL;
+    dd_dpm_point *pts = NULL;
+    ddpm_status st = dd_loop_init(&L, "ddpm_sample_loop", d, cfg, model, model_user, x, "the initial sample x_T", N,
+                                  D, first_item);
+    if (st != DDPM_OK) goto done;
+    const int steps = cfg->steps, dpm = cfg->kind == DDPM_SAMPLER_DPMPP2M;
+    if (dpm) {
+        /* previous x0 [N, D] and the points [steps + 1]: sigma = sqrt((1 - alpha_bar) / alpha_bar) at each visited
+           timestep, then 0 (final_sigmas_type "zero") */
+        x0_prev = dd_alloc(sizeof(double) * L.nd);
+        pts = dd_alloc(sizeof(dd_dpm_point) * (size_t)(steps + 1));
+        if (!x0_prev || !pts) {
+            st = DDPM_ERR_NOMEM;
+            goto done;
+        }
         for (int i = 0; i < steps; i++) {
-            double ab = d->alphas_cumprod[ts[i]];
+            double ab = d->alphas_cumprod[L.ts[i]];
             pts[i] = dd_dpm_point_from_sigma(sqrt((1.0 - ab) / ab));
         }
         pts[steps] = dd_dpm_point_from_sigma(0.0);
@@ -276,79 +385,31 @@ ddpm_status dd_sampler_loop_f64(const ddpm_diffusion *d, const ddpm_sampler_conf
     /* A run may start inside the list (first_step): DPM++ then has no earlier x0 and starts first order. */
     const int first = cfg->first_step;
     for (int i = first; i < steps; i++) {
-        const int64_t t = ts[i];
-        for (int64_t r = 0; r < N; r++) tvec[r] = t;
-        ddpm_clear_error();
-        st = model(model_user, mout, x, tvec, N, D);
-        if (st != DDPM_OK) {
-            st = dd_sampler_callback_failed(st, "model", i, t);
-            goto done;
-        }
-        if ((st = dd_sampler_check_finite(mout, N, D, "model output", i, t)) != DDPM_OK) goto done;
-
-        if (kind == DDPM_SAMPLER_DPMPP2M) {
+        const int64_t t = L.ts[i];
+        if ((st = dd_loop_model(&L, x, t, i)) != DDPM_OK) goto done;
+        if (dpm) {
             /* Lu et al. 2022: first order at the first step and whenever solver_order is 1; the step to
                sigma = 0 is always first order and returns x0 (diffusers final_sigmas_type "zero", which
                makes lower_order_final's own rule redundant for orders 1 and 2). */
-            dd_dpm_data_prediction(cfg->prediction, &pts[i], mout, x, x0, (int64_t)nd,
+            dd_dpm_data_prediction(cfg->prediction, &pts[i], L.mout, x, L.x0, (int64_t)L.nd,
                                    cfg->clip_sample ? cfg->clip_range : 0.0);
             int second = cfg->solver_order == 2 && i > first && pts[i + 1].sigma != 0.0;
-            dd_dpm_update(x, x0, second ? x0_prev : NULL, i > first ? &pts[i - 1] : NULL, &pts[i], &pts[i + 1],
-                          (int64_t)nd);
+            dd_dpm_update(x, L.x0, second ? x0_prev : NULL, i > first ? &pts[i - 1] : NULL, &pts[i], &pts[i + 1],
+                          (int64_t)L.nd);
         } else {
-            /* Previous timestep: t - T // steps as diffusers (ORACLE caveat 4), or the next list entry. */
-            int64_t prev_t = cfg->step_along_list ? (i + 1 < steps ? ts[i + 1] : -1) : t - T / steps;
-            const double *nz = NULL;
-            if (need_noise && (kind == DDPM_SAMPLER_DDIM || t > 0)) {
-                if (cfg->noise) {
-                    ddpm_clear_error();
-                    st = cfg->noise(cfg->noise_user, noise, i, t, N, D);
-                    if (st != DDPM_OK) {
-                        st = dd_sampler_callback_failed(st, "noise callback", i, t);
-                        goto done;
-                    }
-                } else if (cfg->repeat_noise_steps >= 0 && i < cfg->repeat_noise_steps) {
-                    /* The seed's repeat_noise: image 0's stream for every row, wherever the batch starts. */
-                    ddpm_rng_normal_f64(cfg->seed, ddpm_rng_stream(DDPM_STREAM_SAMPLER, (uint32_t)i, 0), 0, noise,
-                                        (size_t)D);
-                    for (int64_t r = 1; r < N; r++) memcpy(noise + r * D, noise, sizeof(double) * (size_t)D);
-                } else {
-                    /* One stream per (step, image): a batch split anywhere draws the same numbers. */
-                    for (int64_t r = 0; r < N; r++)
-                        ddpm_rng_normal_f64(cfg->seed,
-                                            ddpm_rng_stream(DDPM_STREAM_SAMPLER, (uint32_t)i, (uint32_t)(first_item + r)),
-                                            0, noise + r * D, (size_t)D);
-                }
-                nz = noise;
-            }
-            st = kind == DDPM_SAMPLER_DDPM
-                     ? ddpm_ddpm_step(d, cfg, t, prev_t, mout, x, nz, x, x0, (int64_t)nd, NULL)
-                     : ddpm_ddim_step(d, cfg, t, prev_t, mout, x, nz, x, x0, (int64_t)nd, NULL);
-            if (st != DDPM_OK) goto done;
+            if ((st = dd_loop_update(&L, x, t, dd_loop_prev(&L, i), i, i)) != DDPM_OK) goto done;
         }
-        if ((st = dd_sampler_check_finite(x, N, D, "sample", i, t)) != DDPM_OK) goto done;
-        if (cfg->on_step) {
-            ddpm_clear_error();
-            st = cfg->on_step(cfg->step_user, i, steps, t, x, x0, N, D);
-            if (st != DDPM_OK) {
-                st = dd_sampler_callback_failed(st, "step callback", i, t);
-                goto done;
-            }
-        }
-        if (kind == DDPM_SAMPLER_DPMPP2M) {
+        if ((st = dd_loop_report(&L, x, "sample", i, steps, t)) != DDPM_OK) goto done;
+        if (dpm) {
             double *tmp = x0_prev;
-            x0_prev = x0;
-            x0 = tmp;
+            x0_prev = L.x0;
+            L.x0 = tmp;
         }
     }
     st = DDPM_OK;
 done:
-    dd_free(ts);
-    dd_free(tvec);
-    dd_free(mout);
-    dd_free(x0);
+    dd_loop_free(&L);
     dd_free(x0_prev);
-    dd_free(noise);
     dd_free(pts);
     return st;
 }

@@ -40,6 +40,48 @@ ddpm_status dd_float_model_call(void *user /* dd_float_model */, double *out, co
    prefixed with what failed at which step; a non-finite value is reported with its image and element. */
 ddpm_status dd_sampler_callback_failed(ddpm_status st, const char *what, int step, int64_t t);
 ddpm_status dd_sampler_check_finite(const double *v, int64_t N, int64_t D, const char *what, int step, int64_t t);
+/* Shape, image range and finiteness of a batch x [N, D] (messages start with fn and name x as what);
+   *nd = N * D. */
+ddpm_status dd_sampler_check_batch(const char *fn, const char *what, const double *x, int64_t N, int64_t D,
+                                   int64_t first_item, size_t *nd);
+
+/* ------------------------------------------------------------------ the reverse-loop skeleton
+   What the sampler loop, DDIM inversion and inpainting share: the checked arguments, the timestep list, the
+   working buffers and the pieces of one step (the model call, the sampler's noise and the DDPM / DDIM update,
+   the finiteness check and the step callback). */
+typedef struct {
+    const ddpm_diffusion *d;
+    const ddpm_sampler_config *cfg;
+    dd_model_f64_fn model;
+    void *model_user;
+    int64_t N, D, first_item;
+    size_t nd;                 /* N * D */
+    int need_noise;            /* the update draws noise: ddpm, or ddim with eta > 0 */
+    int64_t *ts;               /* [steps] the timestep list */
+    int64_t *tvec;             /* [N] */
+    double *mout, *x0, *noise; /* [N, D]: model output, x0 prediction, sampler noise (when need_noise) */
+} dd_loop;
+
+/* Checks d, cfg (against d->T), the callback and x [N, D] (named `what` in messages starting with fn), then
+   makes the timestep list and the buffers. dd_loop_free accepts a failed init. */
+ddpm_status dd_loop_init(dd_loop *L, const char *fn, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                         dd_model_f64_fn model, void *model_user, const double *x, const char *what, int64_t N,
+                         int64_t D, int64_t first_item);
+void dd_loop_free(dd_loop *L);
+/* L->mout = model(x at timestep t), checked finite; `step` names the step in messages. */
+ddpm_status dd_loop_model(dd_loop *L, const double *x, int64_t t, int step);
+/* The timestep after a downward DDPM / DDIM step from list position p (-1: after the last step). */
+int64_t dd_loop_prev(const dd_loop *L, int p);
+/* Whether the draws of loop operation k are shared by every image (k < cfg->repeat_noise_steps). */
+int dd_loop_shared(const dd_loop *L, int64_t k);
+/* out [N, D]: row r = normal numbers of stream (purpose, stream_step, first_item + r); shared: image 0's stream
+   for every row, wherever the batch starts. */
+void dd_loop_draw(const dd_loop *L, uint32_t purpose, int64_t stream_step, int shared, double *out);
+/* The DDPM / DDIM update of x from t to prev_t with the output in L->mout (x0 prediction into L->x0); the noise
+   of loop operation k comes from cfg->noise, else stream (SAMPLER, k), shared while dd_loop_shared(k). */
+ddpm_status dd_loop_update(dd_loop *L, double *x, int64_t t, int64_t prev_t, int64_t k, int step);
+/* The end of a step: x (named `what`) is finite, then cfg->on_step(step, num_steps, t, x, L->x0). */
+ddpm_status dd_loop_report(dd_loop *L, const double *x, const char *what, int step, int num_steps, int64_t t);
 
 /* ddpm_ddim_invert and ddpm_inpaint_loop with a double-precision model. */
 ddpm_status dd_ddim_invert_f64(const ddpm_diffusion *d, const ddpm_sampler_config *cfg, dd_model_f64_fn model,

@@ -1,4 +1,6 @@
-/* image.c — conversions between model space [-1, 1] and 8-bit images: sample grids and image to float. */
+/* image.c — conversions between model space [-1, 1] and 8-bit images: sample grids (also enlarged), image to
+   float, nearest-neighbour enlargement and images stacked vertically. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -58,4 +60,62 @@ void ddpm_image_to_f32(const ddpm_image *img, float *out) {
         for (size_t y = 0; y < H; y++)
             for (size_t x = 0; x < W; x++)
                 out[(c * H + y) * W + x] = (float)(img->pixels[(y * W + x) * C + c] / 127.5 - 1.0);
+}
+
+ddpm_status ddpm_image_enlarge(const ddpm_image *in, int k, ddpm_image *out) {
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_enlarge: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!in || !in->pixels || k < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_enlarge: need an image and k >= 1");
+    if (in->width > INT_MAX / k || in->height > INT_MAX / k)
+        return dd_error(DDPM_ERR_INVALID_ARG, "image too large to enlarge");
+    ddpm_status st = ddpm_image_alloc(out, in->width * k, in->height * k, in->channels);
+    if (st != DDPM_OK) return st;
+    size_t C = (size_t)in->channels;
+    for (int y = 0; y < out->height; y++)
+        for (int x = 0; x < out->width; x++)
+            memcpy(out->pixels + ((size_t)y * (size_t)out->width + (size_t)x) * C,
+                   in->pixels + ((size_t)(y / k) * (size_t)in->width + (size_t)(x / k)) * C, C);
+    return DDPM_OK;
+}
+
+ddpm_status ddpm_image_grid_scaled(ddpm_image *out, const float *x, int N, int C, int H, int W, int cols,
+                                   int scale) {
+    ddpm_image grid;
+    ddpm_status st = ddpm_image_grid(&grid, x, N, C, H, W, cols, 1, 255);
+    if (st != DDPM_OK) {
+        if (out) memset(out, 0, sizeof *out);
+        return st;
+    }
+    const int side = H < W ? H : W;
+    const int k = scale > 0 ? scale : side < 64 ? (64 + side - 1) / side : 1;
+    st = ddpm_image_enlarge(&grid, k, out);
+    ddpm_image_free(&grid);
+    return st;
+}
+
+ddpm_status ddpm_image_stack(const ddpm_image *rows, int n, ddpm_image *out) {
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_stack: out is NULL");
+    memset(out, 0, sizeof *out);
+    int W = 0, H = 0, C = n > 0 && rows ? rows[0].channels : 1;
+    for (int i = 0; i < n && rows; i++) {
+        if (rows[i].width > W) W = rows[i].width;
+        if (rows[i].channels != C || H > INT_MAX - rows[i].height)
+            return dd_error(DDPM_ERR_INVALID_ARG, "cannot stack the image rows");
+        H += rows[i].height;
+    }
+    if (!rows || n < 1 || W < 1 || H < 1) return dd_error(DDPM_ERR_INVALID_ARG, "no image rows to stack");
+    ddpm_status st = ddpm_image_alloc(out, W, H, C);
+    if (st != DDPM_OK) return st;
+    memset(out->pixels, 255, (size_t)W * (size_t)H * (size_t)C);
+    int y0 = 0;
+    for (int i = 0; i < n; i++) {
+        int x0 = (W - rows[i].width) / 2;
+        for (int y = 0; y < rows[i].height; y++)
+            memcpy(out->pixels + (((size_t)(y0 + y) * (size_t)W + (size_t)x0) * (size_t)C),
+                   rows[i].pixels + (size_t)y * (size_t)rows[i].width * (size_t)C,
+                   (size_t)rows[i].width * (size_t)C);
+        y0 += rows[i].height;
+    }
+    return DDPM_OK;
 }

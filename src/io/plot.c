@@ -1,5 +1,5 @@
-/* plot.c — line plots and captioned image strips drawn with cairo (antialiased vector drawing and text),
-   returned as RGB/gray ddpm_image so that ddpm_png_write keeps the run's tEXt chunks. */
+/* plot.c — line plots, captioned image strips and trajectory pictures drawn with cairo (antialiased vector
+   drawing and text), returned as RGB/gray ddpm_image so that ddpm_png_write keeps the run's tEXt chunks. */
 #include <cairo.h>
 #include <math.h>
 #include <stdio.h>
@@ -689,5 +689,40 @@ ddpm_status ddpm_image_strip(ddpm_image *out, const float *x, int N, int C, int 
 done:
     cairo_destroy(cr);
     cairo_surface_destroy(surf);
+    return st;
+}
+
+int ddpm_image_strip_scale(int size) {
+    int k = (100 + size / 2) / (size > 0 ? size : 1);
+    return k < 1 ? 1 : k > 64 ? 64 : k;
+}
+
+ddpm_status ddpm_image_trajectory(ddpm_image *out, const ddpm_trajectory *tr, int C, int H, int W) {
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_trajectory: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!tr || !tr->x || !tr->x0 || tr->nimg < 1 || tr->nframes < 1 || tr->nframes > DDPM_TRAJECTORY_MAX_FRAMES ||
+        tr->D != (int64_t)C * H * W)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_trajectory: no recorded trajectory of [%d, %d, %d] images",
+                        C, H, W);
+    const int F = tr->nframes, rows_n = 2 * tr->nimg, scale = ddpm_image_strip_scale(H);
+    ddpm_image *rows = dd_calloc((size_t)rows_n, sizeof(ddpm_image));
+    if (!rows) return DDPM_ERR_NOMEM;
+    char capx[DDPM_TRAJECTORY_MAX_FRAMES][32], cap0[DDPM_TRAJECTORY_MAX_FRAMES][40];
+    const char *px[DDPM_TRAJECTORY_MAX_FRAMES], *p0[DDPM_TRAJECTORY_MAX_FRAMES];
+    for (int j = 0; j < F; j++) {
+        snprintf(capx[j], sizeof capx[j], "t = %lld", (long long)tr->t[j]);
+        snprintf(cap0[j], sizeof cap0[j], "x\xcc\x82\xe2\x82\x80 @ %lld", (long long)tr->t[j]);   /* x̂₀ */
+        px[j] = capx[j];
+        p0[j] = cap0[j];
+    }
+    ddpm_status st = DDPM_OK;
+    for (int i = 0; i < tr->nimg && st == DDPM_OK; i++) {
+        size_t off = (size_t)i * (size_t)F * (size_t)tr->D;
+        st = ddpm_image_strip(&rows[2 * i], tr->x + off, F, C, H, W, px, scale);
+        if (st == DDPM_OK) st = ddpm_image_strip(&rows[2 * i + 1], tr->x0 + off, F, C, H, W, p0, scale);
+    }
+    if (st == DDPM_OK) st = ddpm_image_stack(rows, rows_n, out);
+    for (int i = 0; i < rows_n; i++) ddpm_image_free(&rows[i]);
+    dd_free(rows);
     return st;
 }

@@ -1,9 +1,14 @@
 /* png.c — PNG reading and writing through libpng: any PNG in, 8-bit gray or RGB out (alpha composited
-   on white), tEXt chunks, atomic writes. libpng's longjmp error handling stays inside this file. */
+   on white), tEXt chunks, atomic writes; folders of numbered images written whole or not at all. libpng's longjmp
+   error handling stays inside this file. */
+#include <dirent.h>
+#include <errno.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
@@ -384,4 +389,122 @@ void ddpm_image_free(ddpm_image *img) {
     if (!img) return;
     dd_free(img->pixels);
     memset(img, 0, sizeof *img);
+}
+
+/* ------------------------------------------------------------------------------- folders of images */
+
+/* 1 for the names ddpm_write_image_folder writes: six or more digits and ".png". */
+static int is_image_name(const char *n) {
+    size_t k = 0;
+    while (n[k] >= '0' && n[k] <= '9') k++;
+    return k >= 6 && strcmp(n + k, ".png") == 0;
+}
+
+ddpm_status ddpm_image_folder_check(const char *dir) {
+    if (!dir) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_image_folder_check: dir is NULL");
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) return errno == ENOENT ? DDPM_OK : dd_error(DDPM_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return dd_error(DDPM_ERR_IO, "%s: %s; give a new folder or one of images that ddpm wrote", dir,
+                        S_ISLNK(sb.st_mode) ? "is a symbolic link" : "exists and is not a folder");
+    DIR *d = opendir(dir);
+    if (!d) return dd_error(DDPM_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
+    struct dirent *e;
+    char foreign[256] = "";
+    while (!foreign[0] && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !is_image_name(e->d_name))
+            snprintf(foreign, sizeof foreign, "%s", e->d_name);
+    closedir(d);
+    if (foreign[0])
+        return dd_error(DDPM_ERR_IO, "%s: the folder holds '%s', which ddpm did not write; give a new folder or one "
+                        "of images that ddpm wrote", dir, foreign);
+    return DDPM_OK;
+}
+
+/* Removes a folder of image files (what ddpm_image_folder_check allows) and the folder. */
+static void remove_image_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (is_image_name(e->d_name)) {
+                char *p = dd_path_join(dir, e->d_name);
+                if (p) unlink(p);
+                dd_free(p);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* Every image into stage; NULL-terminated text pairs plus "Description". */
+static ddpm_status write_images(const char *stage, const float *x, int64_t N, int C, int H, int W,
+                                const char *const *text, int (*should_stop)(void *), void *stop_user,
+                                const char *dir) {
+    int nt = 0;
+    while (text && text[nt]) nt += 2;
+    const char **t = dd_alloc(sizeof(char *) * (size_t)(nt + 3));
+    char *path = dd_alloc(strlen(stage) + 32);
+    ddpm_status st = t && path ? dd_make_dirs(stage) : DDPM_ERR_NOMEM;
+    if (t) {
+        for (int i = 0; i < nt; i++) t[i] = text[i];
+        t[nt] = "Description";
+        t[nt + 2] = NULL;
+    }
+    const size_t D = (size_t)C * (size_t)H * (size_t)W;
+    for (int64_t i = 0; st == DDPM_OK && i < N; i++) {
+        ddpm_image img;
+        char what[64];
+        snprintf(path, strlen(stage) + 32, "%s/%06lld.png", stage, (long long)i);
+        snprintf(what, sizeof what, "image %lld of %lld", (long long)i, (long long)N);
+        t[nt + 1] = what;
+        st = ddpm_image_grid(&img, x + (size_t)i * D, 1, C, H, W, 1, 0, 0);
+        if (st == DDPM_OK) st = ddpm_png_write(path, &img, t);
+        ddpm_image_free(&img);
+        if (st == DDPM_OK && should_stop && should_stop(stop_user))
+            st = dd_error(DDPM_ERR_INTERRUPTED, "interrupted; %s was not changed", dir);
+    }
+    dd_free(t);
+    dd_free(path);
+    return st;
+}
+
+ddpm_status ddpm_write_image_folder(const char *given, const float *x, int64_t N, int C, int H, int W,
+                                    const char *const *text, int (*should_stop)(void *user), void *stop_user) {
+    if (!given || !given[0] || !x || N < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_write_image_folder: need a folder name and N >= 1 images");
+    ddpm_status st = ddpm_image_folder_check(given);
+    if (st != DDPM_OK) return st;
+    size_t len = strlen(given) + 48;
+    char *dir = dd_alloc(len), *stage = dd_alloc(len), *old = dd_alloc(len);
+    if (!dir || !stage || !old) {
+        st = DDPM_ERR_NOMEM;
+        goto done;
+    }
+    snprintf(dir, len, "%s", given);
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) dir[n - 1] = 0;   /* "imgs/" is "imgs" */
+    snprintf(stage, len, "%s.tmp.%ld", dir, (long)getpid());
+    snprintf(old, len, "%s.old.%ld", dir, (long)getpid());
+    remove_image_dir(stage);   /* left by a killed process of the same pid */
+    st = write_images(stage, x, N, C, H, W, text, should_stop, stop_user, dir);
+    if (st == DDPM_OK) {
+        struct stat sb;
+        int had = lstat(dir, &sb) == 0;
+        if (had && rename(dir, old) != 0) {
+            st = dd_error(DDPM_ERR_IO, "%s: cannot move the earlier images aside: %s", dir, strerror(errno));
+        } else if (rename(stage, dir) != 0) {
+            int e = errno;
+            int back = !had || rename(old, dir) == 0;
+            st = dd_error(DDPM_ERR_IO, "%s: cannot move the new images into place: %s%s%s", dir, strerror(e),
+                          back ? "" : "; the earlier images are in ", back ? "" : old);
+        } else if (had) {
+            remove_image_dir(old);
+        }
+    }
+    if (st != DDPM_OK) remove_image_dir(stage);
+done:
+    dd_free(dir);
+    dd_free(stage);
+    dd_free(old);
+    return st;
 }

@@ -1,5 +1,6 @@
 /* safetensors.c — reader and writer of the safetensors format (an 8-byte little-endian header length,
-   a JSON header parsed with cJSON, raw little-endian data). Every file is treated as hostile. */
+   a JSON header parsed with cJSON, raw little-endian data). Every file is treated as hostile. Also the files of
+   image batches: sample tensors written, x_T tensors read with their shape checked. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
@@ -664,5 +665,71 @@ ddpm_status ddpm_st_writer_save(ddpm_st_writer *w, const char *path) {
     dd_free(b.buf);
     ddpm_status s = dd_write_file_atomic(path, file, total);
     dd_free(file);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------- image batches */
+
+ddpm_status ddpm_save_samples(const char *path, const float *x, int64_t N, int C, int H, int W,
+                              const int64_t *labels, const char *settings) {
+    if (!path || !x || N < 1 || C < 1 || H < 1 || W < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_save_samples: need a path and images [N >= 1, C, H, W]");
+    ddpm_st_writer *w = NULL;
+    int64_t shape[4] = {N, C, H, W}, lshape[1] = {N};
+    ddpm_status st = ddpm_st_writer_create(&w);
+    if (st == DDPM_OK) st = ddpm_st_writer_add(w, "samples", DDPM_DTYPE_F32, 4, shape, x);
+    if (st == DDPM_OK && labels) st = ddpm_st_writer_add(w, "labels", DDPM_DTYPE_I64, 1, lshape, labels);
+    if (st == DDPM_OK && settings) st = ddpm_st_writer_set_metadata(w, "ddpm", settings);
+    if (st == DDPM_OK) st = ddpm_st_writer_save(w, path);
+    ddpm_st_writer_free(w);
+    return st;
+}
+
+ddpm_status ddpm_read_image_tensor(const char *path, const char *name, int C, int H, int W, int64_t max_n,
+                                   double **x, int64_t *N) {
+    if (!path || !x || !N) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_read_image_tensor: NULL argument");
+    *x = NULL;
+    *N = 0;
+    ddpm_safetensors *st = NULL;
+    ddpm_status s = ddpm_st_open(path, &st);
+    if (s != DDPM_OK) {
+        if (strncmp(ddpm_last_error(), path, strlen(path)) != 0) dd_error_prefix(s, path);
+        return s;
+    }
+    const ddpm_st_tensor *t = name ? ddpm_st_find(st, name) : NULL;
+    if (!t && ddpm_st_count(st) == 1) t = ddpm_st_at(st, 0);
+    char sh[160] = "[";
+    if (t)
+        for (int k = 0; k < t->ndim; k++)
+            snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", k ? ", " : "", (long long)t->shape[k]);
+    strncat(sh, "]", sizeof sh - strlen(sh) - 1);
+    float *buf = NULL;
+    if (!t) {
+        s = dd_error(DDPM_ERR_FORMAT, "%s: no tensor '%s' (the file holds %d tensors)", path, name ? name : "",
+                     ddpm_st_count(st));
+    } else if (t->dtype != DDPM_DTYPE_F32 && t->dtype != DDPM_DTYPE_F64 && t->dtype != DDPM_DTYPE_F16 &&
+               t->dtype != DDPM_DTYPE_BF16) {
+        s = dd_error(DDPM_ERR_FORMAT, "%s: tensor '%s' is %s; need F32", path, t->name, ddpm_dtype_name(t->dtype));
+    } else if (t->ndim != 4 || t->shape[0] < 1 || t->shape[0] > max_n || t->shape[1] != C || t->shape[2] != H ||
+               t->shape[3] != W) {
+        s = dd_error(DDPM_ERR_FORMAT, "%s: tensor '%s' has shape %s; the model needs [N, %d, %d, %d] with 1 <= N <= "
+                     "%lld", path, t->name, sh, C, H, W, (long long)max_n);
+    } else {
+        size_t n = (size_t)t->numel;
+        buf = dd_alloc(sizeof(float) * n);
+        *x = dd_alloc(sizeof(double) * n);
+        if (!buf || !*x) s = DDPM_ERR_NOMEM;
+        else if ((s = ddpm_st_read_f32(st, t->name, buf, t->numel)) != DDPM_OK) dd_error_prefix(s, path);
+        else {
+            for (size_t i = 0; i < n; i++) (*x)[i] = (double)buf[i];
+            *N = t->shape[0];
+        }
+    }
+    if (s != DDPM_OK) {
+        dd_free(*x);
+        *x = NULL;
+    }
+    dd_free(buf);
+    ddpm_st_close(st);
     return s;
 }
