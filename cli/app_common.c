@@ -13,36 +13,6 @@
 
 /* ------------------------------------------------------------------------------- small helpers */
 
-int app_error(const char *fmt, ...) {
-    char msg[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cli_usage_error("%s", msg);   /* one line, "ddpm: error: " */
-    return CLI_FAIL;
-}
-
-double app_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void app_duration(char *buf, size_t size, double s) {
-    long long t = (long long)(s + 0.5);
-    if (!(s >= 0) || s > 360000000) snprintf(buf, size, "--");
-    else if (s < 60) snprintf(buf, size, "%.1f s", s);
-    else if (t >= 3600) snprintf(buf, size, "%lldh%02lldm", t / 3600, t / 60 % 60);
-    else snprintf(buf, size, "%lldm%02llds", t / 60, t % 60);
-}
-
-int app_has(const cli_args *a, const char *name) {
-    for (int i = 0; a->cmd->options[i].name; i++)
-        if (strcmp(a->cmd->options[i].name, name) == 0) return 1;
-    return 0;
-}
-
 float *app_to_float(const double *x, size_t n) {
     float *f = malloc(sizeof(float) * (n ? n : 1));
     if (f)
@@ -99,21 +69,21 @@ int app_parse_common(const cli_args *a, app_ctx *c) {
     c->engine = DDPM_ENGINE_FAST;
     o->sampler = o->spacing = o->clip = -1;
     o->guidance = NAN;
-#define GIVEN(name) (rc == CLI_OK && app_has(a, name) && cli_given(a, name))
-    if (app_has(a, "seed")) rc = cli_u64(a, "seed", &c->seed);
-    if (rc == CLI_OK && app_has(a, "threads")) rc = cli_threads(a, "threads", 0, &threads);
-    if (rc == CLI_OK && app_has(a, "engine") && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &v)) == CLI_OK)
+#define GIVEN(name) (rc == CLI_OK && cli_has(a, name) && cli_given(a, name))
+    if (cli_has(a, "seed")) rc = cli_u64(a, "seed", &c->seed);
+    if (rc == CLI_OK && cli_has(a, "threads")) rc = cli_threads(a, "threads", 0, &threads);
+    if (rc == CLI_OK && cli_has(a, "engine") && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &v)) == CLI_OK)
         c->engine = (ddpm_engine)v;
-    if (rc == CLI_OK && app_has(a, "sampler") && cli_str(a, "sampler"))
+    if (rc == CLI_OK && cli_has(a, "sampler") && cli_str(a, "sampler"))
         rc = cli_enum(a, "sampler", DDPM_ENUM_SAMPLER, &o->sampler);
     if (GIVEN("steps")) rc = cli_int(a, "steps", 1, 1 << 24, &o->steps);
-    if (rc == CLI_OK && app_has(a, "eta")) rc = cli_double(a, "eta", 0, 1, 0, &o->eta);
+    if (rc == CLI_OK && cli_has(a, "eta")) rc = cli_double(a, "eta", 0, 1, 0, &o->eta);
     if (GIVEN("spacing")) rc = cli_enum(a, "spacing", DDPM_ENUM_SPACING, &o->spacing);
     if (GIVEN("clip")) rc = parse_on_off("clip", cli_str(a, "clip"), &o->clip);
     if (GIVEN("class")) rc = parse_class_list(cli_str(a, "class"), o->classes, &o->nclasses);
-    if (rc == CLI_OK && app_has(a, "guidance")) rc = parse_guidance(cli_str(a, "guidance"), &o->guidance);
+    if (rc == CLI_OK && cli_has(a, "guidance")) rc = parse_guidance(cli_str(a, "guidance"), &o->guidance);
 #undef GIVEN
-    if (rc == CLI_OK && app_has(a, "threads")) ddpm_set_threads((int)threads);
+    if (rc == CLI_OK && cli_has(a, "threads")) ddpm_set_threads((int)threads);
     return rc;
 }
 
@@ -129,7 +99,7 @@ int app_load_model(app_ctx *c) {
         } else {
             spec = c->default_model ? c->default_model : cli_share_path(c->shipped, sizeof c->shipped, "models/mnist");
             if (access(spec, F_OK) != 0)
-                return app_error("no --model given and the shipped model %s is missing (pass --model DIR|PRESET or "
+                return cli_error(CLI_FAIL, "no --model given and the shipped model %s is missing (pass --model DIR|PRESET or "
                                  "set DDPM_MODEL)", spec);
         }
     }
@@ -140,9 +110,9 @@ int app_load_model(app_ctx *c) {
     c->S = c->info.sample_size;
     c->D = (int64_t)c->C * c->S * c->S;
     if (c->C != 1 && c->C != 3)
-        return app_error("%s: the model has %d input channels; images need 1 (gray) or 3 (RGB)", spec, c->C);
+        return cli_error(CLI_FAIL, "%s: the model has %d input channels; images need 1 (gray) or 3 (RGB)", spec, c->C);
     if (c->info.out_channels != c->C)
-        return app_error("%s: the model outputs %d channels for %d input channels (a learned variance is not "
+        return cli_error(CLI_FAIL, "%s: the model outputs %d channels for %d input channels (a learned variance is not "
                          "supported)", spec, c->info.out_channels, c->C);
     if (ddpm_pipeline_scheduler_load(spec, &c->sched) != DDPM_OK) return cli_fail();
     c->d = c->sched.diffusion;
@@ -170,7 +140,7 @@ int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_
     if (o->spacing >= 0) cfg->spacing = (ddpm_spacing)o->spacing;
     if (o->clip >= 0) cfg->clip_sample = o->clip;
     int64_t *ts = malloc(sizeof(int64_t) * (size_t)cfg->steps);
-    if (!ts) return app_error("out of memory");
+    if (!ts) return cli_error(CLI_FAIL, "out of memory");
     ddpm_status st = ddpm_sampler_timesteps(cfg, T, ts);
     free(ts);
     return st == DDPM_OK ? CLI_OK : cli_usage_error("%s", ddpm_last_error());
@@ -223,7 +193,7 @@ void app_progress_start(app_ctx *c, const char *what, long long total_steps, int
     p->what = what;
     p->total = total_steps > 0 ? total_steps : 1;
     p->num = num;
-    p->t0 = app_now();
+    p->t0 = cli_now();
     p->next_tenth = 1;
 }
 
@@ -243,11 +213,11 @@ void app_progress_end(app_ctx *c) {
 
 static void progress_step(app_progress *p, int step_index, int num_steps) {
     p->done++;
-    double now = app_now(), el = now - p->t0;
+    double now = cli_now(), el = now - p->t0;
     double rate = el > 0 ? (double)p->done / el : 0;
     long long left = p->total > p->done ? p->total - p->done : 0;
     char eta[32], imgs[64], line[256];
-    app_duration(eta, sizeof eta, rate > 0 ? (double)left / rate : -1);
+    cli_duration(eta, sizeof eta, rate > 0 ? (double)left / rate : -1);
     if (p->n > 1)
         snprintf(imgs, sizeof imgs, "images %lld-%lld/%lld", (long long)p->first + 1, (long long)(p->first + p->n),
                  (long long)p->num);
@@ -313,13 +283,13 @@ int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, dd
     memset(&im, 0, sizeof im);
     if (ddpm_image_read(path, &im) != DDPM_OK) {
         const char *m = ddpm_last_error();   /* the library's message names the file already, or not */
-        if (strncmp(m, path, strlen(path)) == 0) return app_error("--%s %s", opt, m);
-        return app_error("--%s %s: %s", opt, path, m);
+        if (strncmp(m, path, strlen(path)) == 0) return cli_error(CLI_FAIL, "--%s %s", opt, m);
+        return cli_error(CLI_FAIL, "--%s %s: %s", opt, path, m);
     }
     ddpm_status st = ddpm_image_to_model(&im, c->S, c->C, out);
     if (st != DDPM_OK) {
         ddpm_image_free(&im);
-        return app_error("--%s %s: %s", opt, path, ddpm_last_error());
+        return cli_error(CLI_FAIL, "--%s %s: %s", opt, path, ddpm_last_error());
     }
     if (img) *img = im;
     else ddpm_image_free(&im);
@@ -329,7 +299,7 @@ int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, dd
 /* The tEXt pairs of the run: settings (freed by the caller), "Software", "Model", then description. */
 static int png_text(const app_ctx *c, const char *text[9], char **settings, char software[64],
                     const char *description) {
-    if (!(*settings = cli_settings(c->a))) return app_error("out of memory");
+    if (!(*settings = cli_settings(c->a))) return cli_error(CLI_FAIL, "out of memory");
     snprintf(software, 64, "ddpm %s", ddpm_version());
     /* the model that made the image, also when it was the shipped default or $DDPM_MODEL */
     const char *t[] = {"ddpm", *settings, "Software", software, "Model", c->spec ? c->spec : "",
@@ -362,7 +332,7 @@ int app_write_folder(const app_ctx *c, const char *opt, const char *dir, const f
         fprintf(stderr, "ddpm: error: %s\n", ddpm_last_error());
         return CLI_INTERRUPTED;
     }
-    return st == DDPM_OK ? CLI_OK : app_error("--%s %s", opt, ddpm_last_error());
+    return st == DDPM_OK ? CLI_OK : cli_error(CLI_FAIL, "--%s %s", opt, ddpm_last_error());
 }
 
 int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
@@ -372,7 +342,7 @@ int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t
 
 void *app_alloc(app_ctx *c, size_t bytes) {
     void *p = c->nbufs < (int)(sizeof c->bufs / sizeof c->bufs[0]) ? calloc(bytes ? bytes : 1, 1) : NULL;
-    if (!p) app_error("out of memory");
+    if (!p) cli_error(CLI_FAIL, "out of memory");
     else c->bufs[c->nbufs++] = p;
     return p;
 }

@@ -136,13 +136,6 @@ void app_progress_end(app_ctx *c);   /* ends a terminal line */
 int app_fail(app_ctx *c, int usage);
 void app_free(app_ctx *c);
 
-/* A one-line error about data or files: exit status 1. */
-int app_error(const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-
 /* An image file (PNG or JPEG) as model input out [C, S, S]; the image itself in *img when img is not NULL
    (else freed). `opt` names the option in messages. */
 int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, ddpm_image *img);
@@ -160,18 +153,9 @@ void *app_alloc(app_ctx *c, size_t bytes);
 /* Room for `max` images in s (CLI_OK or CLI_FAIL); then one image (floats f, or doubles d) and its caption. */
 int app_strip_init(app_ctx *c, app_strip *s, int max);
 void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
+    CLI_PRINTF(5, 6);
 /* The strip as a PNG at path with the run's tEXt chunks and `description`. */
 int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description);
-/* Seconds of a monotonic clock. */
-double app_now(void);
-/* "1.2 s", "3m05s" */
-void app_duration(char *buf, size_t size, double s);
-/* Whether the command's option table has `name` (shared helpers look only at options that exist). */
-int app_has(const cli_args *a, const char *name);
 /* Heap float copy of a double array (NULL when out of memory). */
 float *app_to_float(const double *x, size_t n);
 

@@ -28,7 +28,7 @@ static int setup(app_ctx *c, const cli_args *a, const char *const *required, int
 /* Writes the strip with its description, then "wrote OUT: <body>, <the time since t0>". */
 static int finish(app_ctx *c, const app_strip *s, const char *what, double t0, const char *body) {
     char dur[32];
-    app_duration(dur, sizeof dur, app_now() - t0);
+    cli_duration(dur, sizeof dur, cli_now() - t0);
     int rc = app_strip_write(c, s, cli_str(c->a, "out"), what);
     if (rc == CLI_OK) printf("wrote %s: %s, %s\n", cli_str(c->a, "out"), body, dur);
     return rc;
@@ -125,12 +125,12 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     if ((rc = app_read_image(&c, "a", cli_str(a, "a"), fa, &ia)) != CLI_OK) goto done;
     if ((rc = app_read_image(&c, "b", cli_str(a, "b"), fb, &ib)) != CLI_OK) goto done;
     if (ia.width != ib.width || ia.height != ib.height) {
-        rc = app_error("--a %s is %dx%d pixels but --b %s is %dx%d; give two images of the same size", cli_str(a, "a"),
+        rc = cli_error(CLI_FAIL, "--a %s is %dx%d pixels but --b %s is %dx%d; give two images of the same size", cli_str(a, "a"),
                        ia.width, ia.height, cli_str(a, "b"), ib.width, ib.height);
         goto done;
     }
     for (size_t k = 0; k < 2 * D; k++) ends[k] = (double)fa[k];
-    double t0 = app_now();
+    double t0 = cli_now();
     if (ddim_mode) {
         ddpm_sample_request inv = {.run = DDPM_RUN_INVERT};   /* app_run sets the chunks, labels and guidance */
         /* one plan for the inversion and the decoding */
@@ -241,16 +241,16 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     const char *mpath = cli_str(a, "mask");
     if ((rc = app_read_image(&c, "image", cli_str(a, "image"), known_f, &img)) != CLI_OK) goto done;
     if (ddpm_image_read(mpath, &mimg) != DDPM_OK) {
-        rc = app_error("--mask %s: %s", mpath, ddpm_last_error());
+        rc = cli_error(CLI_FAIL, "--mask %s: %s", mpath, ddpm_last_error());
         goto done;
     }
     if (mimg.width != img.width || mimg.height != img.height) {
-        rc = app_error("--mask %s is %dx%d pixels but --image %s is %dx%d; the mask must have the image's size",
+        rc = cli_error(CLI_FAIL, "--mask %s is %dx%d pixels but --image %s is %dx%d; the mask must have the image's size",
                        mpath, mimg.width, mimg.height, cli_str(a, "image"), img.width, img.height);
         goto done;
     }
     if (ddpm_mask_to_model(&mimg, c.S, mask_f) != DDPM_OK) {
-        rc = app_error("--mask %s: %s", mpath, ddpm_last_error());
+        rc = cli_error(CLI_FAIL, "--mask %s: %s", mpath, ddpm_last_error());
         goto done;
     }
     double frac = 0;
@@ -263,7 +263,7 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     long long per = cfg.steps;
     if (jn > 1 && jl > 0) per += (jn - 1) * jl * (cfg.steps / jl);
     app_progress_start(&c, "inpainting", (num + c.batch - 1) / c.batch * per, num);
-    double t0 = app_now();
+    double t0 = cli_now();
     ddpm_sample_request r = {.run = DDPM_RUN_INPAINT, .xt = DDPM_XT_SEED, .inpaint = &ic, .known = known, .mask = mask};
     if ((rc = app_run(&c, &cfg, &r, x, num)) != CLI_OK) goto done;
     for (size_t k = 0; k < D; k++)   /* the masked image: the area to regenerate shown mid-gray (0) */
@@ -357,7 +357,7 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
            (long long)t_at);
     fflush(stdout);
     app_progress_start(&c, "img2img", (num + c.batch - 1) / c.batch * init, num);
-    double t0 = app_now();
+    double t0 = cli_now();
     if ((rc = app_sample_all(&c, &cfg, x, num, APP_XT_GIVEN)) != CLI_OK) goto done;
     app_strip_add(&c, &strip, in_f, NULL, "input");
     for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "result %lld", i + 1);
@@ -443,7 +443,7 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     }
     int64_t t = ddpm_timestep_for_sigma(c.d, sm);
     if (t < 0 || t >= c.d->T) {
-        rc = app_error("--sigma %g: %s", sigma, ddpm_last_error());
+        rc = cli_error(CLI_FAIL, "--sigma %g: %s", sigma, ddpm_last_error());
         goto done;
     }
     if (ddpm_sampler_first_step(&cfg, c.d->T, t, &first, &t_at) != DDPM_OK) {
@@ -458,7 +458,7 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     printf("\n");
     fflush(stdout);
     if ((rc = app_prepare(&c, 1)) != CLI_OK) goto done;
-    double t0 = app_now();
+    double t0 = cli_now();
     /* one model call: x_t = sqrt(ab_t) y, then x0 from the prediction, clipped */
     const double sab = sqrt(ab), sat = sqrt(c.d->alphas_cumprod[t_at]);
     for (size_t k = 0; k < D; k++) xt[k] = sab * y[k];
@@ -481,7 +481,7 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     snprintf(what, sizeof what, "denoising, sigma %g (pixel scale), t = %lld; reverse process: %s from step %d of %d "
              "(t = %lld), seed %llu", sigma, (long long)t, app_sampler_name(cfg.kind), first, cfg.steps,
              (long long)t_at, (unsigned long long)c.seed);
-    app_duration(dur, sizeof dur, app_now() - t0);
+    cli_duration(dur, sizeof dur, cli_now() - t0);
     if ((rc = app_strip_write(&c, &strip, cli_str(a, "out"), what)) != CLI_OK) goto done;
     const float *sx = strip.x;
     if (add)

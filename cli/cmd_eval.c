@@ -149,13 +149,13 @@ static int draw(eval_run *e) {
     app_hook(c, &cfg);
     if ((rc = app_prepare(c, (int)e->batch)) != CLI_OK) return rc;
     if (!(e->xd = malloc(sizeof(double) * (size_t)n * (size_t)c->D)))
-        return app_error("out of memory for %lld images", (long long)n);
-    double ts = app_now();
+        return cli_error(CLI_FAIL, "out of memory for %lld images", (long long)n);
+    double ts = cli_now();
     app_progress_start(c, "sampling", (n + e->batch - 1) / e->batch * cfg.steps, n);
     if ((rc = app_sample_all(c, &cfg, e->xd, n, APP_XT_SEED)) != CLI_OK) return rc;
     char dur[32];
-    app_duration(dur, sizeof dur, app_now() - ts);
-    if (!(e->drawn = app_to_float(e->xd, (size_t)n * (size_t)c->D))) return app_error("out of memory");
+    cli_duration(dur, sizeof dur, cli_now() - ts);
+    if (!(e->drawn = app_to_float(e->xd, (size_t)n * (size_t)c->D))) return cli_error(CLI_FAIL, "out of memory");
     e->x = e->drawn;
     e->labels = c->labels;
     printf("sampled %lld images in %s\n", (long long)n, dur);
@@ -163,7 +163,7 @@ static int draw(eval_run *e) {
              app_sampler_name(cfg.kind), cfg.steps, c->guidance, (unsigned long long)c->seed);
     if (!e->save) return CLI_OK;
     char *settings = cli_settings(c->a);
-    if (!settings) return app_error("out of memory");
+    if (!settings) return cli_error(CLI_FAIL, "out of memory");
     rc = app_save_samples(c, e->save, e->drawn, n, c->labels, settings);
     free(settings);
     if (rc == CLI_OK) printf("wrote %s: samples [%lld, %d, %d, %d]\n", e->save, (long long)n, c->C, c->S, c->S);
@@ -177,7 +177,7 @@ static int run_nll(eval_run *e) {
     if (!c->guided && (rc = app_prepare(c, batch)) != CLI_OK) return rc;
     if (batch > c->batch) batch = c->batch;
     if (c->info.num_class_embeds > 0 && c->info.null_class < 0)
-        return app_error("--nll: the model is class-conditional without a null class; the bound needs an "
+        return cli_error(CLI_FAIL, "--nll: the model is class-conditional without a null class; the bound needs an "
                          "unconditional model");
     ddpm_bpd_config bc;   /* the scheduler's prediction type and DDPM variance */
     ddpm_bpd_config_default(&bc);
@@ -208,7 +208,7 @@ static void report(const eval_run *e, double t0) {
                b->bits_per_dim, b->standard_error, (long long)b->first, (long long)(b->first + b->num - 1), b->prior,
                b->decoder);
     char dur[32];
-    app_duration(dur, sizeof dur, app_now() - t0);
+    cli_duration(dur, sizeof dur, cli_now() - t0);
     printf("eval: done in %s\n", dur);
 }
 
@@ -235,7 +235,7 @@ static int write_json(const eval_run *e) {
     }
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
-    if (!text) return app_error("out of memory");
+    if (!text) return cli_error(CLI_FAIL, "out of memory");
     cli_text_file tf;
     int rc = cli_text_open(&tf, e->json);
     if (rc == CLI_OK) {
@@ -248,7 +248,7 @@ static int write_json(const eval_run *e) {
 }
 
 static int evaluate(eval_run *e) {
-    double t0 = app_now();
+    double t0 = cli_now();
     printf("eval: loading %s and its classifier...\n", e->data);
     fflush(stdout);
     if (ddpm_eval_reference_create(e->data, e->data_dir, e->classifier, &e->ref) != DDPM_OK) return cli_fail();
@@ -265,7 +265,7 @@ static int evaluate(eval_run *e) {
     if (!(e->samples || e->calibrate) || e->nll > 0) {
         if ((rc = app_load_model(c)) != CLI_OK) return rc;
         if (c->C != e->ri.channels || c->S != e->ri.size)
-            return app_error("%s makes %dx%d images with %d channel%s; %s images are %dx%d with %d", c->spec, c->S, c->S,
+            return cli_error(CLI_FAIL, "%s makes %dx%d images with %d channel%s; %s images are %dx%d with %d", c->spec, c->S, c->S,
                              c->C, c->C == 1 ? "" : "s", e->data, e->ri.size, e->ri.size, e->ri.channels);
     }
     if (e->calibrate) {
@@ -275,7 +275,7 @@ static int evaluate(eval_run *e) {
         snprintf(e->what, sizeof e->what, "calibration on %s, %lld images per row", e->data, (long long)e->n);
     } else if (e->samples) {
         if (ddpm_eval_samples_read(e->ref, e->samples, &e->stored) != DDPM_OK)
-            return app_error("--samples %s", ddpm_last_error());
+            return cli_error(CLI_FAIL, "--samples %s", ddpm_last_error());
         e->x = e->stored.x;
         e->labels = e->stored.labels;
         e->n = e->stored.num;
@@ -287,11 +287,11 @@ static int evaluate(eval_run *e) {
         return rc;
     }
     if (!e->calibrate) {
-        double ts = app_now();
+        double ts = cli_now();
         if (ddpm_eval_score(e->ref, e->x, e->n, e->labels, &e->score) != DDPM_OK)
-            return app_error("samples: %s", ddpm_last_error());
+            return cli_error(CLI_FAIL, "samples: %s", ddpm_last_error());
         char dur[32];
-        app_duration(dur, sizeof dur, app_now() - ts);
+        cli_duration(dur, sizeof dur, cli_now() - ts);
         printf("scored %lld images in %s\n", (long long)e->n, dur);
     }
     if (e->nll > 0 && (rc = run_nll(e)) != CLI_OK) return rc;
@@ -302,7 +302,7 @@ static int evaluate(eval_run *e) {
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     eval_run *e = calloc(1, sizeof *e);
-    if (!e) return app_error("out of memory");
+    if (!e) return cli_error(CLI_FAIL, "out of memory");
     int rc = parse(a, e);
     if (rc == CLI_OK) rc = evaluate(e);
     app_free(&e->c);

@@ -130,13 +130,13 @@ static int run(const cli_command *cmd, const cli_args *a) {
                              "--trajectory FILE.png)");
     if (rc == CLI_OK) rc = check_outputs(a);
     if (rc == CLI_OK && individual && ddpm_image_folder_check(individual) != DDPM_OK)
-        rc = app_error("--individual %s", ddpm_last_error());
+        rc = cli_error(CLI_FAIL, "--individual %s", ddpm_last_error());
     if (rc != CLI_OK) return rc;
 
     if ((rc = app_load_model(&c)) != CLI_OK) goto done;
     N = num;
     if (noise && ddpm_read_image_tensor(noise, "x_T", c.C, c.S, c.S, MAX_NUM, &xt, &N) != DDPM_OK)
-        rc = app_error("--noise %s", ddpm_last_error());
+        rc = cli_error(CLI_FAIL, "--noise %s", ddpm_last_error());
     else if (noise && cli_given(a, "num") && num != N)
         rc = cli_usage_error("--num %lld: --noise %s holds %lld images; leave --num out or make them agree", num,
                              noise, (long long)N);
@@ -158,15 +158,15 @@ static int run(const cli_command *cmd, const cli_args *a) {
     }
 
     const char *sname = app_sampler_name(cfg.kind);
-    double t0 = app_now();
+    double t0 = cli_now();
     app_progress_start(&c, "sampling", (N + c.batch - 1) / c.batch * cfg.steps, N);
     if ((rc = app_sample_all(&c, &cfg, x, N, noise ? APP_XT_GIVEN : repeat >= 0 ? APP_XT_SHARED : APP_XT_SEED)))
         goto done;
-    double secs = app_now() - t0;
+    double secs = cli_now() - t0;
 
     /* outputs, only once every image is made */
     if (!(xf = app_to_float(x, (size_t)N * (size_t)c.D)) || (tensor && !(settings = tensor_settings(a)))) {
-        rc = app_error("out of memory");
+        rc = cli_error(CLI_FAIL, "out of memory");
         goto done;
     }
     char what[256], dur[32];
@@ -191,7 +191,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (out && (rc = write_picture(&c, out, ddpm_image_grid_scaled(&img, xf, (int)N, c.C, c.S, c.S, (int)cols,
                                                                    (int)scale), &img, what)))
         goto done;
-    app_duration(dur, sizeof dur, secs);
+    cli_duration(dur, sizeof dur, secs);
     double ips = secs > 0 ? (double)N / secs : 0.0;
     printf("%s%s%s%lld images, %s %d steps, %s (%.*f images/s)\n", out ? "wrote " : "sampled ", out ? out : "",
            out ? ": " : "", (long long)N, sname, cfg.steps, dur, ips >= 1 ? 1 : ips >= 0.1 ? 2 : 3, ips);
