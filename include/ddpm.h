@@ -394,6 +394,35 @@ ddpm_status ddpm_model_sampler_fn(void *user, float *out, const float *x, const 
    when it is not NULL. */
 double ddpm_mse_loss(const float *pred, const float *target, size_t n, float *dpred);
 
+/* A batch for one pass of a network, read from a safetensors file (ddpm_forward_batch_read), run
+   (ddpm_forward_batch_run) and written back (ddpm_forward_batch_save). */
+typedef struct {
+    int64_t n;                /* images */
+    float *x;                 /* [n, in_channels, S, S] */
+    float *t;                 /* [n] timesteps (zeros when the file has none and the network ignores time) */
+    int64_t *labels;          /* [n] class labels; NULL for an unconditional network */
+    float *target;            /* [n, out_channels, S, S] when read with_target, else NULL */
+    float *sample;            /* [n, out_channels, S, S]: the network's output after the run */
+    float *dout, *x_grad;     /* with a target: d loss / d sample and d loss / d x after the run */
+    double loss;              /* with a target: the MSE over all n * out_channels * S * S values */
+} ddpm_forward_batch;
+/* Reads x [N, C, S, S] (any float dtype, finite values), timesteps [N] or [1] (integer or float, broadcast;
+   required by a time-conditioned network; in 0..num_timesteps - 1 unless num_timesteps is 0), class_labels
+   [N] or [1] (integers in 0..num_class_embeds - 1; required by a class-conditional network, refused by an
+   unconditional one) and, with_target, target [N, out_channels, S, S] for network m. Messages start with path
+   and name the tensor and the element. Free with ddpm_forward_batch_free (also after a failure). */
+ddpm_status ddpm_forward_batch_read(const char *path, const ddpm_model *m, int num_timesteps, int with_target,
+                                    ddpm_forward_batch *b);
+/* Prepares m for b->n images (a training plan when b has a target) and runs it in eval mode (dropout off)
+   into b->sample; with a target also b->loss, b->dout and, by backward, b->x_grad and ddpm_model_grads. */
+ddpm_status ddpm_forward_batch_run(ddpm_model *m, ddpm_forward_batch *b, ddpm_engine engine);
+/* sample F32 [n, out_channels, S, S]; after a run with a target also loss [1], x_grad [n, in_channels, S, S]
+   and every parameter's gradient under its name. metadata: NULL or {key, value, ..., NULL}. Written as
+   ddpm_st_writer_save does (an existing path is untouched on failure). */
+ddpm_status ddpm_forward_batch_save(const char *path, ddpm_model *m, const ddpm_forward_batch *b,
+                                    const char *const *metadata);
+void ddpm_forward_batch_free(ddpm_forward_batch *b);
+
 /* ===================================================================================== optimiser
    AdamW (Loshchilov & Hutter 2019) over the flat parameter buffer, as torch.optim.AdamW computes it. */
 typedef struct {
