@@ -1,6 +1,7 @@
 /* test_unet_fixtures.c — UNet2DModel against diffusers v0.27.2 (tests/data/unet_tiny, unet_tiny_class): forward
    sample, MSE loss, every parameter gradient and d loss / dx, on both engines; batch-size independence,
-   repeatability, save/load round trip, inference plan vs training plan, the memory-limit refusal, and the forward batch calls (read, run, save). */
+   repeatability, save/load round trip, inference plan vs training plan, the memory-limit refusal, and the
+   forward batch calls (read, run, save). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
