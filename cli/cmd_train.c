@@ -102,13 +102,6 @@ static char *join(const char *dir, const char *name) {
     return s;
 }
 
-static int exists(const char *dir, const char *name) {
-    char *p = join(dir, name);
-    int e = p && access(p, F_OK) == 0;
-    free(p);
-    return e;
-}
-
 /* ------------------------------------------------------------------------------- the run */
 
 typedef struct {
@@ -121,6 +114,7 @@ typedef struct {
     long long total, start, last_checkpoint, last_sample, classes;
     long long sample_every, sample_num, sample_steps, save_retry, log_every;
     ddpm_dir_lock *lock;           /* one writer per run folder */
+    progress *progress;            /* the progress line while training */
 } train_run;
 
 static int saved_write(const cli_args *a, const char *out) {
@@ -301,46 +295,42 @@ static void sample_grid(train_run *r, progress *p, long long step) {
     free(path);
 }
 
-/* A save (final = 0: a checkpoint, 1: the run folder) that fails, for a full disk or a quota, is retried with
-   waits of 1, 2, 4 ... 60 s for up to --save-retry seconds: the trained state is in memory, so freeing space
-   keeps every step. A stop signal during the waits gives up (one that came before the save does not). */
-static int save_run(train_run *r, progress *p, int final) {
-    double t0 = cli_now(), wait = 1;
-    const int stopping = cli_interrupted() != 0;
-    for (;;) {
-        char *path = NULL, why[700] = "";
-        ddpm_status st = final ? ddpm_trainer_save(r->tr, r->out) : ddpm_trainer_checkpoint(r->tr, r->out, &path);
-        long long done = ddpm_trainer_steps_done(r->tr);
-        cli_progress_break(&p->line);
-        if (st == DDPM_OK && !final) {
-            r->last_checkpoint = done;
-            ddpm_free(r->checkpoint);
-            r->checkpoint = path;
-            if (path) printf("checkpoint: %s\n", path);
-            fflush(stdout);
-        }
-        if (st == DDPM_OK) return CLI_OK;
-        if (st != DDPM_ERR_IO || (cli_interrupted() && !stopping) || cli_now() - t0 + wait > (double)r->save_retry) {
-            if (r->checkpoint && r->last_checkpoint < done)
-                snprintf(why, sizeof why, "; steps %lld..%lld are lost, the last checkpoint, %s, is intact (resume "
-                         "from it with --resume %s)", r->last_checkpoint + 1, done, r->checkpoint, r->out);
-            else if (!r->checkpoint && r->start < done)
-                snprintf(why, sizeof why, "; steps %lld..%lld are lost (no checkpoint was written)", r->start + 1,
-                         done);
-            return cli_error(CLI_FAIL, "%s%s", ddpm_last_error(), why);
-        }
-        fprintf(stderr, "ddpm: warning: %s; the run is kept in memory: free some space in %s; retrying in %.0f s "
-                "(Ctrl-C gives up)\n", ddpm_last_error(), r->out, wait);
-        for (double end = cli_now() + wait; !cli_interrupted() && cli_now() < end;)   /* a stop signal ends the wait */
-            nanosleep(&(struct timespec){0, 100000000}, NULL);
-        wait = wait * 2 > 60 ? 60 : wait * 2;
+/* Before each wait of a save that failed for want of room. */
+static void save_wait(void *user, const char *why, double wait) {
+    train_run *r = user;
+    cli_progress_break(&r->progress->line);
+    fprintf(stderr, "ddpm: warning: %s; the run is kept in memory: free some space in %s; retrying in %.0f s "
+            "(Ctrl-C gives up)\n", why, r->out, wait);
+}
+
+/* A checkpoint (final 0) or the run folder (final 1), a failed save retried for --save-retry seconds; a
+   failure says which steps are lost. */
+static int save_run(train_run *r, int final) {
+    char *path = NULL, why[700] = "";
+    ddpm_status st = ddpm_trainer_save_retry(r->tr, r->out, final, (double)r->save_retry, save_wait, r, &path);
+    const long long done = ddpm_trainer_steps_done(r->tr);
+    cli_progress_break(&r->progress->line);
+    if (st == DDPM_OK && path) {
+        r->last_checkpoint = done;
+        ddpm_free(r->checkpoint);
+        r->checkpoint = path;
+        printf("checkpoint: %s\n", path);
     }
+    fflush(stdout);
+    if (st == DDPM_OK) return CLI_OK;
+    if (r->checkpoint && r->last_checkpoint < done)
+        snprintf(why, sizeof why, "; steps %lld..%lld are lost, the last checkpoint, %s, is intact (resume from it "
+                 "with --resume %s)", r->last_checkpoint + 1, done, r->checkpoint, r->out);
+    else if (!r->checkpoint && r->start < done)
+        snprintf(why, sizeof why, "; steps %lld..%lld are lost (no checkpoint was written)", r->start + 1, done);
+    return cli_error(CLI_FAIL, "%s%s", ddpm_last_error(), why);
 }
 
 static int train_loop(train_run *r) {
     const ddpm_train_config *tc = ddpm_trainer_config(r->tr);
     progress p = {.batch = tc->batch * tc->grad_accum, .total = r->total, .log_every = r->log_every};
     cli_progress_init(&p.line);
+    r->progress = &p;
     double t_start = cli_now(), t_prev = t_start;
     long long step = r->start;
     int rc = CLI_OK;
@@ -367,20 +357,20 @@ static int train_loop(train_run *r) {
                       ddpm_train_log_elapsed_before(r->log) + t - t_start);
         if (r->sample_every > 0 && step % r->sample_every == 0) sample_grid(r, &p, step);
         if (tc->checkpoint_every > 0 && step % tc->checkpoint_every == 0 && step < r->total &&
-            (rc = save_run(r, &p, 0)))
+            (rc = save_run(r, 0)))
             return rc;
         t_prev = cli_now();
     }
     if (cli_interrupted()) {
         cli_progress_break(&p.line);
         if (step == 0) cli_error(CLI_FAIL, "interrupted before the first step; nothing was trained");
-        if (step > 0 && step > r->last_checkpoint && (rc = save_run(r, &p, 0))) return rc;
+        if (step > 0 && step > r->last_checkpoint && (rc = save_run(r, 0))) return rc;
         if (step > 0)
             fprintf(stderr, "interrupted at step %lld; resume with: ddpm train --resume %s --steps %lld\n", step,
                     r->out, r->total);
         return cli_stop_status();
     }
-    if ((rc = save_run(r, &p, 1)) != CLI_OK) return rc;
+    if ((rc = save_run(r, 1)) != CLI_OK) return rc;
     if (r->sample_every > 0 && r->last_sample < step) sample_grid(r, &p, step);
     char *png = join(r->out, "loss.png"), el[32];
     const char *const text[] = {"ddpm", r->settings, NULL};
@@ -421,22 +411,17 @@ static int run(const cli_command *cmd, const cli_args *a) {
         rc = cli_fail();
         goto done;
     }
-    if (!resume && (exists(r.out, "training_state.json") || exists(r.out, "checkpoints"))) {
-        /* a run that saved a step is continued with --resume; one that died before saving any (kill -9 or a
-           full disk during its first save) left only debris, and a new run starts over it */
-        char *found = NULL;
-        ddpm_status fs = ddpm_train_find_checkpoint(r.out, &found);
-        ddpm_free(found);
-        if (fs == DDPM_OK)
-            rc = cli_usage_error("%s already holds a training run: continue it with --resume %s, or choose another "
-                                 "--out", r.out, r.out);
-        else if (fs != DDPM_ERR_IO)
-            rc = cli_usage_error("%s holds a training run that cannot be continued (%s); remove the folder or "
-                                 "choose another --out", r.out, ddpm_last_error());
-        else
-            printf("%s: an earlier run there saved no training state; starting afresh\n", r.out);
-        if (rc != CLI_OK) goto done;
-    }
+    ddpm_train_folder_kind fk = DDPM_TRAIN_FOLDER_NONE;   /* a new run over a run, a dead one or a broken one */
+    if (!resume && ddpm_train_folder_state(r.out, &fk) != DDPM_OK) rc = cli_fail();
+    else if (fk == DDPM_TRAIN_FOLDER_RUN)
+        rc = cli_usage_error("%s already holds a training run: continue it with --resume %s, or choose another "
+                             "--out", r.out, r.out);
+    else if (fk == DDPM_TRAIN_FOLDER_BROKEN)
+        rc = cli_usage_error("%s holds a training run that cannot be continued (%s); remove the folder or choose "
+                             "another --out", r.out, ddpm_last_error());
+    else if (fk == DDPM_TRAIN_FOLDER_DEBRIS)
+        printf("%s: an earlier run there saved no training state; starting afresh\n", r.out);
+    if (rc != CLI_OK) goto done;
     r.settings = cli_settings(&r.ea);
     r.log_path = join(r.out, "log.csv");
     char *samples = join(r.out, "samples");

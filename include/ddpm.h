@@ -563,6 +563,15 @@ ddpm_status ddpm_trainer_save(ddpm_trainer *t, const char *dir);
    keep_checkpoints removed. *path (may be NULL) gets the folder (free with ddpm_free). */
 ddpm_status ddpm_trainer_checkpoint(ddpm_trainer *t, const char *run_dir, char **path);
 
+/* Told before each wait of ddpm_trainer_save_retry: why the save failed and the seconds it now waits. */
+typedef void (*ddpm_train_save_wait_fn)(void *user, const char *why, double wait_s);
+/* ddpm_trainer_checkpoint (final 0; *path as there) or ddpm_trainer_save(run_dir) (final 1), retried while it
+   fails with DDPM_ERR_IO (a full disk, a quota) after waits of 1, 2, 4 ... 60 s for up to retry_s seconds: the
+   trained state stays in memory, so room made meanwhile keeps every step. The run's should_stop asked during
+   the waits gives up (one asked before the call does not). Returns the last save's status. */
+ddpm_status ddpm_trainer_save_retry(ddpm_trainer *t, const char *run_dir, int final, double retry_s,
+                                    ddpm_train_save_wait_fn on_wait, void *user, char **path);
+
 /* Called after every step of ddpm_trainer_run; non-OK stops the run (a checkpoint is written when the
    status is DDPM_ERR_INTERRUPTED) and is returned. */
 typedef ddpm_status (*ddpm_train_step_fn)(void *user, ddpm_trainer *t, const ddpm_train_stats *stats);
@@ -586,6 +595,14 @@ double ddpm_train_lr(const ddpm_train_config *c, int64_t step);
 double ddpm_train_ema_decay(const ddpm_train_config *c, int64_t k);
 /* Sets an AdamW rate used when ddpm_adamw_step's lr is 0 (the first warm-up step runs at rate 0). */
 void ddpm_adamw_set_lr(ddpm_adamw *o, double lr);
+
+/* What a folder holds for a new run there: nothing of a run; a run that can be continued
+   (ddpm_trainer_resume); debris of a run that saved no state (training_state.json or checkpoints/ without a
+   complete state: it died during its first save); or a state that cannot be read (ddpm_last_error() says why). */
+typedef enum {
+    DDPM_TRAIN_FOLDER_NONE = 0, DDPM_TRAIN_FOLDER_RUN, DDPM_TRAIN_FOLDER_DEBRIS, DDPM_TRAIN_FOLDER_BROKEN
+} ddpm_train_folder_kind;
+ddpm_status ddpm_train_folder_state(const char *dir, ddpm_train_folder_kind *kind);
 
 /* The run folder of a path given for a resume: RUN for RUN/checkpoints/checkpoint-<step> (trailing slashes
    ignored), else the path itself. *dir: free with ddpm_free. */
