@@ -105,6 +105,8 @@ void ddpm_set_threads(int n);
 int ddpm_get_threads(void);
 /* The cores this process may run on (at least 1): the most threads worth asking for. */
 int ddpm_num_cores(void);
+/* The processor's name (the first "model name" of /proc/cpuinfo, else "unknown") in buf; returns buf. */
+const char *ddpm_cpu_name(char *buf, size_t size);
 
 /* ===================================================================================== dtypes */
 
@@ -827,6 +829,11 @@ typedef struct ddpm_dataset {
 } ddpm_dataset;
 ddpm_status ddpm_dataset_load(const char *kind, const char *dir, int train, ddpm_dataset *out);
 void ddpm_dataset_free(ddpm_dataset *ds);
+/* `count` random images of channels x size x size (byte i: the top 8 bits of draw i of the uniform stream
+   (DDPM_STREAM_INIT, 0, 0) of seed) and, for num_classes > 0, labels (draw i of (DDPM_STREAM_INIT, 1, 0)
+   modulo num_classes; labels NULL otherwise): a fixed batch for timing. Free with ddpm_dataset_free. */
+ddpm_status ddpm_dataset_random(int64_t count, int channels, int size, int num_classes, uint64_t seed,
+                                ddpm_dataset *out);
 /* Image `index` in model space: out [C, H, W]. */
 ddpm_status ddpm_dataset_get_f32(const ddpm_dataset *ds, int64_t index, float *out);
 
