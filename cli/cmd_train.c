@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "options.h"
@@ -116,7 +115,8 @@ static int saved_write(const cli_args *a, const char *out) {
     fprintf(tf.f, "# the options of this 'ddpm train' run, read by --resume\n");
     for (int k = 0; options[k].name; k++) {
         const char *v = a->value[k] ? a->value[k] : options[k].def;
-        if (v && !in_list(options[k].name, unsaved_options) && !strchr(v, '\n')) fprintf(tf.f, "%s=%s\n", options[k].name, v);
+        if (v && !in_list(options[k].name, unsaved_options) && !strchr(v, '\n'))
+            fprintf(tf.f, "%s=%s\n", options[k].name, v);
     }
     return cli_text_commit(&tf);
 }
@@ -294,10 +294,8 @@ static int train_loop(train_run *r) {
     double t_start = cli_now(), t_prev = t_start;
     long long step = r->start;
     int rc = CLI_OK;
-    if (step >= r->total) {
-        printf("the run is already at step %lld of --steps %lld; nothing to train\n", step, r->total);
-        return CLI_OK;
-    }
+    if (step >= r->total)
+        return printf("the run is already at step %lld of --steps %lld; nothing to train\n", step, r->total), CLI_OK;
     printf("training %s: steps %lld..%lld, %d images per step, %lld training images; output in %s\n",
            cli_str(&r->ea, "model"), step + 1, r->total, r->batch, (long long)r->ds.count, r->out);
     fflush(stdout);
@@ -337,7 +335,8 @@ static int train_loop(train_run *r) {
     ddpm_train_log_plot_config pc;
     ddpm_train_log_plot_config_default(&pc);
     pc.text = text;
-    rc = !png ? cli_error(CLI_FAIL, "out of memory") : ddpm_train_log_plot(r->log_path, png, &pc) != DDPM_OK ? cli_fail() : CLI_OK;
+    if (!png || ddpm_train_log_plot(r->log_path, png, &pc) != DDPM_OK)
+        rc = png ? cli_fail() : cli_error(CLI_FAIL, "out of memory");
     cli_duration(el, sizeof el, cli_now() - t_start);
     if (rc == CLI_OK)
         printf("trained to step %lld in %s (smoothed loss %.5f); the model (%s weights) is in %s, the loss curve "
@@ -353,8 +352,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     long long threads;
     const char *resume = cli_str(a, "resume"), *out = cli_str(a, "out") ? cli_str(a, "out") : resume;
     if (ddpm_train_run_folder(out ? out : ".", &r.out) != DDPM_OK) return cli_fail();
-    struct stat osb;
-    const int created = stat(r.out, &osb) != 0;   /* removed again if the run fails before writing anything */
+    const int created = access(r.out, F_OK) != 0;   /* removed again if the run fails before writing anything */
     int rc = CLI_OK;
     /* a resume takes the folder before reading its state (a run may be writing it); a new run once its
        options are known good */

@@ -371,7 +371,7 @@ ddpm_status ddpm_trainer_save_retry(ddpm_trainer *t, const char *run_dir, int fi
     for (double wait = 1;; wait = wait * 2 > 60 ? 60 : wait * 2) {
         ddpm_status st = final ? ddpm_trainer_save(t, run_dir) : ddpm_trainer_checkpoint(t, run_dir, path);
         const int stop = !stopping && t->should_stop && t->should_stop(t->stop_user);
-        if (st != DDPM_ERR_IO || stop || mono_now() - t0 + wait > retry_s) return st;
+        if (st != DDPM_ERR_IO || stop || !(mono_now() - t0 + wait <= retry_s)) return st;   /* NaN: no retry */
         if (on_wait) on_wait(user, ddpm_last_error(), wait);
         for (double end = mono_now() + wait; mono_now() < end;) {   /* a stop asked during the wait ends it */
             if (!stopping && t->should_stop && t->should_stop(t->stop_user)) return st;

@@ -109,7 +109,9 @@ ddpm_status ddpm_train_folder_state(const char *dir, ddpm_train_folder_kind *kin
     dd_free(cdir);
     dd_free(found);
     if (!any || st == DDPM_ERR_NOMEM) return st;
-    *kind = st == DDPM_OK ? DDPM_TRAIN_FOLDER_RUN : st == DDPM_ERR_IO ? DDPM_TRAIN_FOLDER_DEBRIS : DDPM_TRAIN_FOLDER_BROKEN;
+    *kind = st == DDPM_OK       ? DDPM_TRAIN_FOLDER_RUN
+            : st == DDPM_ERR_IO ? DDPM_TRAIN_FOLDER_DEBRIS
+                                : DDPM_TRAIN_FOLDER_BROKEN;
     return DDPM_OK;
 }
 
