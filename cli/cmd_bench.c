@@ -97,27 +97,23 @@ static int setup(bench_state *s, const cli_args *a, int train, int B, int steps,
                  ddpm_engine engine, ddpm_model_info *info) {
     if (ddpm_model_load(cli_str(a, "model"), seed, &s->m) != DDPM_OK) return cli_fail();
     ddpm_model_get_info(s->m, info);
-    const size_t D = (size_t)info->in_channels * (size_t)info->sample_size * (size_t)info->sample_size;
-    const size_t on = (size_t)B * (size_t)info->out_channels * (size_t)info->sample_size * (size_t)info->sample_size;
-    if (ddpm_dataset_random(B, info->in_channels, info->sample_size, info->num_class_embeds, seed + 1, &s->data) !=
-        DDPM_OK)
-        return cli_fail();
+    const int C = info->in_channels, S = info->sample_size;
+    const size_t D = (size_t)C * (size_t)S * (size_t)S, on = (size_t)B * (size_t)info->out_channels * (size_t)(S * S);
+    if (ddpm_dataset_random(B, C, S, info->num_class_embeds, seed + 1, &s->data) != DDPM_OK) return cli_fail();
     if (!(s->ms = malloc(sizeof(double) * 2 * (size_t)steps))) return cli_error(CLI_FAIL, "out of memory");
     if (train) {
         ddpm_train_config tc;
         ddpm_adamw_config ac;
-        ddpm_train_config_default(&tc);
-        ddpm_adamw_config_default(&ac);
+        ddpm_train_config_default(&tc), ddpm_adamw_config_default(&ac);
         tc.steps = 1 << 30, tc.batch = B, tc.seed = seed, tc.engine = engine, tc.lr = lr > 0 ? lr : ac.lr;
         tc.warmup_steps = 0, tc.grad_clip = 0, tc.use_ema = 0, tc.label_dropout = 0;
         ddpm_model *m = s->m;   /* the trainer's from here on */
         s->m = NULL;
         return ddpm_trainer_create(&tc, m, &s->data, &s->tr) == DDPM_OK ? CLI_OK : cli_fail();
     }
-    ddpm_schedule_config sc;
+    ddpm_schedule_config sc;   /* linear, T = 1000, as the peer */
     ddpm_plan_config pc;
-    ddpm_schedule_config_default(&sc);   /* linear, T = 1000, as the peer */
-    ddpm_plan_config_default(&pc);
+    ddpm_schedule_config_default(&sc), ddpm_plan_config_default(&pc);
     pc.max_batch = B, pc.engine = engine;
     if (ddpm_diffusion_create(&sc, &s->dif) != DDPM_OK || ddpm_model_prepare(s->m, &pc) != DDPM_OK) return cli_fail();
     s->x0 = malloc(sizeof(float) * (3 * (size_t)B * D + on + (size_t)B));
@@ -125,10 +121,8 @@ static int setup(bench_state *s, const cli_args *a, int train, int B, int steps,
     if (!s->x0 || !s->t) return cli_error(CLI_FAIL, "out of memory for a batch of %d images", B);
     s->xt = s->x0 + (size_t)B * D, s->noise = s->xt + (size_t)B * D, s->out = s->noise + (size_t)B * D;
     s->tf = s->out + on, s->labels = s->t + B, s->u = (uint32_t *)(s->labels + B);
-    for (int i = 0; i < B; i++) {
-        ddpm_dataset_get_f32(&s->data, i, s->x0 + (size_t)i * D);
-        s->labels[i] = s->data.labels ? s->data.labels[i] : 0;
-    }
+    for (int i = 0; i < B; i++) ddpm_dataset_get_f32(&s->data, i, s->x0 + (size_t)i * D);
+    for (int i = 0; i < B; i++) s->labels[i] = s->data.labels ? s->data.labels[i] : 0;
     return CLI_OK;
 }
 
