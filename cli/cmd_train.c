@@ -275,8 +275,11 @@ static int save_run(train_run *r, int final) {
     ddpm_status st = ddpm_trainer_save_retry(r->tr, r->out, final, (double)r->save_retry, save_wait, r, &path);
     const long long done = ddpm_trainer_steps_done(r->tr);
     cli_progress_break(&r->line);
-    if (st == DDPM_OK && path) ddpm_free(r->checkpoint), r->checkpoint = path, r->last_checkpoint = done;
-    if (st == DDPM_OK && path) printf("checkpoint: %s\n", path);
+    if (st == DDPM_OK && path) {   /* a checkpoint */
+        ddpm_free(r->checkpoint);
+        r->checkpoint = path, r->last_checkpoint = done;
+        printf("checkpoint: %s\n", path);
+    }
     fflush(stdout);
     if (st == DDPM_OK) return CLI_OK;
     if (r->checkpoint && r->last_checkpoint < done)
