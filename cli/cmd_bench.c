@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "options.h"
 
@@ -24,21 +23,15 @@ static const cli_option options[] = {
 };
 
 typedef struct {
-    ddpm_model *m;            /* forward: the network, prepared for inference */
-    ddpm_diffusion *dif;      /* forward: the linear schedule, T = 1000 */
+    ddpm_model *m;            /* forward: the network, prepared for inference, with the linear schedule */
+    ddpm_diffusion *dif;
     ddpm_trainer *tr;         /* train-step */
     ddpm_dataset data;        /* the batch: B images (and labels for a class-conditional network) */
-    float *buf, *x0, *xt, *noise, *out, *tf;   /* forward: parts of buf */
-    int64_t *t, *labels;      /* forward: t [B] then labels [B] */
+    float *x0, *xt, *noise, *out, *tf;   /* forward: parts of x0's block; t [B], labels [B] and u [B] in t's */
+    int64_t *t, *labels;
     uint32_t *u;
-    double *ms, *sorted;      /* [steps] timed milliseconds */
+    double *ms;               /* [steps] timed milliseconds, then sorted after times[] */
 } bench_state;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -48,59 +41,33 @@ static int cmp_double(const void *a, const void *b) {
 /* A JSON string of s. */
 static void json_string(const char *s) {
     putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        printf(*p == '"' || *p == '\\' ? "\\%c" : *p < 0x20 ? "\\u%04x" : "%c", *p);
     putchar('"');
 }
 
 /* Forward: one inference pass on x0 noised at t ~ U{0..T-1} with noise from streams of (seed, step). */
-static int forward_step(bench_state *s, uint64_t seed, int step, int B, int64_t D) {
+static ddpm_status forward_step(bench_state *s, uint64_t seed, int step, int B, int64_t D) {
     ddpm_rng_uniform_u32(seed, ddpm_rng_stream(DDPM_STREAM_TRAIN, (uint32_t)step, 0), 0, s->u, (size_t)B);
     for (int i = 0; i < B; i++) s->tf[i] = (float)(s->t[i] = (int64_t)(s->u[i] % (uint32_t)s->dif->T));
     ddpm_rng_normal_f32(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, (uint32_t)step, 0), 0, s->noise, (size_t)(B * D));
     ddpm_q_sample(s->dif, s->xt, s->x0, s->noise, s->t, B, D);
-    ddpm_status st = ddpm_model_forward(s->m, s->out, s->xt, s->tf, s->data.num_classes > 0 ? s->labels : NULL, B);
-    return st == DDPM_OK ? CLI_OK : cli_fail();
+    return ddpm_model_forward(s->m, s->out, s->xt, s->tf, s->data.num_classes > 0 ? s->labels : NULL, B);
 }
 
 static void report(const cli_args *a, int train, const ddpm_model_info *info, int B, int threads, int steps,
-                   int warmup, const double *ms, double *sorted, double loss, size_t plan) {
-    double sum = 0;
+                   int warmup, double *ms, double loss, size_t plan) {
+    double sum = 0, *sorted = ms + steps;
     for (int i = 0; i < steps; i++) sum += sorted[i] = ms[i];
     qsort(sorted, (size_t)steps, sizeof(double), cmp_double);
     const double med = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
     const double mn = sorted[0], mx = sorted[steps - 1], ips = B / (med * 1e-3);
-    char cpu[256] = "unknown", line[512], *colon;   /* /proc/cpuinfo's first "model name" */
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0 && (colon = strchr(line, ':')) != NULL) {
-            snprintf(cpu, sizeof cpu, "%s", colon + 1 + strspn(colon + 1, " \t"));
-            cpu[strcspn(cpu, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
+    char cpu[256];
+    ddpm_cpu_name(cpu, sizeof cpu);
     struct rusage ru;
     const double rss_mib = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0;
     const char *mode = train ? "train-step" : "forward", *engine = cli_str(a, "engine");
-    if (cli_flag(a, "json")) {
-        printf("{\"mode\": \"%s\", \"impl\": \"ddpm\", \"version\": \"%s\", \"model\": ", mode, ddpm_version());
-        json_string(cli_str(a, "model"));
-        printf(", \"kind\": \"%s\", \"params\": %lld, \"batch\": %d, \"image_shape\": [%d, %d, %d], \"threads\": %d, "
-               "\"engine\": \"%s\", \"steps\": %d, \"warmup\": %d, \"ms_per_step\": %.3f, \"median_ms\": %.3f, "
-               "\"mean_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"images_per_s\": %.4f, \"times_ms\": [",
-               info->kind, (long long)info->num_params, B, info->in_channels, info->sample_size, info->sample_size,
-               threads, engine, steps, warmup, med, med, sum / steps, mn, mx, ips);
-        for (int i = 0; i < steps; i++) printf("%s%.3f", i ? ", " : "", ms[i]);
-        printf("], \"plan_bytes\": %zu, \"peak_rss_mib\": %.1f, \"final_loss\": ", plan, rss_mib);
-        if (train) printf("%.9g", loss);
-        else printf("null");
-        printf(", \"cpu\": ");
-        json_string(cpu);
-        printf("}\n");
-    } else {
+    if (!cli_flag(a, "json")) {
         printf("ddpm %s %s: %lld params, batch %d x [%d, %d, %d], %d threads, %s engine, plan %.1f MiB\n", mode,
                cli_str(a, "model"), (long long)info->num_params, B, info->in_channels, info->sample_size,
                info->sample_size, threads, engine, plan / 1048576.0);
@@ -108,63 +75,54 @@ static void report(const cli_args *a, int train, const ddpm_model_info *info, in
                train ? "training step" : "forward", med, mn, mx, steps, warmup, ips);
         if (train) printf(", loss %.4f", loss);
         printf("\n  peak RSS %.0f MiB, %s\n", rss_mib, cpu);
+        return;
     }
+    printf("{\"mode\": \"%s\", \"impl\": \"ddpm\", \"version\": \"%s\", \"model\": ", mode, ddpm_version());
+    json_string(cli_str(a, "model"));
+    printf(", \"kind\": \"%s\", \"params\": %lld, \"batch\": %d, \"image_shape\": [%d, %d, %d], \"threads\": %d, "
+           "\"engine\": \"%s\", \"steps\": %d, \"warmup\": %d, \"ms_per_step\": %.3f, \"median_ms\": %.3f, "
+           "\"mean_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"images_per_s\": %.4f, \"times_ms\": [",
+           info->kind, (long long)info->num_params, B, info->in_channels, info->sample_size, info->sample_size,
+           threads, engine, steps, warmup, med, med, sum / steps, mn, mx, ips);
+    for (int i = 0; i < steps; i++) printf("%s%.3f", i ? ", " : "", ms[i]);
+    printf("], \"plan_bytes\": %zu, \"peak_rss_mib\": %.1f, \"final_loss\": ", plan, rss_mib);
+    printf(train ? "%.9g, \"cpu\": " : "null, \"cpu\": ", loss);
+    json_string(cpu);
+    printf("}\n");
 }
 
-static int oom(int B) {
-    fprintf(stderr, "ddpm: error: out of memory for a batch of %d images\n", B);
-    return CLI_FAIL;
-}
-
-/* Loads the network and makes the batch, then the trainer (train-step) or the inference plan and buffers. */
+/* Loads the network and makes the batch, then the trainer (train-step: a constant rate, without clipping or
+   EMA) or the inference plan and buffers. */
 static int setup(bench_state *s, const cli_args *a, int train, int B, int steps, uint64_t seed, double lr,
                  ddpm_engine engine, ddpm_model_info *info) {
     if (ddpm_model_load(cli_str(a, "model"), seed, &s->m) != DDPM_OK) return cli_fail();
     ddpm_model_get_info(s->m, info);
-    const int64_t D = (int64_t)info->in_channels * info->sample_size * info->sample_size;
-    const size_t n = (size_t)(B * D), on = (size_t)B * (size_t)info->out_channels * (size_t)info->sample_size *
-                                           (size_t)info->sample_size;
-    ddpm_dataset *d = &s->data;   /* one fixed batch (no data loading is timed) and fixed class labels */
-    d->count = B, d->channels = info->in_channels, d->height = d->width = info->sample_size;
-    d->num_classes = info->num_class_embeds;
-    d->pixels = malloc(n);
-    d->labels = malloc(sizeof(int32_t) * (size_t)B);
-    s->u = malloc(sizeof(uint32_t) * n);
-    s->ms = malloc(sizeof(double) * (size_t)steps);
-    s->sorted = malloc(sizeof(double) * (size_t)steps);
-    if (!d->pixels || !d->labels || !s->u || !s->ms || !s->sorted) return oom(B);
-    ddpm_rng_uniform_u32(seed + 1, ddpm_rng_stream(DDPM_STREAM_INIT, 0, 0), 0, s->u, n);
-    for (size_t i = 0; i < n; i++) d->pixels[i] = (uint8_t)(s->u[i] >> 24);
-    ddpm_rng_uniform_u32(seed + 1, ddpm_rng_stream(DDPM_STREAM_INIT, 1, 0), 0, s->u, (size_t)B);
-    for (int i = 0; i < B; i++) d->labels[i] = d->num_classes > 0 ? (int32_t)(s->u[i] % (uint32_t)d->num_classes) : 0;
-    if (train) {   /* the trainer at a constant rate, without clipping or EMA */
+    const int C = info->in_channels, S = info->sample_size;
+    const size_t D = (size_t)C * (size_t)S * (size_t)S, on = (size_t)B * (size_t)info->out_channels * (size_t)(S * S);
+    if (ddpm_dataset_random(B, C, S, info->num_class_embeds, seed + 1, &s->data) != DDPM_OK) return cli_fail();
+    if (!(s->ms = malloc(sizeof(double) * 2 * (size_t)steps))) return cli_error(CLI_FAIL, "out of memory");
+    if (train) {
         ddpm_train_config tc;
-        ddpm_train_config_default(&tc);
-        tc.steps = 1 << 30, tc.batch = B, tc.seed = seed, tc.engine = engine;
-        tc.warmup_steps = 0, tc.grad_clip = 0, tc.use_ema = 0, tc.label_dropout = 0;
         ddpm_adamw_config ac;
-        ddpm_adamw_config_default(&ac);
-        tc.lr = lr > 0 ? lr : ac.lr;
+        ddpm_train_config_default(&tc), ddpm_adamw_config_default(&ac);
+        tc.steps = 1 << 30, tc.batch = B, tc.seed = seed, tc.engine = engine, tc.lr = lr > 0 ? lr : ac.lr;
+        tc.warmup_steps = 0, tc.grad_clip = 0, tc.use_ema = 0, tc.label_dropout = 0;
         ddpm_model *m = s->m;   /* the trainer's from here on */
         s->m = NULL;
-        return ddpm_trainer_create(&tc, m, d, &s->tr) == DDPM_OK ? CLI_OK : cli_fail();
+        return ddpm_trainer_create(&tc, m, &s->data, &s->tr) == DDPM_OK ? CLI_OK : cli_fail();
     }
-    ddpm_schedule_config sc;
+    ddpm_schedule_config sc;   /* linear, T = 1000, as the peer */
     ddpm_plan_config pc;
-    ddpm_schedule_config_default(&sc);   /* linear, T = 1000, as the peer */
-    ddpm_plan_config_default(&pc);
-    pc.max_batch = B;
-    pc.engine = engine;
+    ddpm_schedule_config_default(&sc), ddpm_plan_config_default(&pc);
+    pc.max_batch = B, pc.engine = engine;
     if (ddpm_diffusion_create(&sc, &s->dif) != DDPM_OK || ddpm_model_prepare(s->m, &pc) != DDPM_OK) return cli_fail();
-    s->buf = malloc(sizeof(float) * (3 * n + on + (size_t)B));
-    s->t = malloc(sizeof(int64_t) * 2 * (size_t)B);
-    if (!s->buf || !s->t) return oom(B);
-    s->x0 = s->buf, s->xt = s->x0 + n, s->noise = s->xt + n, s->out = s->noise + n, s->tf = s->out + on;
-    s->labels = s->t + B;
-    for (int i = 0; i < B; i++) {
-        ddpm_dataset_get_f32(d, i, s->x0 + (size_t)i * (size_t)D);
-        s->labels[i] = d->labels[i];
-    }
+    s->x0 = malloc(sizeof(float) * (3 * (size_t)B * D + on + (size_t)B));
+    s->t = malloc(sizeof(int64_t) * 2 * (size_t)B + sizeof(uint32_t) * (size_t)B);
+    if (!s->x0 || !s->t) return cli_error(CLI_FAIL, "out of memory for a batch of %d images", B);
+    s->xt = s->x0 + (size_t)B * D, s->noise = s->xt + (size_t)B * D, s->out = s->noise + (size_t)B * D;
+    s->tf = s->out + on, s->labels = s->t + B, s->u = (uint32_t *)(s->labels + B);
+    for (int i = 0; i < B; i++) ddpm_dataset_get_f32(&s->data, i, s->x0 + (size_t)i * D);
+    for (int i = 0; i < B; i++) s->labels[i] = s->data.labels ? s->data.labels[i] : 0;
     return CLI_OK;
 }
 
@@ -172,52 +130,41 @@ static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     long long B, steps, warmup, threads;
     uint64_t seed;
-    double lr = 0;   /* 0: the AdamW default */
-    int ev = 0, train = strcmp(a->positional[0], "train-step") == 0;
-    static const char *const modes[] = {"forward", "train-step"};
-    const char *what = a->positional[0], *near = ddpm_closest(what, modes, 2);
-    if (!train && strcmp(what, "forward") != 0)
-        return near ? cli_usage_error("'ddpm bench %s': unknown benchmark (did you mean '%s'?)", what, near)
-                    : cli_usage_error("'ddpm bench %s': unknown benchmark (choose forward or train-step)", what);
-    int rc = cli_int(a, "batch", 1, 1 << 20, &B);
-    if (rc == CLI_OK) rc = cli_int(a, "steps", 1, 1000000, &steps);
-    if (rc == CLI_OK) rc = cli_int(a, "warmup", 0, 1000000, &warmup);
-    if (rc == CLI_OK) rc = cli_threads(a, "threads", 1, &threads);
-    if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
-    if (rc == CLI_OK) rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &ev);
-    if (rc == CLI_OK && cli_given(a, "lr")) rc = cli_double(a, "lr", 0, 1e6, 1, &lr);
-    if (rc != CLI_OK) return rc;
+    double lr = 0, loss = 0;   /* lr 0: the AdamW default */
+    static const char *const modes[] = {"forward", "train-step", NULL};
+    int ev = 0, mode = 0, rc;
+    char label[300];
+    snprintf(label, sizeof label, "'ddpm bench %.200s'", a->positional[0]);
+    if ((rc = cli_choice(label, a->positional[0], modes, "benchmark", &mode)) ||
+        (rc = cli_int(a, "batch", 1, 1 << 20, &B)) || (rc = cli_int(a, "steps", 1, 1000000, &steps)) ||
+        (rc = cli_int(a, "warmup", 0, 1000000, &warmup)) || (rc = cli_threads(a, "threads", 1, &threads)) ||
+        (rc = cli_u64(a, "seed", &seed)) || (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &ev)) ||
+        (cli_given(a, "lr") && (rc = cli_double(a, "lr", 0, 1e6, 1, &lr))))
+        return rc;
+    const int train = mode == 1;
     ddpm_set_threads((int)threads);
-    bench_state s;
-    ddpm_model_info info;
-    double loss = 0;
-    memset(&s, 0, sizeof s);
-    memset(&info, 0, sizeof info);
+    bench_state s = {.m = NULL};
+    ddpm_model_info info = {.num_params = 0};
     rc = setup(&s, a, train, (int)B, (int)steps, seed, lr, (ddpm_engine)ev, &info);
     const int64_t D = (int64_t)info.in_channels * info.sample_size * info.sample_size;
     for (int i = 0; rc == CLI_OK && i < warmup + steps; i++) {
         ddpm_train_stats st;
-        double t0 = now_ms();
-        if (train) rc = ddpm_trainer_step(s.tr, &st) == DDPM_OK ? (loss = st.loss, CLI_OK) : cli_fail();
-        else rc = forward_step(&s, seed, i, (int)B, D);
-        if (i >= warmup) s.ms[i - warmup] = now_ms() - t0;
-        if (rc == CLI_OK && cli_interrupted()) {
-            fprintf(stderr, "ddpm: error: interrupted\n");
-            rc = CLI_INTERRUPTED;
-        }
+        double t0 = cli_now();
+        if ((train ? ddpm_trainer_step(s.tr, &st) : forward_step(&s, seed, i, (int)B, D)) != DDPM_OK) rc = cli_fail();
+        if (i >= warmup) s.ms[i - warmup] = (cli_now() - t0) * 1e3;
+        if (train) loss = st.loss;
+        if (rc == CLI_OK && cli_interrupted()) rc = cli_error(cli_stop_status(), "interrupted");
     }
     if (rc == CLI_OK) {
-        report(a, train, &info, (int)B, (int)threads, (int)steps, (int)warmup, s.ms, s.sorted, loss,
+        report(a, train, &info, (int)B, (int)threads, (int)steps, (int)warmup, s.ms, loss,
                ddpm_model_plan_bytes(train ? ddpm_trainer_model(s.tr) : s.m));
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "ddpm: error: cannot write to standard output\n");
-            rc = CLI_FAIL;
-        }
+        if (fflush(stdout) != 0 || ferror(stdout)) rc = cli_error(CLI_FAIL, "cannot write to standard output");
     }
     ddpm_trainer_free(s.tr);
     ddpm_model_free(s.m);
     ddpm_diffusion_free(s.dif);
-    free(s.data.pixels), free(s.data.labels), free(s.u), free(s.ms), free(s.sorted), free(s.buf), free(s.t);
+    ddpm_dataset_free(&s.data);
+    free(s.x0), free(s.t), free(s.ms);
     return rc;
 }
 
@@ -226,12 +173,11 @@ const cli_command cli_cmd_bench = {
     "time inference forwards or training steps of a network (median ms/step, images/s)",
     "forward|train-step --batch B [--model PRESET|M] [--steps N] [--warmup N] [--threads N] [--json]",
     "forward|train-step", 1, 1, options,
-    "train-step times ddpm_trainer_step, what the PyTorch peer's bench_torch.py train times: t ~ U{0..999},\n"
-    "noise ~ N(0, I), x_t = q_sample(x0, t, noise) (linear schedule), forward, MSE against the noise, backward and\n"
-    "an AdamW step\n"
-    "(weight decay 0.01; no warm-up, clipping or EMA) on one fixed random batch of B images; dropout is active\n"
-    "where the config has it. forward times one inference pass of B images. Times are CLOCK_MONOTONIC per step;\n"
-    "the median is reported.\n\n"
+    "train-step times ddpm_trainer_step, what the PyTorch peer's bench_torch.py train times: t ~ U{0..999}, noise ~\n"
+    "N(0, I), x_t = q_sample(x0, t, noise) (linear schedule), forward, MSE against the noise, backward and an AdamW\n"
+    "step (weight decay 0.01; no warm-up, clipping or EMA) on one fixed random batch of B images; dropout is active\n"
+    "where the config has it. forward times one inference pass of B images. Times are CLOCK_MONOTONIC per step; the\n"
+    "median is reported.\n\n"
     "examples:\n"
     "  ddpm bench train-step --model mnist --batch 64 --threads 2 --json\n"
     "  ddpm bench forward --model cifar10 --batch 16 --engine reference --steps 3\n",

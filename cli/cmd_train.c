@@ -2,44 +2,12 @@
    progress, logging to CSV, drawing sample grids and the loss curve, checkpointing (a failed save waits for
    room), resuming exactly, and stopping cleanly on SIGINT/SIGTERM. */
 #include <ddpm.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "options.h"
-
-/* ------------------------------------------------------------------------------- progress display */
-
-typedef struct {
-    cli_progress line;
-    int batch;                          /* images per step */
-    long long total, log_every;         /* the last step; plain lines every this many steps */
-    double step_s, weight;              /* moving average of s/step, 1 - 0.9^k */
-} progress;
-
-/* The progress line of a step of dt seconds: a terminal's shows the smoothed loss, a plain one (every
-   log_every steps) the step's loss and rate too; both show the last step. */
-static void progress_step(progress *p, long long step, double loss, double smoothed, double lr, double dt,
-                          double elapsed) {
-    p->step_s = 0.9 * p->step_s + 0.1 * dt;
-    p->weight = 1 - 0.9 * (1 - p->weight);
-    double per_step = p->step_s / p->weight, ips = per_step > 0 ? p->batch / per_step : 0;
-    char eta[32], el[32], line[256];
-    cli_duration(eta, sizeof eta, per_step * (double)(p->total - step));
-    cli_duration(el, sizeof el, elapsed);
-    if (p->line.tty)
-        snprintf(line, sizeof line, "step %lld/%lld (%d%%)  smoothed loss %.4f  %.1f img/s  elapsed %s  ETA %s", step,
-                 p->total, (int)(100 * step / p->total), smoothed, ips, el, eta);
-    else
-        snprintf(line, sizeof line, "step %lld/%lld loss %.5f smoothed %.5f lr %.3g %.1f img/s elapsed %s ETA %s", step,
-                 p->total, loss, smoothed, lr, ips, el, eta);
-    cli_progress_show(&p->line, line, step % p->log_every == 0, step >= p->total);
-}
 
 /* ------------------------------------------------------------------------------- options */
 
@@ -102,13 +70,6 @@ static char *join(const char *dir, const char *name) {
     return s;
 }
 
-static int exists(const char *dir, const char *name) {
-    char *p = join(dir, name);
-    int e = p && access(p, F_OK) == 0;
-    free(p);
-    return e;
-}
-
 /* ------------------------------------------------------------------------------- the run */
 
 typedef struct {
@@ -121,7 +82,29 @@ typedef struct {
     long long total, start, last_checkpoint, last_sample, classes;
     long long sample_every, sample_num, sample_steps, save_retry, log_every;
     ddpm_dir_lock *lock;           /* one writer per run folder */
+    cli_progress line;             /* the progress line while training */
+    int batch;                     /* images per step */
+    double step_s, weight;         /* moving average of s/step, 1 - 0.9^k */
 } train_run;
+
+/* The progress line of a step of dt seconds: a terminal's shows the smoothed loss, a plain one (every
+   --log-every steps) the step's loss and rate too; both show the last step. */
+static void progress_step(train_run *r, long long step, double loss, double smoothed, double lr, double dt,
+                          double elapsed) {
+    r->step_s = 0.9 * r->step_s + 0.1 * dt;
+    r->weight = 1 - 0.9 * (1 - r->weight);
+    double per_step = r->step_s / r->weight, ips = per_step > 0 ? r->batch / per_step : 0;
+    char eta[32], el[32], line[256];
+    cli_duration(eta, sizeof eta, per_step * (double)(r->total - step));
+    cli_duration(el, sizeof el, elapsed);
+    if (r->line.tty)
+        snprintf(line, sizeof line, "step %lld/%lld (%d%%)  smoothed loss %.4f  %.1f img/s  elapsed %s  ETA %s", step,
+                 r->total, (int)(100 * step / r->total), smoothed, ips, el, eta);
+    else
+        snprintf(line, sizeof line, "step %lld/%lld loss %.5f smoothed %.5f lr %.3g %.1f img/s elapsed %s ETA %s", step,
+                 r->total, loss, smoothed, lr, ips, el, eta);
+    cli_progress_show(&r->line, line, step % r->log_every == 0, step >= r->total);
+}
 
 static int saved_write(const cli_args *a, const char *out) {
     char *path = join(out, "train_options.txt");
@@ -148,23 +131,16 @@ static int same_value(const char *x, const char *y) {
 /* Merges the saved options of a resumed run (OUT/train_options.txt of the resumed run's folder) under the
    command line; refuses changed run-defining options. */
 static int merge_saved(train_run *r, const cli_args *a) {
-    char *src = NULL, *path = NULL, *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    char *src = NULL, *path = NULL, line[8192];
     if (ddpm_train_run_folder(cli_str(a, "resume"), &src) != DDPM_OK) return cli_fail();
     FILE *f = (path = join(src, "train_options.txt")) != NULL ? fopen(path, "rb") : NULL;
-    ddpm_free(src);
-    free(path);
-    while (f && (len = getline(&line, &cap, f)) > 0) {   /* "name=value" lines */
-        if (line[len - 1] == '\n') line[--len] = 0;
-        char *eq = strchr(line, '=');
-        if (line[0] == '#' || !eq) continue;
-        *eq = 0;
-        for (int k = 0; options[k].name; k++)
-            if (strcmp(options[k].name, line) == 0 && !r->saved[k] && (r->saved[k] = malloc(strlen(eq + 1) + 1)))
-                strcpy(r->saved[k], eq + 1);
+    ddpm_free(src), free(path);
+    while (f && fgets(line, sizeof line, f)) {   /* "name=value" lines */
+        char *eq = line[0] != '#' ? strchr(line, '=') : NULL;
+        if (eq) *eq++ = 0, eq[strcspn(eq, "\n")] = 0;
+        for (int k = 0; eq && options[k].name; k++)
+            if (strcmp(options[k].name, line) == 0 && !r->saved[k]) r->saved[k] = strdup(eq);
     }
-    free(line);
     if (f) fclose(f);
     for (int k = 0; options[k].name; k++) {
         const char *name = options[k].name, *sv = r->saved[k];
@@ -217,65 +193,48 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads)
     if (strncmp(d, "folder:", 7) != 0 && (rc = cli_choice(label, d, kinds, "data set", NULL))) return rc;
     if (!cli_given(a, "resume") && !cli_str(a, "model")) return cli_require(a, "model");
     if (!cli_given(a, "resume") && !cli_str(a, "out")) return cli_require(a, "out");
-    tc->steps = r->total;
-    tc->batch = (int)batch;
-    tc->grad_accum = (int)accum;
-    tc->warmup_steps = warmup;
-    tc->lr_schedule = (ddpm_lr_schedule)lrs;
-    tc->objective = (ddpm_prediction)obj;
-    tc->use_ema = ema > 0;
-    tc->ema_max_decay = ema > 0 ? ema : tc->ema_max_decay;
-    tc->hflip = cli_flag(a, "hflip");
-    tc->checkpoint_every = every;
-    tc->keep_checkpoints = (int)keep;
-    tc->engine = (ddpm_engine)eng;
-    tc->should_stop = cli_stop_requested;
+    tc->steps = r->total, tc->batch = (int)batch, tc->grad_accum = (int)accum, tc->warmup_steps = warmup;
+    tc->lr_schedule = (ddpm_lr_schedule)lrs, tc->objective = (ddpm_prediction)obj, tc->engine = (ddpm_engine)eng;
+    tc->use_ema = ema > 0, tc->ema_max_decay = ema > 0 ? ema : tc->ema_max_decay, tc->hflip = cli_flag(a, "hflip");
+    tc->checkpoint_every = every, tc->keep_checkpoints = (int)keep, tc->should_stop = cli_stop_requested;
     return CLI_OK;
 }
 
 /* Loads the network (on resume: checked against the run's, with the trainer's state) and the data. */
 static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
     const cli_args *a = &r->ea;
-    const char *resume = cli_str(a, "resume"), *spec = resume ? r->checkpoint : cli_str(a, "model");
-    ddpm_model *m = NULL, *cm = NULL, *saved = NULL;
-    char *what = NULL;
-    if (resume && cli_given(given, "model")) spec = cli_str(given, "model");
+    const char *resume = cli_str(a, "resume");
+    const char *spec = !resume || cli_given(given, "model") ? cli_str(a, "model") : r->checkpoint;
+    ddpm_model *m = NULL, *other = NULL;
     ddpm_model_info info;
+    char *what = NULL;
     int rc = ddpm_model_load(spec, tc->seed, &m) == DDPM_OK ? CLI_OK : cli_fail();
     if (rc == CLI_OK && resume && spec != r->checkpoint &&
-        (ddpm_model_load(r->checkpoint, 0, &saved) != DDPM_OK || ddpm_model_config_diff(m, saved, &what) != DDPM_OK))
+        (ddpm_model_load(r->checkpoint, 0, &other) != DDPM_OK || ddpm_model_config_diff(m, other, &what) != DDPM_OK))
         rc = cli_fail();
     if (what)
-        rc = cli_error(CLI_FAIL, "--model %s is not the network of the run in %s: %s (given vs the run's)", spec, r->checkpoint,
-                    what);
-    ddpm_free(what);
-    ddpm_model_free(saved);
+        rc = cli_error(CLI_FAIL, "--model %s is not the network of the run in %s: %s (given vs the run's)", spec,
+                       r->checkpoint, what);
+    ddpm_free(what), ddpm_model_free(other), other = NULL;
     if (rc == CLI_OK && !resume && r->classes > 0) {   /* the same network with a class embedding and a null class */
-        ddpm_status st = ddpm_model_with_classes(m, (int)r->classes, tc->seed, &cm);
-        ddpm_model_free(m);
-        m = cm;
-        if (st != DDPM_OK) rc = cli_error(CLI_FAIL, "--classes %lld: %s", r->classes, ddpm_last_error());
+        if (ddpm_model_with_classes(m, (int)r->classes, tc->seed, &other) != DDPM_OK)
+            rc = cli_error(CLI_FAIL, "--classes %lld: %s", r->classes, ddpm_last_error());
+        ddpm_model_free(m), m = other;
     }
-    if (rc == CLI_OK) ddpm_model_get_info(m, &info);
+    ddpm_model_get_info(m, &info);
     if (rc == CLI_OK && ddpm_dataset_load_for_model(cli_str(a, "data"), cli_str(a, "data-dir"), 1, info.sample_size,
                                                     info.in_channels, &r->ds) != DDPM_OK)
         rc = cli_fail();
     if (rc == CLI_OK && !resume && r->classes > 0 && r->ds.num_classes != r->classes)
         rc = cli_error(CLI_FAIL, "--classes %lld, but the data has %d classes", r->classes, r->ds.num_classes);
-    if (rc != CLI_OK) {
-        ddpm_model_free(m);
-        return rc;
-    }
+    if (rc != CLI_OK) return ddpm_model_free(m), rc;
     if (!resume && info.num_class_embeds == 0 && r->ds.num_classes > 0)
         printf("note: the data has %d classes but the network is unconditional, so the labels are not used; add "
                "--classes %d for a class-conditional model\n", r->ds.num_classes, r->ds.num_classes);
-    ddpm_train_resume_options ro;
+    ddpm_train_resume_options ro;   /* what a resume may change */
     ddpm_train_resume_options_default(&ro);
-    ro.steps = cli_given(given, "steps") ? tc->steps : 0;
-    ro.checkpoint_every = tc->checkpoint_every;
-    ro.keep_checkpoints = tc->keep_checkpoints;
-    ro.engine = tc->engine;
-    ro.should_stop = cli_stop_requested;
+    ro.steps = cli_given(given, "steps") ? tc->steps : 0, ro.checkpoint_every = tc->checkpoint_every;
+    ro.keep_checkpoints = tc->keep_checkpoints, ro.engine = tc->engine, ro.should_stop = cli_stop_requested;
     if ((resume ? ddpm_trainer_resume(resume, m, &r->ds, &ro, &r->tr) : ddpm_trainer_create(tc, m, &r->ds, &r->tr)) !=
         DDPM_OK)
         return cli_fail();
@@ -285,14 +244,14 @@ static int start(train_run *r, ddpm_train_config *tc, const cli_args *given) {
 }
 
 /* A sample grid OUT/samples/step-<step>.png; a failure is a warning (training goes on). */
-static void sample_grid(train_run *r, progress *p, long long step) {
+static void sample_grid(train_run *r, long long step) {
     char name[64];
     snprintf(name, sizeof name, "samples/step-%lld.png", step);
     char *path = join(r->out, name);
     const char *const text[] = {"ddpm", r->settings, NULL};
     ddpm_status st = path ? ddpm_trainer_write_samples(r->tr, path, (int)r->sample_num, (int)r->sample_steps, text)
                           : DDPM_ERR_NOMEM;
-    cli_progress_break(&p->line);
+    cli_progress_break(&r->line);
     if (st == DDPM_OK) printf("samples: %s\n", path), fflush(stdout);
     else if (!cli_interrupted())
         fprintf(stderr, "ddpm: warning: no samples at step %lld: %s\n", step,
@@ -301,93 +260,86 @@ static void sample_grid(train_run *r, progress *p, long long step) {
     free(path);
 }
 
-/* A save (final = 0: a checkpoint, 1: the run folder) that fails, for a full disk or a quota, is retried with
-   waits of 1, 2, 4 ... 60 s for up to --save-retry seconds: the trained state is in memory, so freeing space
-   keeps every step. A stop signal during the waits gives up (one that came before the save does not). */
-static int save_run(train_run *r, progress *p, int final) {
-    double t0 = cli_now(), wait = 1;
-    const int stopping = cli_interrupted() != 0;
-    for (;;) {
-        char *path = NULL, why[700] = "";
-        ddpm_status st = final ? ddpm_trainer_save(r->tr, r->out) : ddpm_trainer_checkpoint(r->tr, r->out, &path);
-        long long done = ddpm_trainer_steps_done(r->tr);
-        cli_progress_break(&p->line);
-        if (st == DDPM_OK && !final) {
-            r->last_checkpoint = done;
-            ddpm_free(r->checkpoint);
-            r->checkpoint = path;
-            if (path) printf("checkpoint: %s\n", path);
-            fflush(stdout);
-        }
-        if (st == DDPM_OK) return CLI_OK;
-        if (st != DDPM_ERR_IO || (cli_interrupted() && !stopping) || cli_now() - t0 + wait > (double)r->save_retry) {
-            if (r->checkpoint && r->last_checkpoint < done)
-                snprintf(why, sizeof why, "; steps %lld..%lld are lost, the last checkpoint, %s, is intact (resume "
-                         "from it with --resume %s)", r->last_checkpoint + 1, done, r->checkpoint, r->out);
-            else if (!r->checkpoint && r->start < done)
-                snprintf(why, sizeof why, "; steps %lld..%lld are lost (no checkpoint was written)", r->start + 1,
-                         done);
-            return cli_error(CLI_FAIL, "%s%s", ddpm_last_error(), why);
-        }
-        fprintf(stderr, "ddpm: warning: %s; the run is kept in memory: free some space in %s; retrying in %.0f s "
-                "(Ctrl-C gives up)\n", ddpm_last_error(), r->out, wait);
-        for (double end = cli_now() + wait; !cli_interrupted() && cli_now() < end;)   /* a stop signal ends the wait */
-            nanosleep(&(struct timespec){0, 100000000}, NULL);
-        wait = wait * 2 > 60 ? 60 : wait * 2;
+/* Before each wait of a save that failed for want of room. */
+static void save_wait(void *user, const char *why, double wait) {
+    train_run *r = user;
+    cli_progress_break(&r->line);
+    fprintf(stderr, "ddpm: warning: %s; the run is kept in memory: free some space in %s; retrying in %.0f s "
+            "(Ctrl-C gives up)\n", why, r->out, wait);
+}
+
+/* A checkpoint (final 0) or the run folder (final 1), a failed save retried for --save-retry seconds; a
+   failure says which steps are lost. */
+static int save_run(train_run *r, int final) {
+    char *path = NULL, why[700] = "";
+    ddpm_status st = ddpm_trainer_save_retry(r->tr, r->out, final, (double)r->save_retry, save_wait, r, &path);
+    const long long done = ddpm_trainer_steps_done(r->tr);
+    cli_progress_break(&r->line);
+    if (st == DDPM_OK && path) {   /* a checkpoint */
+        ddpm_free(r->checkpoint);
+        r->checkpoint = path, r->last_checkpoint = done;
+        printf("checkpoint: %s\n", path);
     }
+    fflush(stdout);
+    if (st == DDPM_OK) return CLI_OK;
+    if (r->checkpoint && r->last_checkpoint < done)
+        snprintf(why, sizeof why, "; steps %lld..%lld are lost, the last checkpoint, %s, is intact (resume from it "
+                 "with --resume %s)", r->last_checkpoint + 1, done, r->checkpoint, r->out);
+    else if (!r->checkpoint && r->start < done)
+        snprintf(why, sizeof why, "; steps %lld..%lld are lost (no checkpoint was written)", r->start + 1, done);
+    return cli_error(CLI_FAIL, "%s%s", ddpm_last_error(), why);
 }
 
 static int train_loop(train_run *r) {
     const ddpm_train_config *tc = ddpm_trainer_config(r->tr);
-    progress p = {.batch = tc->batch * tc->grad_accum, .total = r->total, .log_every = r->log_every};
-    cli_progress_init(&p.line);
+    r->batch = tc->batch * tc->grad_accum;
+    cli_progress_init(&r->line);
     double t_start = cli_now(), t_prev = t_start;
     long long step = r->start;
     int rc = CLI_OK;
-    if (step >= r->total) {
-        printf("the run is already at step %lld of --steps %lld; nothing to train\n", step, r->total);
-        return CLI_OK;
-    }
+    if (step >= r->total)
+        return printf("the run is already at step %lld of --steps %lld; nothing to train\n", step, r->total), CLI_OK;
     printf("training %s: steps %lld..%lld, %d images per step, %lld training images; output in %s\n",
-           cli_str(&r->ea, "model"), step + 1, r->total, p.batch, (long long)r->ds.count, r->out);
+           cli_str(&r->ea, "model"), step + 1, r->total, r->batch, (long long)r->ds.count, r->out);
     fflush(stdout);
     while (step < r->total && !cli_interrupted()) {
         ddpm_train_stats s;
         ddpm_status st = ddpm_trainer_step(r->tr, &s);
         if (st == DDPM_ERR_INTERRUPTED) break;
-        if (st != DDPM_OK) cli_progress_break(&p.line);
+        if (st != DDPM_OK) cli_progress_break(&r->line);
         if (st == DDPM_ERR_NUMERIC && r->checkpoint)
             return cli_error(CLI_FAIL, "%s; the last checkpoint, %s, is intact", ddpm_last_error(), r->checkpoint);
         if (st == DDPM_ERR_NUMERIC) return cli_error(CLI_FAIL, "%s; no checkpoint was written", ddpm_last_error());
         if (st != DDPM_OK) return cli_fail();
         step = s.step;
         double t = cli_now(), dt = t - t_prev;
-        if (ddpm_train_log_write(r->log, &s, dt > 0 ? p.batch / dt : 0, t - t_start) != DDPM_OK) return cli_fail();
-        progress_step(&p, step, s.loss, ddpm_train_log_smoothed(r->log), s.lr, dt,
+        if (ddpm_train_log_write(r->log, &s, dt > 0 ? r->batch / dt : 0, t - t_start) != DDPM_OK) return cli_fail();
+        progress_step(r, step, s.loss, ddpm_train_log_smoothed(r->log), s.lr, dt,
                       ddpm_train_log_elapsed_before(r->log) + t - t_start);
-        if (r->sample_every > 0 && step % r->sample_every == 0) sample_grid(r, &p, step);
+        if (r->sample_every > 0 && step % r->sample_every == 0) sample_grid(r, step);
         if (tc->checkpoint_every > 0 && step % tc->checkpoint_every == 0 && step < r->total &&
-            (rc = save_run(r, &p, 0)))
+            (rc = save_run(r, 0)))
             return rc;
         t_prev = cli_now();
     }
     if (cli_interrupted()) {
-        cli_progress_break(&p.line);
+        cli_progress_break(&r->line);
         if (step == 0) cli_error(CLI_FAIL, "interrupted before the first step; nothing was trained");
-        if (step > 0 && step > r->last_checkpoint && (rc = save_run(r, &p, 0))) return rc;
+        if (step > 0 && step > r->last_checkpoint && (rc = save_run(r, 0))) return rc;
         if (step > 0)
             fprintf(stderr, "interrupted at step %lld; resume with: ddpm train --resume %s --steps %lld\n", step,
                     r->out, r->total);
         return cli_stop_status();
     }
-    if ((rc = save_run(r, &p, 1)) != CLI_OK) return rc;
-    if (r->sample_every > 0 && r->last_sample < step) sample_grid(r, &p, step);
+    if ((rc = save_run(r, 1)) != CLI_OK) return rc;
+    if (r->sample_every > 0 && r->last_sample < step) sample_grid(r, step);
     char *png = join(r->out, "loss.png"), el[32];
     const char *const text[] = {"ddpm", r->settings, NULL};
     ddpm_train_log_plot_config pc;
     ddpm_train_log_plot_config_default(&pc);
     pc.text = text;
-    rc = !png ? cli_error(CLI_FAIL, "out of memory") : ddpm_train_log_plot(r->log_path, png, &pc) != DDPM_OK ? cli_fail() : CLI_OK;
+    if (!png || ddpm_train_log_plot(r->log_path, png, &pc) != DDPM_OK)
+        rc = png ? cli_fail() : cli_error(CLI_FAIL, "out of memory");
     cli_duration(el, sizeof el, cli_now() - t_start);
     if (rc == CLI_OK)
         printf("trained to step %lld in %s (smoothed loss %.5f); the model (%s weights) is in %s, the loss curve "
@@ -398,15 +350,12 @@ static int train_loop(train_run *r) {
 
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
-    train_run r;
+    train_run r = {.ea = *a};
     ddpm_train_config tc;
     long long threads;
-    memset(&r, 0, sizeof r);
-    r.ea = *a;
     const char *resume = cli_str(a, "resume"), *out = cli_str(a, "out") ? cli_str(a, "out") : resume;
     if (ddpm_train_run_folder(out ? out : ".", &r.out) != DDPM_OK) return cli_fail();
-    struct stat osb;
-    const int created = stat(r.out, &osb) != 0;   /* removed again if the run fails before writing anything */
+    const int created = access(r.out, F_OK) != 0;   /* removed again if the run fails before writing anything */
     int rc = CLI_OK;
     /* a resume takes the folder before reading its state (a run may be writing it); a new run once its
        options are known good */
@@ -417,26 +366,19 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = parse_config(&r, &tc, &threads);
     if (rc != CLI_OK) goto done;
     ddpm_set_threads((int)threads);
-    if (!r.lock && ddpm_dir_lock_take(r.out, &r.lock) != DDPM_OK) {
+    ddpm_train_folder_kind fk = DDPM_TRAIN_FOLDER_NONE;   /* a new run over a run, a dead one or a broken one */
+    if ((!r.lock && ddpm_dir_lock_take(r.out, &r.lock) != DDPM_OK) ||
+        (!resume && ddpm_train_folder_state(r.out, &fk) != DDPM_OK))
         rc = cli_fail();
-        goto done;
-    }
-    if (!resume && (exists(r.out, "training_state.json") || exists(r.out, "checkpoints"))) {
-        /* a run that saved a step is continued with --resume; one that died before saving any (kill -9 or a
-           full disk during its first save) left only debris, and a new run starts over it */
-        char *found = NULL;
-        ddpm_status fs = ddpm_train_find_checkpoint(r.out, &found);
-        ddpm_free(found);
-        if (fs == DDPM_OK)
-            rc = cli_usage_error("%s already holds a training run: continue it with --resume %s, or choose another "
-                                 "--out", r.out, r.out);
-        else if (fs != DDPM_ERR_IO)
-            rc = cli_usage_error("%s holds a training run that cannot be continued (%s); remove the folder or "
-                                 "choose another --out", r.out, ddpm_last_error());
-        else
-            printf("%s: an earlier run there saved no training state; starting afresh\n", r.out);
-        if (rc != CLI_OK) goto done;
-    }
+    else if (fk == DDPM_TRAIN_FOLDER_RUN)
+        rc = cli_usage_error("%s already holds a training run: continue it with --resume %s, or choose another "
+                             "--out", r.out, r.out);
+    else if (fk == DDPM_TRAIN_FOLDER_BROKEN)
+        rc = cli_usage_error("%s holds a training run that cannot be continued (%s); remove the folder or choose "
+                             "another --out", r.out, ddpm_last_error());
+    else if (fk == DDPM_TRAIN_FOLDER_DEBRIS)
+        printf("%s: an earlier run there saved no training state; starting afresh\n", r.out);
+    if (rc != CLI_OK) goto done;
     r.settings = cli_settings(&r.ea);
     r.log_path = join(r.out, "log.csv");
     char *samples = join(r.out, "samples");
@@ -454,10 +396,7 @@ done:
     ddpm_trainer_free(r.tr);
     ddpm_dataset_free(&r.ds);
     for (int k = 0; k < CLI_MAX_OPTIONS; k++) free(r.saved[k]);
-    ddpm_free(r.checkpoint);
-    ddpm_free(r.out);
-    free(r.log_path);
-    free(r.settings);
+    ddpm_free(r.checkpoint), ddpm_free(r.out), free(r.log_path), free(r.settings);
     return rc;
 }
 

@@ -105,6 +105,8 @@ void ddpm_set_threads(int n);
 int ddpm_get_threads(void);
 /* The cores this process may run on (at least 1): the most threads worth asking for. */
 int ddpm_num_cores(void);
+/* The processor's name (the first "model name" of /proc/cpuinfo, else "unknown") in buf; returns buf. */
+const char *ddpm_cpu_name(char *buf, size_t size);
 
 /* ===================================================================================== dtypes */
 
@@ -394,6 +396,35 @@ ddpm_status ddpm_model_sampler_fn(void *user, float *out, const float *x, const 
    when it is not NULL. */
 double ddpm_mse_loss(const float *pred, const float *target, size_t n, float *dpred);
 
+/* A batch for one pass of a network, read from a safetensors file (ddpm_forward_batch_read), run
+   (ddpm_forward_batch_run) and written back (ddpm_forward_batch_save). */
+typedef struct {
+    int64_t n;                /* images */
+    float *x;                 /* [n, in_channels, S, S] */
+    float *t;                 /* [n] timesteps (zeros when the file has none and the network ignores time) */
+    int64_t *labels;          /* [n] class labels; NULL for an unconditional network */
+    float *target;            /* [n, out_channels, S, S] when read with_target, else NULL */
+    float *sample;            /* [n, out_channels, S, S]: the network's output after the run */
+    float *dout, *x_grad;     /* with a target: d loss / d sample and d loss / d x after the run */
+    double loss;              /* with a target: the MSE over all n * out_channels * S * S values */
+} ddpm_forward_batch;
+/* Reads x [N, C, S, S] (any float dtype, finite values), timesteps [N] or [1] (integer or float, broadcast;
+   required by a time-conditioned network; in 0..num_timesteps - 1 unless num_timesteps is 0), class_labels
+   [N] or [1] (integers in 0..num_class_embeds - 1; required by a class-conditional network, refused by an
+   unconditional one) and, with_target, target [N, out_channels, S, S] for network m. Messages start with path
+   and name the tensor and the element. Free with ddpm_forward_batch_free (also after a failure). */
+ddpm_status ddpm_forward_batch_read(const char *path, const ddpm_model *m, int num_timesteps, int with_target,
+                                    ddpm_forward_batch *b);
+/* Prepares m for b->n images (a training plan when b has a target) and runs it in eval mode (dropout off)
+   into b->sample; with a target also b->loss, b->dout and, by backward, b->x_grad and ddpm_model_grads. */
+ddpm_status ddpm_forward_batch_run(ddpm_model *m, ddpm_forward_batch *b, ddpm_engine engine);
+/* sample F32 [n, out_channels, S, S]; after a run with a target also loss [1], x_grad [n, in_channels, S, S]
+   and every parameter's gradient under its name. metadata: NULL or {key, value, ..., NULL}. Written as
+   ddpm_st_writer_save does (an existing path is untouched on failure). */
+ddpm_status ddpm_forward_batch_save(const char *path, ddpm_model *m, const ddpm_forward_batch *b,
+                                    const char *const *metadata);
+void ddpm_forward_batch_free(ddpm_forward_batch *b);
+
 /* ===================================================================================== optimiser
    AdamW (Loshchilov & Hutter 2019) over the flat parameter buffer, as torch.optim.AdamW computes it. */
 typedef struct {
@@ -534,6 +565,15 @@ ddpm_status ddpm_trainer_save(ddpm_trainer *t, const char *dir);
    keep_checkpoints removed. *path (may be NULL) gets the folder (free with ddpm_free). */
 ddpm_status ddpm_trainer_checkpoint(ddpm_trainer *t, const char *run_dir, char **path);
 
+/* Told before each wait of ddpm_trainer_save_retry: why the save failed and the seconds it now waits. */
+typedef void (*ddpm_train_save_wait_fn)(void *user, const char *why, double wait_s);
+/* ddpm_trainer_checkpoint (final 0; *path as there) or ddpm_trainer_save(run_dir) (final 1), retried while it
+   fails with DDPM_ERR_IO (a full disk, a quota) after waits of 1, 2, 4 ... 60 s for up to retry_s seconds: the
+   trained state stays in memory, so room made meanwhile keeps every step. The run's should_stop asked during
+   the waits gives up (one asked before the call does not). Returns the last save's status. */
+ddpm_status ddpm_trainer_save_retry(ddpm_trainer *t, const char *run_dir, int final, double retry_s,
+                                    ddpm_train_save_wait_fn on_wait, void *user, char **path);
+
 /* Called after every step of ddpm_trainer_run; non-OK stops the run (a checkpoint is written when the
    status is DDPM_ERR_INTERRUPTED) and is returned. */
 typedef ddpm_status (*ddpm_train_step_fn)(void *user, ddpm_trainer *t, const ddpm_train_stats *stats);
@@ -557,6 +597,14 @@ double ddpm_train_lr(const ddpm_train_config *c, int64_t step);
 double ddpm_train_ema_decay(const ddpm_train_config *c, int64_t k);
 /* Sets an AdamW rate used when ddpm_adamw_step's lr is 0 (the first warm-up step runs at rate 0). */
 void ddpm_adamw_set_lr(ddpm_adamw *o, double lr);
+
+/* What a folder holds for a new run there: nothing of a run; a run that can be continued
+   (ddpm_trainer_resume); debris of a run that saved no state (training_state.json or checkpoints/ without a
+   complete state: it died during its first save); or a state that cannot be read (ddpm_last_error() says why). */
+typedef enum {
+    DDPM_TRAIN_FOLDER_NONE = 0, DDPM_TRAIN_FOLDER_RUN, DDPM_TRAIN_FOLDER_DEBRIS, DDPM_TRAIN_FOLDER_BROKEN
+} ddpm_train_folder_kind;
+ddpm_status ddpm_train_folder_state(const char *dir, ddpm_train_folder_kind *kind);
 
 /* The run folder of a path given for a resume: RUN for RUN/checkpoints/checkpoint-<step> (trailing slashes
    ignored), else the path itself. *dir: free with ddpm_free. */
@@ -781,6 +829,11 @@ typedef struct ddpm_dataset {
 } ddpm_dataset;
 ddpm_status ddpm_dataset_load(const char *kind, const char *dir, int train, ddpm_dataset *out);
 void ddpm_dataset_free(ddpm_dataset *ds);
+/* `count` random images of channels x size x size (byte i: the top 8 bits of draw i of the uniform stream
+   (DDPM_STREAM_INIT, 0, 0) of seed) and, for num_classes > 0, labels (draw i of (DDPM_STREAM_INIT, 1, 0)
+   modulo num_classes; labels NULL otherwise): a fixed batch for timing. Free with ddpm_dataset_free. */
+ddpm_status ddpm_dataset_random(int64_t count, int channels, int size, int num_classes, uint64_t seed,
+                                ddpm_dataset *out);
 /* Image `index` in model space: out [C, H, W]. */
 ddpm_status ddpm_dataset_get_f32(const ddpm_dataset *ds, int64_t index, float *out);
 

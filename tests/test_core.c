@@ -1,4 +1,5 @@
-/* test_core.c — error messages, allocator hook with injected failures, arenas, atomic writes, gunzip. */
+/* test_core.c — error messages, allocator hook with injected failures, arenas, atomic writes, gunzip, the
+   processor's name. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,14 @@ static void test_gunzip(void) {
     dd_free(out);
 }
 
+/* ddpm_cpu_name: a name or "unknown", always terminated, cut to the buffer. */
+static void test_cpu_name(void) {
+    char buf[256], small[4];
+    CHECK(ddpm_cpu_name(buf, sizeof buf) == buf && buf[0] && !strchr(buf, '\n'));
+    CHECK(ddpm_cpu_name(small, sizeof small) == small && strlen(small) <= 3 && strncmp(small, buf, 3) == 0);
+    CHECK(ddpm_cpu_name(NULL, 0)[0] == 0);
+}
+
 int main(void) {
     test_errors();
     test_alloc();
@@ -248,5 +257,6 @@ int main(void) {
     test_write_targets();
     test_names();
     test_gunzip();
+    test_cpu_name();
     return dd_test_finish("test_core");
 }

@@ -1,5 +1,5 @@
 /* test_idx_cifar.c — IDX and CIFAR-10 readers (raw and gzip) and the dataset loader on the small copies
-   in data/mnist-sample and tests/data/io. */
+   in data/mnist-sample and tests/data/io; random data sets. */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -155,9 +155,28 @@ static void test_dataset(void) {
     CHECK(strstr(ddpm_last_error(), "fashion-mnist") != NULL);
 }
 
+/* ddpm_dataset_random: the documented draws, repeatable, labels only with classes, bad shapes refused. */
+static void test_dataset_random(void) {
+    ddpm_dataset d, e;
+    CHECK_OK(ddpm_dataset_random(3, 2, 4, 5, 7, &d));
+    CHECK(d.count == 3 && d.channels == 2 && d.height == 4 && d.width == 4 && d.num_classes == 5 && d.labels);
+    uint32_t u[96];
+    ddpm_rng_uniform_u32(7, ddpm_rng_stream(DDPM_STREAM_INIT, 0, 0), 0, u, 96);
+    for (int i = 0; d.pixels && i < 96; i++) CHECK(d.pixels[i] == (uint8_t)(u[i] >> 24));
+    ddpm_rng_uniform_u32(7, ddpm_rng_stream(DDPM_STREAM_INIT, 1, 0), 0, u, 3);
+    for (int i = 0; d.labels && i < 3; i++) CHECK(d.labels[i] == (int32_t)(u[i] % 5u));
+    CHECK_OK(ddpm_dataset_random(3, 2, 4, 0, 7, &e));
+    CHECK(e.labels == NULL && e.num_classes == 0 && e.pixels && d.pixels && memcmp(d.pixels, e.pixels, 96) == 0);
+    ddpm_dataset_free(&d);
+    ddpm_dataset_free(&e);
+    CHECK_FAIL(ddpm_dataset_random(0, 1, 4, 0, 7, &d), DDPM_ERR_INVALID_ARG);
+    CHECK(d.pixels == NULL);
+}
+
 int main(void) {
     test_idx();
     test_cifar();
     test_dataset();
+    test_dataset_random();
     return dd_test_finish("test_idx_cifar");
 }

@@ -1,6 +1,7 @@
 /* test_train_checkpoint.c — checkpoints on disk: training_state.json round trip and refusals, the newest K
    kept, leftovers of interrupted writes ignored and removed, torn folders and foreign models or data refused,
-   kill -9 at random moments always leaving a loadable checkpoint, the EMA sample model. */
+   kill -9 at random moments always leaving a loadable checkpoint, the EMA sample model, saves retried while
+   they fail and what a folder holds for a new run. */
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -302,9 +303,87 @@ static void test_kill9(void) {
     dd_test_remove_dir(dir);
 }
 
+typedef struct {
+    int waits, stop_in_wait;
+    double last_wait;
+    const char *blocker;   /* a file standing where the run folder goes; removed at the second wait */
+} save_watch;
+static int stop_flag;
+static int stop_asked(void *user) {
+    (void)user;
+    return stop_flag;
+}
+static void on_save_wait(void *user, const char *why, double wait_s) {
+    save_watch *w = user;
+    CHECK(why && why[0]);
+    CHECK(wait_s == (w->waits == 0 ? 1 : 2 * w->last_wait));
+    w->last_wait = wait_s;
+    if (++w->waits == 2 && w->blocker) CHECK(unlink(w->blocker) == 0);
+    if (w->stop_in_wait) stop_flag = 1;
+}
+
+/* ddpm_trainer_save_retry: a save that cannot be written (a file where the run folder goes) gives up at once
+   with no time to wait, waits 1, 2 s and succeeds once room is made, ends its wait on a stop asked during it,
+   and keeps retrying for a stop asked before it; ddpm_train_folder_state on the folders it leaves. */
+static void test_save_retry(void) {
+    ddpm_dataset data = make_data(5, 0);
+    const char *dir = dd_test_tmpdir("train_save_retry");
+    char run[1100], other[1100];
+    snprintf(run, sizeof run, "%s/run", dir);
+    snprintf(other, sizeof other, "%s/other", dir);
+    ddpm_train_folder_kind kind = DDPM_TRAIN_FOLDER_RUN;
+    CHECK_OK(ddpm_train_folder_state(run, &kind));
+    CHECK(kind == DDPM_TRAIN_FOLDER_NONE);
+    ddpm_train_config c = small_config();
+    c.should_stop = stop_asked;
+    ddpm_trainer *t = NULL;
+    ddpm_train_stats st;
+    CHECK_OK(ddpm_trainer_create(&c, tiny(), &data, &t));
+    if (!t) return;
+    CHECK_OK(ddpm_trainer_step(t, &st));
+    dd_write_bytes(run, "x", 1);
+    save_watch w = {0, 0, 0, NULL};
+    char *path = NULL;
+    CHECK_FAIL(ddpm_trainer_save_retry(t, run, 0, 0, on_save_wait, &w, &path), DDPM_ERR_IO);
+    CHECK(w.waits == 0 && path == NULL);
+    w.blocker = run;   /* removed at the second wait: the third try succeeds */
+    double t0 = (double)time(NULL);
+    CHECK_OK(ddpm_trainer_save_retry(t, run, 0, 100, on_save_wait, &w, &path));
+    CHECK(w.waits == 2 && (double)time(NULL) - t0 >= 2);
+    CHECK(path && strstr(path, "checkpoint-1") && exists(run, "checkpoints/checkpoint-1/training_state.json"));
+    ddpm_free(path);
+    CHECK_OK(ddpm_train_folder_state(run, &kind));
+    CHECK(kind == DDPM_TRAIN_FOLDER_RUN);
+    /* a stop asked during the wait ends it; one asked before does not */
+    dd_write_bytes(other, "x", 1);
+    snprintf(other, sizeof other, "%s/other/run", dir);   /* below a file: never writable */
+    save_watch w2 = {0, 1, 0, NULL};
+    CHECK_FAIL(ddpm_trainer_save_retry(t, other, 1, 100, on_save_wait, &w2, NULL), DDPM_ERR_IO);
+    CHECK(w2.waits == 1);
+    save_watch w3 = {0, 0, 0, NULL};
+    CHECK_FAIL(ddpm_trainer_save_retry(t, other, 1, 1.5, on_save_wait, &w3, NULL), DDPM_ERR_IO);
+    CHECK(w3.waits == 1);   /* stop_flag is set: the wait of 1 s ran in full, the next (2 s) did not fit */
+    stop_flag = 0;
+    /* debris of a run that saved nothing, and a state that cannot be read */
+    snprintf(other, sizeof other, "%s/dead/checkpoints", dir);
+    CHECK_OK(ddpm_make_dirs(other));
+    snprintf(other, sizeof other, "%s/dead", dir);
+    CHECK_OK(ddpm_train_folder_state(other, &kind));
+    CHECK(kind == DDPM_TRAIN_FOLDER_DEBRIS);
+    snprintf(other, sizeof other, "%s/dead/training_state.json", dir);
+    dd_write_bytes(other, "garbage", 7);
+    snprintf(other, sizeof other, "%s/dead", dir);
+    CHECK_OK(ddpm_train_folder_state(other, &kind));
+    CHECK(kind == DDPM_TRAIN_FOLDER_BROKEN && ddpm_last_error()[0]);
+    ddpm_trainer_free(t);
+    free_data(&data);
+    if (dd_test_failures == 0) dd_test_remove_dir(dir);
+}
+
 int main(void) {
     test_kill9();
     test_state_json();
     test_run_layout();
+    test_save_retry();
     return dd_test_finish("test_train_checkpoint");
 }

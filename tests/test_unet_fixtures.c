@@ -1,6 +1,7 @@
 /* test_unet_fixtures.c — UNet2DModel against diffusers v0.27.2 (tests/data/unet_tiny, unet_tiny_class): forward
    sample, MSE loss, every parameter gradient and d loss / dx, on both engines; batch-size independence,
-   repeatability, save/load round trip, inference plan vs training plan, and the memory-limit refusal. */
+   repeatability, save/load round trip, inference plan vs training plan, the memory-limit refusal, and the
+   forward batch calls (read, run, save). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,113 @@ static void boundaries(void) {
     fixture_free(&f);
 }
 
+/* A safetensors file of the fixture's inputs with tensor `name` replaced by (dtype, ndim, shape, data), or left
+   out when data is NULL. */
+static void write_inputs(const char *src, const char *path, const char *name, int ndim, const int64_t *shape,
+                         const float *data) {
+    ddpm_safetensors *in = NULL;
+    ddpm_st_writer *w = NULL;
+    CHECK_OK(ddpm_st_open(src, &in));
+    CHECK_OK(ddpm_st_writer_create(&w));
+    if (!in || !w) exit(1);
+    for (int i = 0; i < ddpm_st_count(in); i++) {
+        const ddpm_st_tensor *t = ddpm_st_at(in, i);
+        if (strcmp(t->name, name) != 0)
+            CHECK_OK(ddpm_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, ddpm_st_data(in, t)));
+    }
+    if (data) CHECK_OK(ddpm_st_writer_add(w, name, DDPM_DTYPE_F32, ndim, shape, data));
+    CHECK_OK(ddpm_st_writer_save(w, path));
+    ddpm_st_writer_free(w);
+    ddpm_st_close(in);
+}
+
+static int error_has(const char *part) {
+    return strstr(ddpm_last_error(), part) != NULL;
+}
+
+/* ddpm_forward_batch_read / _run / _save: the fixture's loss and gradients through the batch calls, the
+   output file's tensors, and every refusal of a bad input naming the tensor and element. */
+static void forward_batch(void) {
+    char dir[1024], in[1200], bad[1200], out[1200];
+    snprintf(dir, sizeof dir, "%s", dd_test_data("unet_tiny_class"));
+    snprintf(in, sizeof in, "%s/inputs.safetensors", dir);
+    const char *tmp = dd_test_tmpdir("forward_batch");
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", tmp);
+    snprintf(out, sizeof out, "%s/out.safetensors", tmp);
+    fixture f;
+    fixture_load(dir, &f);
+    ddpm_model *m = NULL;
+    CHECK_OK(ddpm_model_load(dir, 0, &m));
+    if (!m) exit(1);
+    ddpm_model_info mi;
+    ddpm_model_get_info(m, &mi);
+    ddpm_forward_batch b;
+    CHECK_OK(ddpm_forward_batch_read(in, m, 1000, 1, &b));
+    CHECK(b.n == f.N && b.labels && b.target && b.x_grad);
+    for (int i = 0; b.labels && i < f.N; i++) CHECK(b.labels[i] == f.labels[i] && b.t[i] == f.ts[i]);
+    CHECK_OK(ddpm_forward_batch_run(m, &b, DDPM_ENGINE_REFERENCE));
+    CHECK_MSG(fabs(b.loss - f.loss) <= 1e-5 * fabs(f.loss), "batch loss %.9g vs %.9g", b.loss, f.loss);
+    CHECK(max_diff(b.sample, f.sample, (size_t)f.ny) <= 1e-5);
+    CHECK(max_diff(b.x_grad, f.xgrad, (size_t)f.nx) <= 1e-5 * fmax(1, max_abs(f.xgrad, (size_t)f.nx)));
+    const char *const meta[] = {"producer", "test", NULL};
+    CHECK_OK(ddpm_forward_batch_save(out, m, &b, meta));
+    ddpm_safetensors *st = NULL;
+    CHECK_OK(ddpm_st_open(out, &st));
+    if (st) {
+        CHECK(ddpm_st_count(st) == 3 + mi.num_tensors);
+        CHECK(ddpm_st_find(st, "sample") && ddpm_st_find(st, "loss") && ddpm_st_find(st, "x_grad"));
+        CHECK(ddpm_st_metadata_get(st, "producer") && strcmp(ddpm_st_metadata_get(st, "producer"), "test") == 0);
+        ddpm_st_close(st);
+    }
+    ddpm_forward_batch_free(&b);
+    CHECK(b.x == NULL && b.sample == NULL);
+
+    /* without a target: only the sample, and a batch file of one image */
+    CHECK_OK(ddpm_forward_batch_read(in, m, 1000, 0, &b));
+    CHECK(b.target == NULL && b.x_grad == NULL);
+    CHECK_OK(ddpm_forward_batch_run(m, &b, DDPM_ENGINE_FAST));
+    CHECK_OK(ddpm_forward_batch_save(out, m, &b, NULL));
+    CHECK_OK(ddpm_st_open(out, &st));
+    if (st) CHECK(ddpm_st_count(st) == 1);
+    ddpm_st_close(st);
+    ddpm_forward_batch_free(&b);
+
+    /* refusals */
+    const int S = mi.sample_size, C = mi.in_channels;
+    const int64_t xshape[4] = {f.N, C, S, S}, one = 1, wrong[4] = {f.N, C + 1, S, S};
+    float *x = malloc(sizeof(float) * (size_t)f.nx), big = 5000, lab = 99;
+    memcpy(x, f.x, sizeof(float) * (size_t)f.nx);
+    x[1] = NAN;
+    write_inputs(in, bad, "x", 4, xshape, x);
+    CHECK_FAIL(ddpm_forward_batch_read(bad, m, 1000, 0, &b), DDPM_ERR_FORMAT);
+    CHECK_MSG(error_has("x[0, 0, 0, 1] is nan, not a finite number"), "%s", ddpm_last_error());
+    CHECK(b.x == NULL);
+    write_inputs(in, bad, "x", 4, wrong, NULL);
+    CHECK_FAIL(ddpm_forward_batch_read(bad, m, 1000, 0, &b), DDPM_ERR_FORMAT);
+    CHECK_MSG(error_has("no tensor 'x'"), "%s", ddpm_last_error());
+    write_inputs(in, bad, "timesteps", 1, &one, &big);
+    CHECK_FAIL(ddpm_forward_batch_read(bad, m, 1000, 0, &b), DDPM_ERR_FORMAT);
+    CHECK_MSG(error_has("timesteps[0] = 5000 is out of range"), "%s", ddpm_last_error());
+    CHECK_OK(ddpm_forward_batch_read(bad, m, 0, 0, &b));   /* no range given: any finite timestep */
+    ddpm_forward_batch_free(&b);
+    write_inputs(in, bad, "class_labels", 1, &one, &lab);
+    CHECK_FAIL(ddpm_forward_batch_read(bad, m, 1000, 0, &b), DDPM_ERR_FORMAT);
+    CHECK_MSG(error_has("'class_labels' is F32; need an integer dtype"), "%s", ddpm_last_error());
+    write_inputs(in, bad, "target", 4, wrong, f.target);
+    CHECK_FAIL(ddpm_forward_batch_read(bad, m, 1000, 1, &b), DDPM_ERR_FORMAT);
+    CHECK_MSG(error_has("tensor 'target' has shape"), "%s", ddpm_last_error());
+    ddpm_model *u = NULL;   /* class labels given to an unconditional network */
+    CHECK_OK(ddpm_model_load(dd_test_data("unet_tiny"), 0, &u));
+    CHECK_FAIL(ddpm_forward_batch_read(in, u, 1000, 0, &b), DDPM_ERR_FORMAT);
+    CHECK_MSG(error_has("unconditional"), "%s", ddpm_last_error());
+    CHECK_FAIL(ddpm_forward_batch_run(m, &b, DDPM_ENGINE_FAST), DDPM_ERR_INVALID_ARG);
+    ddpm_model_free(u);
+    ddpm_model_free(m);
+    free(x);
+    fixture_free(&f);
+    if (dd_test_failures == 0) dd_test_remove_dir(tmp);
+}
+
 int main(void) {
     const char *fixtures[2] = {"unet_tiny", "unet_tiny_class"};
     for (int i = 0; i < 2; i++) {
@@ -219,5 +327,6 @@ int main(void) {
         run(fixtures[i], DDPM_ENGINE_FAST);
     }
     boundaries();
+    forward_batch();
     return dd_test_finish("test_unet_fixtures");
 }

@@ -244,3 +244,28 @@ ddpm_status ddpm_dataset_get_f32(const ddpm_dataset *ds, int64_t index, float *o
     for (size_t i = 0; i < n; i++) out[i] = (float)(p[i] / 127.5 - 1.0);
     return DDPM_OK;
 }
+
+ddpm_status ddpm_dataset_random(int64_t count, int channels, int size, int num_classes, uint64_t seed,
+                                ddpm_dataset *out) {
+    if (!out) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_random: NULL output");
+    memset(out, 0, sizeof *out);
+    if (count < 1 || channels < 1 || size < 1 || num_classes < 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_dataset_random: %" PRId64 " images of %d x %d x %d, %d classes",
+                        count, channels, size, size, num_classes);
+    const size_t n = (size_t)count * (size_t)channels * (size_t)size * (size_t)size;
+    uint32_t *u = dd_alloc(sizeof(uint32_t) * (n > (size_t)count ? n : (size_t)count));
+    out->pixels = dd_alloc(n);
+    out->labels = num_classes > 0 ? dd_alloc(sizeof(int32_t) * (size_t)count) : NULL;
+    if (!u || !out->pixels || (num_classes > 0 && !out->labels)) {
+        dd_free(u);
+        ddpm_dataset_free(out);
+        return dd_error(DDPM_ERR_NOMEM, "out of memory for a batch of %" PRId64 " images", count);
+    }
+    out->count = count, out->channels = channels, out->height = out->width = size, out->num_classes = num_classes;
+    ddpm_rng_uniform_u32(seed, ddpm_rng_stream(DDPM_STREAM_INIT, 0, 0), 0, u, n);
+    for (size_t i = 0; i < n; i++) out->pixels[i] = (uint8_t)(u[i] >> 24);
+    ddpm_rng_uniform_u32(seed, ddpm_rng_stream(DDPM_STREAM_INIT, 1, 0), 0, u, (size_t)count);
+    for (int64_t i = 0; i < count && num_classes > 0; i++) out->labels[i] = (int32_t)(u[i] % (uint32_t)num_classes);
+    dd_free(u);
+    return DDPM_OK;
+}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -353,4 +354,28 @@ ddpm_status ddpm_trainer_run(ddpm_trainer *t, const char *run_dir, ddpm_train_st
     if (st == DDPM_OK && t->s.c.checkpoint_every > 0 && t->last_checkpoint != t->s.step)
         st = ddpm_trainer_checkpoint(t, run_dir, NULL);
     return st;
+}
+
+static double mono_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+ddpm_status ddpm_trainer_save_retry(ddpm_trainer *t, const char *run_dir, int final, double retry_s,
+                                    ddpm_train_save_wait_fn on_wait, void *user, char **path) {
+    if (!t || !run_dir) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_trainer_save_retry: NULL trainer or folder");
+    if (path) *path = NULL;
+    const int stopping = t->should_stop && t->should_stop(t->stop_user);   /* a stop asked before: retry anyway */
+    const double t0 = mono_now();
+    for (double wait = 1;; wait = wait * 2 > 60 ? 60 : wait * 2) {
+        ddpm_status st = final ? ddpm_trainer_save(t, run_dir) : ddpm_trainer_checkpoint(t, run_dir, path);
+        const int stop = !stopping && t->should_stop && t->should_stop(t->stop_user);
+        if (st != DDPM_ERR_IO || stop || !(mono_now() - t0 + wait <= retry_s)) return st;   /* NaN: no retry */
+        if (on_wait) on_wait(user, ddpm_last_error(), wait);
+        for (double end = mono_now() + wait; mono_now() < end;) {   /* a stop asked during the wait ends it */
+            if (!stopping && t->should_stop && t->should_stop(t->stop_user)) return st;
+            nanosleep(&(struct timespec){0, 100000000}, NULL);
+        }
+    }
 }

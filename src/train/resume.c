@@ -98,6 +98,23 @@ ddpm_status ddpm_train_find_checkpoint(const char *dir, char **path) {
     return DDPM_OK;
 }
 
+ddpm_status ddpm_train_folder_state(const char *dir, ddpm_train_folder_kind *kind) {
+    if (!dir || !kind) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_train_folder_state: NULL folder or output");
+    *kind = DDPM_TRAIN_FOLDER_NONE;
+    char *json = dd_path_join(dir, DD_TRAIN_STATE_JSON), *cdir = dd_path_join(dir, "checkpoints"), *found = NULL;
+    struct stat sb;
+    const int any = json && cdir && (stat(json, &sb) == 0 || stat(cdir, &sb) == 0);
+    ddpm_status st = !json || !cdir ? DDPM_ERR_NOMEM : any ? ddpm_train_find_checkpoint(dir, &found) : DDPM_OK;
+    dd_free(json);
+    dd_free(cdir);
+    dd_free(found);
+    if (!any || st == DDPM_ERR_NOMEM) return st;
+    *kind = st == DDPM_OK       ? DDPM_TRAIN_FOLDER_RUN
+            : st == DDPM_ERR_IO ? DDPM_TRAIN_FOLDER_DEBRIS
+                                : DDPM_TRAIN_FOLDER_BROKEN;
+    return DDPM_OK;
+}
+
 ddpm_status ddpm_train_run_folder(const char *path, char **dir) {
     if (!path || !dir) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_train_run_folder: NULL path or output");
     size_t n = strlen(path);
