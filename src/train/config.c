@@ -266,93 +266,44 @@ static const dd_field state_fields[] = {
 
 /* ------------------------------------------------------------------ writer */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} dd_sb;
-
-static void sb_printf(dd_sb *b, const char *fmt, ...) DD_PRINTF(2, 3);
-static void sb_printf(dd_sb *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->buf && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap <= b->len + (size_t)n) cap *= 2;
-        char *nb = dd_realloc(b->buf, cap);
-        if (!nb) {
-            b->oom = 1;
-            return;
-        }
-        b->buf = nb;
-        b->cap = cap;
-    }
-}
-
-/* A JSON string (the schedule name may hold any path). */
-static void sb_string(dd_sb *b, const char *s) {
-    sb_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') sb_printf(b, "\\%c", *p);
-        else if (*p < 0x20) sb_printf(b, "\\u%04x", *p);
-        else sb_printf(b, "%c", *p);
-    }
-    sb_printf(b, "\"");
-}
-
 /* The shortest of %.15g, %.16g, %.17g that reads back as the same double. */
-static void sb_double(dd_sb *b, double x) {
+static void sb_double(dd_text *b, double x) {
     char buf[40];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, x);
         if (strtod(buf, NULL) == x) break;
     }
-    sb_printf(b, "%s", buf);
+    dd_text_printf(b, "%s", buf);
 }
 
-static void write_fields(dd_sb *b, const dd_train_state *s, const dd_field *fs, int indent) {
-    sb_printf(b, "{");
+static void write_fields(dd_text *b, const dd_train_state *s, const dd_field *fs, int indent) {
+    dd_text_printf(b, "{");
     for (const dd_field *f = fs; f->key; f++) {
-        sb_printf(b, "%s\n%*s\"%s\": ", f == fs ? "" : ",", indent + 2, "", f->key);
+        dd_text_printf(b, "%s\n%*s\"%s\": ", f == fs ? "" : ",", indent + 2, "", f->key);
         switch (f->type) {
-        case F_I64: sb_printf(b, "%lld", (long long)*CFIELD(s, f, int64_t)); break;
-        case F_INT: sb_printf(b, "%d", *CFIELD(s, f, int)); break;
-        case F_VERSION: sb_printf(b, "%d", DD_TRAIN_VERSION); break;
-        case F_BOOL: sb_printf(b, "%s", *CFIELD(s, f, int) ? "true" : "false"); break;
+        case F_I64: dd_text_printf(b, "%lld", (long long)*CFIELD(s, f, int64_t)); break;
+        case F_INT: dd_text_printf(b, "%d", *CFIELD(s, f, int)); break;
+        case F_VERSION: dd_text_printf(b, "%d", DD_TRAIN_VERSION); break;
+        case F_BOOL: dd_text_printf(b, "%s", *CFIELD(s, f, int) ? "true" : "false"); break;
         case F_DBL: sb_double(b, *CFIELD(s, f, double)); break;
-        case F_U32: sb_printf(b, "%lu", (unsigned long)*CFIELD(s, f, uint32_t)); break;
-        case F_SEED: sb_printf(b, "\"%llu\"", (unsigned long long)*CFIELD(s, f, uint64_t)); break;
-        case F_NAME: sb_string(b, s->name); break;
-        case F_OBJECTIVE: sb_string(b, dd_train_objective_name(s->c.objective)); break;
-        case F_LRSCHED: sb_string(b, s->c.lr_schedule == DDPM_LR_COSINE ? "cosine" : "constant"); break;
-        case F_FORMAT: sb_string(b, DD_TRAIN_FORMAT); break;
+        case F_U32: dd_text_printf(b, "%lu", (unsigned long)*CFIELD(s, f, uint32_t)); break;
+        case F_SEED: dd_text_printf(b, "\"%llu\"", (unsigned long long)*CFIELD(s, f, uint64_t)); break;
+        case F_NAME: dd_text_string(b, s->name); break;
+        case F_OBJECTIVE: dd_text_string(b, dd_train_objective_name(s->c.objective)); break;
+        case F_LRSCHED: dd_text_string(b, s->c.lr_schedule == DDPM_LR_COSINE ? "cosine" : "constant"); break;
+        case F_FORMAT: dd_text_string(b, DD_TRAIN_FORMAT); break;
         case F_OBJ: write_fields(b, s, f->sub, indent + 2); break;
         }
     }
-    sb_printf(b, "\n%*s}", indent, "");
+    dd_text_printf(b, "\n%*s}", indent, "");
 }
 
 ddpm_status dd_train_state_to_json(const dd_train_state *s, char **json) {
     *json = NULL;
-    dd_sb b = {0};
+    dd_text b = {0};
     write_fields(&b, s, state_fields, 0);
-    sb_printf(&b, "\n");
-    if (b.oom) {
-        dd_free(b.buf);
-        return dd_error(DDPM_ERR_NOMEM, "out of memory writing the training state");
-    }
-    *json = b.buf;
+    dd_text_printf(&b, "\n");
+    if (dd_text_finish(&b, json) != DDPM_OK) return dd_error(DDPM_ERR_NOMEM, "out of memory writing the training state");
     return DDPM_OK;
 }
 
