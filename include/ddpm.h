@@ -645,6 +645,14 @@ int ddpm_st_metadata_count(const ddpm_safetensors *st);
 void ddpm_st_metadata_at(const ddpm_safetensors *st, int i, const char **key, const char **value);
 const char *ddpm_st_metadata_get(const ddpm_safetensors *st, const char *key); /* NULL if absent */
 
+/* What `ddpm info` shows about path, as text (free with ddpm_free). A folder (a model, as ddpm_model_load reads
+   it): "model: PATH, UNet2DModel|BasicUNet, C -> C channels at SxS, N parameters in N tensors", its classes and
+   default guidance, and "scheduler: CLASS, T = N, prediction P, clip_sample B". Otherwise a safetensors file: a
+   table of its tensors in file order (name, dtype, shape, numel with thousands separators), a line of totals
+   (tensors, parameters, bytes) and the metadata. Names and values are escaped (control and non-printable bytes as
+   \xNN; long ones cut with "...") so that a hostile file cannot drive a terminal. */
+ddpm_status ddpm_describe(const char *path, char **text);
+
 typedef struct ddpm_st_writer ddpm_st_writer;
 ddpm_status ddpm_st_writer_create(ddpm_st_writer **out);
 /* Copies name, shape and data. Data is given in the named dtype, little-endian host order. */
@@ -691,6 +699,11 @@ ddpm_status ddpm_enum_from_name(ddpm_enum_kind kind, const char *name, int *valu
    file it names. A character device (/dev/null, a terminal) or a FIFO is written through. A directory, block
    device, socket or dangling link is refused with DDPM_ERR_IO. */
 ddpm_status ddpm_write_file(const char *path, const void *data, size_t len);
+
+/* Whether a file can be written at path before the work that makes it is done: DDPM_OK for an existing regular
+   file (it would be replaced) or a new name in an existing folder; else DDPM_ERR_IO with "PATH: exists and is not
+   a regular file", "PATH: the folder DIR does not exist" or the reason stat gives. */
+ddpm_status ddpm_output_file_check(const char *path);
 
 /* mkdir -p: creates path and its missing parents; DDPM_ERR_IO when a component is not a folder. */
 ddpm_status ddpm_make_dirs(const char *path);
