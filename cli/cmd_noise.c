@@ -27,11 +27,7 @@ static const cli_option options[] = {
 };
 
 /* The image to noise: x0 [C, H, W] in model space (malloc'ed) and its dataset item (0 for a file). */
-typedef struct {
-    int C, H, W;
-    float *x0;
-    uint32_t item;
-} source;
+typedef struct { int C, H, W; uint32_t item; float *x0; } source;
 
 static int load_image(const char *path, source *src) {
     ddpm_image img = {0, 0, 0, NULL};
@@ -55,8 +51,7 @@ static int load_dataset(const cli_args *a, source *src) {
     if (rc == CLI_OK) rc = cli_require(a, "data-dir");
     long long index = 0;
     if (rc == CLI_OK) rc = cli_int(a, "index", 0, 0x7fffffff, &index);
-    ddpm_dataset ds;
-    memset(&ds, 0, sizeof ds);
+    ddpm_dataset ds = {0};
     if (rc == CLI_OK && ddpm_dataset_load(kind, cli_str(a, "data-dir"), strcmp(split, "train") == 0, &ds) != DDPM_OK)
         rc = cli_fail();
     else if (rc == CLI_OK && index >= ds.count)
@@ -76,8 +71,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     int64_t tv[MAX_STEPS];
     uint64_t seed;
     ddpm_schedule_config sc;
-    int nt = 0;
-    int rc = cli_require(a, "out");
+    int nt = 0, rc = cli_require(a, "out");
     if (rc == CLI_OK && cli_given(a, "image") == cli_given(a, "data"))
         rc = cli_usage_error("'ddpm noise' needs exactly one of --image FILE.png or --data NAME --data-dir DIR");
     if (rc == CLI_OK && cli_given(a, "image") && (cli_given(a, "data-dir") || cli_given(a, "index")))
@@ -91,9 +85,8 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc == CLI_OK) rc = cli_int(a, "scale", 1, 64, &scale);
     if (rc != CLI_OK) return rc;
-
     ddpm_diffusion *d = NULL;
-    source src = {0, 0, 0, NULL, 0};
+    source src = {0};
     ddpm_image strip = {0, 0, 0, NULL};
     char *settings = NULL, software[64];
     snprintf(software, sizeof software, "ddpm %s", ddpm_version());

@@ -1137,6 +1137,10 @@ typedef struct {
 } ddpm_eval_reference_info;
 void ddpm_eval_reference_get_info(const ddpm_eval_reference *r, ddpm_eval_reference_info *info);
 
+/* DDPM_OK when model m takes (and so makes) the reference's images; else DDPM_ERR_INVALID_ARG "makes SxS images with C
+   channels; DATASET images are SxS with C". */
+ddpm_status ddpm_eval_reference_check_model(const ddpm_eval_reference *r, const ddpm_model *m);
+
 /* The numbers of one set of n images. */
 typedef struct {
     int64_t num;                    /* n */

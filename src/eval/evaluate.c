@@ -428,6 +428,16 @@ void ddpm_eval_samples_free(ddpm_eval_samples *s) {
     memset(s, 0, sizeof *s);
 }
 
+ddpm_status ddpm_eval_reference_check_model(const ddpm_eval_reference *r, const ddpm_model *m) {
+    if (!r || !m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_eval_reference_check_model: null argument");
+    ddpm_model_info mi;
+    ddpm_model_get_info(m, &mi);
+    if (mi.in_channels == r->C && mi.sample_size == r->S) return DDPM_OK;
+    return dd_error(DDPM_ERR_INVALID_ARG, "makes %dx%d images with %d channel%s; %s images are %dx%d with %d",
+                    mi.sample_size, mi.sample_size, mi.in_channels, mi.in_channels == 1 ? "" : "s", r->dataset, r->S,
+                    r->S, r->C);
+}
+
 /* ------------------------------------------------------------------------------- bits/dim */
 
 ddpm_status ddpm_eval_bpd(const ddpm_eval_reference *r, ddpm_model *model, const ddpm_diffusion *d,
@@ -438,12 +448,11 @@ ddpm_status ddpm_eval_bpd(const ddpm_eval_reference *r, ddpm_model *model, const
     if (num < 1 || batch < 1 || first < 0 || first + num > r->test.count)
         return dd_error(DDPM_ERR_INVALID_ARG, "bits/dim of %lld test images from image %lld in chunks of %d: the test "
                         "set has %lld images", (long long)num, (long long)first, batch, (long long)r->test.count);
-    ddpm_model_info mi;
-    ddpm_model_get_info(model, &mi);
-    if (mi.in_channels != r->C || mi.sample_size != r->S)
-        return dd_error(DDPM_ERR_INVALID_ARG, "bits/dim: the model takes %dx%d images with %d channel%s; %s images are "
-                        "%dx%d with %d", mi.sample_size, mi.sample_size, mi.in_channels, mi.in_channels == 1 ? "" : "s",
-                        r->dataset, r->S, r->S, r->C);
+    if (ddpm_eval_reference_check_model(r, model) != DDPM_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", ddpm_last_error());
+        return dd_error(DDPM_ERR_INVALID_ARG, "bits/dim: the model %s", why);
+    }
     double *bpd = dd_alloc(sizeof(double) * (size_t)num), *pr = dd_alloc(sizeof(double) * (size_t)num),
            *dec = dd_alloc(sizeof(double) * (size_t)num);   /* [num] each */
     ddpm_guided *g = NULL;
