@@ -57,8 +57,8 @@ static int parse_names(const char *s, name_list *out) {
 static int write_csv(const char *path, const name_list *names, ddpm_diffusion *const *d) {
     char *text = NULL;
     cli_text_file tf;
-    int rc = ddpm_diffusion_csv((const ddpm_diffusion *const *)d, names->names, names->n,
-                                &text) == DDPM_OK ? cli_text_open(&tf, path) : cli_fail();
+    int rc = ddpm_diffusion_csv((const ddpm_diffusion *const *)d, names->names, names->n, &text) == DDPM_OK
+                 ? cli_text_open(&tf, path) : cli_fail();
     if (rc == CLI_OK) {
         fputs(text, tf.f);
         rc = cli_text_commit(&tf);
