@@ -1,10 +1,5 @@
-/* cmd_eval.c — `ddpm eval`: how good a model's samples are, as numbers. Samples (drawn here, or read from a
-   --save-tensor file or a folder of PNGs) are scored against the dataset's 10,000 test images with the shipped
-   classifier of that dataset: FID on its features, the predicted-label histogram and its entropy, the mean
-   confidence, agreement with the conditioning labels; the memorisation ratio compares nearest-training-image
-   distances of the samples with those of as many held-out test images; --nll adds the variational bound in
-   bits/dim on test images; --calibrate scores real and degraded data instead, to show what the numbers mean. */
-#include <cjson/cJSON.h>
+/* cmd_eval.c — `ddpm eval`: samples (drawn, or read with --samples) scored against a dataset's test images, bits/dim
+   of test images (--nll), or real and degraded data scored instead (--calibrate); --json writes the results. */
 #include <ddpm.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,43 +28,30 @@ static const cli_option options[] = {
     {"calibrate", NULL, NULL, "score real data instead of samples: test images, training images, test images with "
                               "noise, blurred, and of half the classes"},
     {"json", "FILE", NULL, "write the results as JSON ('-' = standard output)"},
-    APP_OPT_THREADS, APP_OPT_ENGINE,
-    {NULL, NULL, NULL, NULL},
+    APP_OPT_THREADS, APP_OPT_ENGINE, {NULL, NULL, NULL, NULL},
 };
 
-static void print_score(const ddpm_eval_metrics *s) {
-    printf("  FID (classifier features)  %.2f\n", s->fid);
-    printf("  feature spread             %.3f (trace of the feature covariance over the test set's)\n", s->spread);
-    printf("  label entropy              %.3f (uniform: ln %d = %.3f)\n", s->entropy, s->num_classes,
-           log((double)s->num_classes));
-    printf("  mean confidence            %.3f\n", s->confidence);
+/* The numbers of one set, after "NAME:" when name is not NULL. */
+static void print_score(const char *name, const ddpm_eval_metrics *s) {
+    if (name) printf("%s:\n", name);
+    printf("  FID (classifier features)  %.2f\n  feature spread             %.3f (trace of the feature covariance over "
+           "the test set's)\n  label entropy              %.3f (uniform: ln %d = %.3f)\n  mean confidence            "
+           "%.3f\n", s->fid, s->spread, s->entropy, s->num_classes, log((double)s->num_classes), s->confidence);
     if (!isnan(s->agreement)) printf("  agrees with its label      %.3f\n", s->agreement);
     printf("  label histogram           ");
     for (int k = 0; k < s->num_classes; k++) printf(" %d:%lld", k, (long long)s->histogram[k]);
-    printf("\n  memorisation ratio         %.3f (nearest training image: %.3f; held-out test images: %.3f)\n", s->ratio,
-           s->nearest, s->held_out_nearest);
-    printf("  mean pixel                 %.3f\n", s->pixel_mean);
+    printf("\n  memorisation ratio         %.3f (nearest training image: %.3f; held-out test images: %.3f)\n"
+           "  mean pixel                 %.3f\n", s->ratio, s->nearest, s->held_out_nearest, s->pixel_mean);
 }
 
-static cJSON *score_json(const char *name, const ddpm_eval_metrics *s) {
-    cJSON *o = cJSON_CreateObject(), *h = cJSON_CreateArray();
-    cJSON_AddStringToObject(o, "name", name);
-    cJSON_AddNumberToObject(o, "num", (double)s->num);
-    cJSON_AddNumberToObject(o, "fid", s->fid);
-    cJSON_AddNumberToObject(o, "feature_spread", s->spread);
-    cJSON_AddNumberToObject(o, "label_entropy", s->entropy);
-    cJSON_AddNumberToObject(o, "mean_confidence", s->confidence);
-    if (!isnan(s->agreement)) cJSON_AddNumberToObject(o, "label_agreement", s->agreement);
-    for (int k = 0; k < s->num_classes; k++) cJSON_AddItemToArray(h, cJSON_CreateNumber((double)s->histogram[k]));
-    cJSON_AddItemToObject(o, "label_histogram", h);
-    cJSON_AddNumberToObject(o, "memorisation_ratio", s->ratio);
-    cJSON_AddNumberToObject(o, "nearest_train_distance", s->nearest);
-    cJSON_AddNumberToObject(o, "held_out_nearest_train_distance", s->held_out_nearest);
-    cJSON_AddNumberToObject(o, "mean_pixel", s->pixel_mean);
-    return o;
+/* "4.2 s" since t0 (in a static buffer). */
+static const char *since(double t0) {
+    static char buf[32];
+    cli_duration(buf, sizeof buf, cli_now() - t0);
+    return buf;
 }
 
-/* Before each calibration set is scored. */
+/* The library's callbacks: before each calibration set is scored; before each chunk of bits/dim (user: app_ctx). */
 static ddpm_status on_set(void *user, const char *name, int64_t available, int64_t N) {
     (void)user;
     if (available >= N) printf("calibration: %s...\n", name);
@@ -79,39 +61,29 @@ static ddpm_status on_set(void *user, const char *name, int64_t available, int64
     return DDPM_OK;
 }
 
-/* Before each chunk of the bits/dim run (user: the app_ctx). */
 static ddpm_status on_chunk(void *user, int64_t first, int64_t n) {
     app_progress_chunk(user, first, n);
     return DDPM_OK;
 }
 
-/* ------------------------------------------------------------------------------- the command */
-
 /* The command line, parsed once, and what a run holds (released by run). */
 typedef struct {
-    const char *data, *data_dir, *samples, *json, *save;
+    const char *data, *samples, *json, *save, *classifier;
     long long num, batch, nll, nll_start;
     int calibrate, ncal;
-    char classifier[4200], default_model[4200], what[512];
+    char shipped[4200], default_model[4200], what[512];
     app_ctx c;
     ddpm_eval_reference *ref;
     ddpm_eval_reference_info ri;
-    ddpm_eval_samples stored;
-    double *xd;                   /* [n, D] drawn samples, and in float: */
-    float *drawn;                 /* [n, D] */
-    const float *x;               /* [n, D] the images scored */
-    const int64_t *labels;        /* [n] their conditioning labels, or NULL */
-    int64_t n;
+    ddpm_eval_samples stored, scored;   /* read with --samples; the images scored and their labels (not owned) */
+    float *drawn;                       /* [n, D] drawn samples */
     ddpm_eval_metrics score, cal[DDPM_EVAL_CALIBRATION_SETS];
     const char *cal_names[DDPM_EVAL_CALIBRATION_SETS];
     ddpm_eval_bpd_result nll_result;
 } eval_run;
 
 static int parse(const cli_args *a, eval_run *e) {
-    e->c.a = a;
-    e->samples = cli_str(a, "samples");
-    e->json = cli_str(a, "json");
-    e->save = cli_str(a, "save-samples");
+    e->samples = cli_str(a, "samples"), e->json = cli_str(a, "json"), e->save = cli_str(a, "save-samples");
     e->calibrate = cli_flag(a, "calibrate");
     int rc = app_parse_common(a, &e->c);
     if (rc == CLI_OK) rc = cli_require(a, "data");
@@ -125,13 +97,12 @@ static int parse(const cli_args *a, eval_run *e) {
                              e->samples ? "samples" : "calibrate");
     if (rc != CLI_OK) return rc;
     e->data = cli_str(a, "data");
-    e->data_dir = cli_given(a, "data-dir") ? cli_str(a, "data-dir") : NULL;
     if (strcmp(e->data, "mnist") != 0 && strcmp(e->data, "fashion-mnist") != 0)
         return cli_usage_error("--data %s: ddpm eval knows mnist and fashion-mnist", e->data);
     snprintf(e->default_model, sizeof e->default_model, "%s/models/%s", cli_share_dir(), e->data);
     e->c.default_model = e->default_model;   /* the shipped model of the dataset */
-    if (cli_str(a, "classifier")) snprintf(e->classifier, sizeof e->classifier, "%s", cli_str(a, "classifier"));
-    else snprintf(e->classifier, sizeof e->classifier, "%s/models/eval/%s-classifier.safetensors", cli_share_dir(), e->data);
+    snprintf(e->shipped, sizeof e->shipped, "%s/models/eval/%s-classifier.safetensors", cli_share_dir(), e->data);
+    e->classifier = cli_given(a, "classifier") ? cli_str(a, "classifier") : e->shipped;
     if (e->calibrate && e->num > 5000)
         return cli_usage_error("--calibrate --num %lld: at most 5000 (it uses 2N test images)", e->num);
     return CLI_OK;
@@ -141,32 +112,28 @@ static int parse(const cli_args *a, eval_run *e) {
 static int draw(eval_run *e) {
     app_ctx *c = &e->c;
     ddpm_sampler_config cfg;
-    int64_t n = e->n = e->num;
-    int rc;
-    if ((rc = app_labels(c, n, 1)) != CLI_OK || (rc = app_sampler_config(c, DDPM_SAMPLER_DDIM, &cfg)) != CLI_OK)
-        return rc;
+    int64_t n = e->scored.num = e->num;
+    int rc = app_labels(c, n, 1);
+    if (rc != CLI_OK || (rc = app_sampler_config(c, DDPM_SAMPLER_DDIM, &cfg)) != CLI_OK) return rc;
     if (e->batch > n) e->batch = n;
     app_hook(c, &cfg);
     if ((rc = app_prepare(c, (int)e->batch)) != CLI_OK) return rc;
-    if (!(e->xd = malloc(sizeof(double) * (size_t)n * (size_t)c->D)))
-        return cli_error(CLI_FAIL, "out of memory for %lld images", (long long)n);
-    double ts = cli_now();
+    double *xd = malloc(sizeof(double) * (size_t)n * (size_t)c->D), ts = cli_now();
+    if (!xd) return cli_error(CLI_FAIL, "out of memory for %lld images", (long long)n);
     app_progress_start(c, "sampling", (n + e->batch - 1) / e->batch * cfg.steps, n);
-    if ((rc = app_sample_all(c, &cfg, e->xd, n, APP_XT_SEED)) != CLI_OK) return rc;
-    char dur[32];
-    cli_duration(dur, sizeof dur, cli_now() - ts);
-    if (!(e->drawn = app_to_float(e->xd, (size_t)n * (size_t)c->D))) return cli_error(CLI_FAIL, "out of memory");
-    e->x = e->drawn;
-    e->labels = c->labels;
-    printf("sampled %lld images in %s\n", (long long)n, dur);
+    if ((rc = app_sample_all(c, &cfg, xd, n, APP_XT_SEED)) == CLI_OK)
+        e->drawn = app_to_float(xd, (size_t)n * (size_t)c->D);
+    free(xd);
+    if (rc != CLI_OK || !(e->scored.x = e->drawn)) return rc != CLI_OK ? rc : cli_error(CLI_FAIL, "out of memory");
+    e->scored.labels = c->labels;
+    printf("sampled %lld images in %s\n", (long long)n, since(ts));
     snprintf(e->what, sizeof e->what, "%lld samples of %s, %s %d steps, guidance %g, seed %llu", (long long)n, c->spec,
              app_sampler_name(cfg.kind), cfg.steps, c->guidance, (unsigned long long)c->seed);
-    if (!e->save) return CLI_OK;
-    char *settings = cli_settings(c->a);
-    if (!settings) return cli_error(CLI_FAIL, "out of memory");
-    rc = app_save_samples(c, e->save, e->drawn, n, c->labels, settings);
+    char *settings = e->save ? cli_settings(c->a) : NULL;
+    if (e->save && !settings) return cli_error(CLI_FAIL, "out of memory");
+    if (e->save && (rc = app_save_samples(c, e->save, e->drawn, n, c->labels, settings)) == CLI_OK)
+        printf("wrote %s: samples [%lld, %d, %d, %d]\n", e->save, (long long)n, c->C, c->S, c->S);
     free(settings);
-    if (rc == CLI_OK) printf("wrote %s: samples [%lld, %d, %d, %d]\n", e->save, (long long)n, c->C, c->S, c->S);
     return rc;
 }
 
@@ -179,14 +146,8 @@ static int run_nll(eval_run *e) {
     if (c->info.num_class_embeds > 0 && c->info.null_class < 0)
         return cli_error(CLI_FAIL, "--nll: the model is class-conditional without a null class; the bound needs an "
                          "unconditional model");
-    ddpm_bpd_config bc;   /* the scheduler's prediction type and DDPM variance */
-    ddpm_bpd_config_default(&bc);
-    bc.prediction = c->sched.prediction;
-    bc.variance = c->sched.variance;
-    bc.clip = 1;
-    bc.seed = c->seed;
-    bc.on_step = app_on_step;
-    bc.step_user = c;
+    const ddpm_bpd_config bc = {.prediction = c->sched.prediction, .variance = c->sched.variance, .clip = 1,
+                                .seed = c->seed, .on_step = app_on_step, .step_user = c};   /* as the scheduler */
     app_progress_start(c, "bits/dim", (e->nll + batch - 1) / batch * c->d->T, e->nll);
     if (ddpm_eval_bpd(e->ref, c->model, c->d, &bc, e->nll_start, e->nll, batch, on_chunk, c, &e->nll_result) != DDPM_OK)
         return app_fail(c, 0);
@@ -194,64 +155,41 @@ static int run_nll(eval_run *e) {
     return CLI_OK;
 }
 
-static void report(const eval_run *e, double t0) {
+/* The results on standard output, and with --json as JSON. */
+static int report(const eval_run *e, double t0) {
     printf("%s vs the %lld %s test images (classifier: %s, test accuracy %.4f)\n", e->what, (long long)e->ri.test_count,
            e->data, e->ri.classifier.dataset[0] ? e->ri.classifier.dataset : "?", e->ri.classifier.test_accuracy);
-    for (int i = 0; i < e->ncal; i++) {
-        printf("%s:\n", e->cal_names[i]);
-        print_score(&e->cal[i]);
-    }
-    if (!e->calibrate) print_score(&e->score);
+    for (int i = 0; i < e->ncal; i++) print_score(e->cal_names[i], &e->cal[i]);
+    if (!e->calibrate) print_score(NULL, &e->score);
     const ddpm_eval_bpd_result *b = &e->nll_result;
     if (e->nll > 0)
         printf("  NLL                        %.4f bits/dim +- %.4f (test images %lld..%lld; prior %.5f, decoder %.4f)\n",
                b->bits_per_dim, b->standard_error, (long long)b->first, (long long)(b->first + b->num - 1), b->prior,
                b->decoder);
-    char dur[32];
-    cli_duration(dur, sizeof dur, cli_now() - t0);
-    printf("eval: done in %s\n", dur);
-}
-
-static int write_json(const eval_run *e) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "data", e->data);
-    cJSON_AddStringToObject(o, "what", e->what);
-    cJSON_AddNumberToObject(o, "reference_images", (double)e->ri.test_count);
-    cJSON_AddNumberToObject(o, "classifier_test_accuracy", e->ri.classifier.test_accuracy);
-    if (!e->calibrate) cJSON_AddItemToObject(o, "samples", score_json("samples", &e->score));
-    if (e->ncal) {
-        cJSON *arr = cJSON_CreateArray();
-        for (int i = 0; i < e->ncal; i++) cJSON_AddItemToArray(arr, score_json(e->cal_names[i], &e->cal[i]));
-        cJSON_AddItemToObject(o, "calibration", arr);
-    }
-    if (e->nll > 0) {
-        const ddpm_eval_bpd_result *r = &e->nll_result;
-        static const char *const keys[6] = {"bits_per_dim", "standard_error", "prior_bits_per_dim",
-                                            "decoder_bits_per_dim", "num", "first"};
-        const double v[6] = {r->bits_per_dim, r->standard_error, r->prior, r->decoder, (double)r->num, (double)r->first};
-        cJSON *b = cJSON_CreateObject();
-        for (int i = 0; i < 6; i++) cJSON_AddNumberToObject(b, keys[i], v[i]);
-        cJSON_AddItemToObject(o, "nll", b);
-    }
-    char *text = cJSON_Print(o);
-    cJSON_Delete(o);
-    if (!text) return cli_error(CLI_FAIL, "out of memory");
+    printf("eval: done in %s\n", since(t0));
+    if (!e->json) return CLI_OK;
+    const ddpm_eval_results r = {e->data, e->what, &e->ri, e->calibrate ? NULL : &e->score, e->cal, e->cal_names,
+                                 e->ncal, e->nll > 0 ? &e->nll_result : NULL};
+    char *text = NULL;
     cli_text_file tf;
-    int rc = cli_text_open(&tf, e->json);
+    int rc = ddpm_eval_results_json(&r, &text) == DDPM_OK ? cli_text_open(&tf, e->json) : cli_fail();
     if (rc == CLI_OK) {
-        fprintf(tf.f, "%s\n", text);
+        fputs(text, tf.f);
         rc = cli_text_commit(&tf);
     }
-    free(text);
+    ddpm_free(text);
     if (rc == CLI_OK && strcmp(e->json, "-") != 0) printf("wrote %s\n", e->json);
     return rc;
 }
 
 static int evaluate(eval_run *e) {
+    app_ctx *c = &e->c;
     double t0 = cli_now();
+    int rc;
     printf("eval: loading %s and its classifier...\n", e->data);
     fflush(stdout);
-    if (ddpm_eval_reference_create(e->data, e->data_dir, e->classifier, &e->ref) != DDPM_OK) return cli_fail();
+    if (ddpm_eval_reference_create(e->data, cli_str(c->a, "data-dir"), e->classifier, &e->ref) != DDPM_OK)
+        return cli_fail();
     ddpm_eval_reference_get_info(e->ref, &e->ri);
     long long count = e->ri.test_count, limit = e->calibrate ? count / 2 : count;
     if (!e->samples && e->num > limit)
@@ -260,43 +198,32 @@ static int evaluate(eval_run *e) {
                                e->calibrate ? " with --calibrate" : "");
     if (e->nll_start + e->nll > count)
         return cli_usage_error("--nll %lld --nll-start %lld: the test set has %lld images", e->nll, e->nll_start, count);
-    app_ctx *c = &e->c;
-    int rc;
-    if (!(e->samples || e->calibrate) || e->nll > 0) {
-        if ((rc = app_load_model(c)) != CLI_OK) return rc;
-        if (c->C != e->ri.channels || c->S != e->ri.size)
-            return cli_error(CLI_FAIL, "%s makes %dx%d images with %d channel%s; %s images are %dx%d with %d", c->spec, c->S, c->S,
-                             c->C, c->C == 1 ? "" : "s", e->data, e->ri.size, e->ri.size, e->ri.channels);
-    }
+    if ((!(e->samples || e->calibrate) || e->nll > 0) && (rc = app_load_model(c)) != CLI_OK) return rc;
+    if (c->model && ddpm_eval_reference_check_model(e->ref, c->model) != DDPM_OK)
+        return cli_error(CLI_FAIL, "%s %s", c->spec, ddpm_last_error());
     if (e->calibrate) {
-        e->n = e->num;
-        if (ddpm_eval_calibrate(e->ref, e->n, c->seed, on_set, NULL, e->cal, e->cal_names, &e->ncal) != DDPM_OK)
+        if (ddpm_eval_calibrate(e->ref, e->num, c->seed, on_set, NULL, e->cal, e->cal_names, &e->ncal) != DDPM_OK)
             return cli_fail();
-        snprintf(e->what, sizeof e->what, "calibration on %s, %lld images per row", e->data, (long long)e->n);
+        snprintf(e->what, sizeof e->what, "calibration on %s, %lld images per row", e->data, e->num);
     } else if (e->samples) {
         if (ddpm_eval_samples_read(e->ref, e->samples, &e->stored) != DDPM_OK)
             return cli_error(CLI_FAIL, "--samples %s", ddpm_last_error());
-        e->x = e->stored.x;
-        e->labels = e->stored.labels;
-        e->n = e->stored.num;
-        if (cli_given(c->a, "num") && e->num != e->n)
+        e->scored = e->stored;
+        if (cli_given(c->a, "num") && e->num != e->stored.num)
             return cli_usage_error("--num %lld: --samples %s holds %lld images; leave --num out or make them agree",
-                                   e->num, e->samples, (long long)e->n);
-        snprintf(e->what, sizeof e->what, "%lld stored samples from %s", (long long)e->n, e->samples);
+                                   e->num, e->samples, (long long)e->stored.num);
+        snprintf(e->what, sizeof e->what, "%lld stored samples from %s", (long long)e->stored.num, e->samples);
     } else if ((rc = draw(e)) != CLI_OK) {
         return rc;
     }
     if (!e->calibrate) {
         double ts = cli_now();
-        if (ddpm_eval_score(e->ref, e->x, e->n, e->labels, &e->score) != DDPM_OK)
+        if (ddpm_eval_score(e->ref, e->scored.x, e->scored.num, e->scored.labels, &e->score) != DDPM_OK)
             return cli_error(CLI_FAIL, "samples: %s", ddpm_last_error());
-        char dur[32];
-        cli_duration(dur, sizeof dur, cli_now() - ts);
-        printf("scored %lld images in %s\n", (long long)e->n, dur);
+        printf("scored %lld images in %s\n", (long long)e->scored.num, since(ts));
     }
     if (e->nll > 0 && (rc = run_nll(e)) != CLI_OK) return rc;
-    report(e, t0);
-    return e->json ? write_json(e) : CLI_OK;
+    return report(e, t0);
 }
 
 static int run(const cli_command *cmd, const cli_args *a) {
@@ -309,7 +236,6 @@ static int run(const cli_command *cmd, const cli_args *a) {
     ddpm_eval_samples_free(&e->stored);
     ddpm_eval_reference_free(e->ref);
     free(e->drawn);
-    free(e->xd);
     free(e);
     return rc;
 }
@@ -325,12 +251,10 @@ const cli_command cli_cmd_eval = {
     "(label histogram, entropy, mean confidence, agreement with the conditioning label) and nearest training\n"
     "images in pixel space: the memorisation ratio is the samples' mean distance over that of as many held-out\n"
     "test images (about 1 when healthy; near 0 for copies). FID depends on N: compare runs with the same --num.\n"
-    "Everything is deterministic for a seed. See docs/quality.md.\n\n"
-    "examples:\n"
+    "Everything is deterministic for a seed. See docs/quality.md.\n\nexamples:\n"
     "  ddpm eval --data mnist                                  (1,000 samples of the shipped model)\n"
     "  ddpm eval --data mnist --sampler dpmpp2m --steps 20 --json dpm20.json\n"
-    "  ddpm eval --data mnist --samples samples.safetensors\n"
-    "  ddpm eval --data mnist --calibrate\n"
+    "  ddpm eval --data mnist --samples samples.safetensors\n  ddpm eval --data mnist --calibrate\n"
     "  ddpm eval --data mnist --num 100 --nll 100\n",
     run,
 };

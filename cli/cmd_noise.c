@@ -26,28 +26,17 @@ static const cli_option options[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-typedef struct {
-    int C, H, W;
-    float *x0;   /* [C, H, W] in model space */
-    uint32_t item;
-} source;
+/* The image to noise: x0 [C, H, W] in model space (malloc'ed) and its dataset item (0 for a file). */
+typedef struct { int C, H, W; uint32_t item; float *x0; } source;
 
 static int load_image(const char *path, source *src) {
-    ddpm_image img;
-    memset(&img, 0, sizeof img);
+    ddpm_image img = {0, 0, 0, NULL};
     if (ddpm_png_read(path, &img) != DDPM_OK) return cli_fail();
-    src->C = img.channels;
-    src->H = img.height;
-    src->W = img.width;
-    src->item = 0;
-    src->x0 = malloc(sizeof(float) * (size_t)img.channels * (size_t)img.height * (size_t)img.width);
-    if (!src->x0) {
-        ddpm_image_free(&img);
-        return cli_error(CLI_FAIL, "out of memory for a %d x %d image", img.width, img.height);
-    }
-    ddpm_image_to_f32(&img, src->x0);
+    src->C = img.channels, src->H = img.height, src->W = img.width;
+    if ((src->x0 = malloc(sizeof(float) * (size_t)img.channels * (size_t)img.height * (size_t)img.width)))
+        ddpm_image_to_f32(&img, src->x0);
     ddpm_image_free(&img);
-    return CLI_OK;
+    return src->x0 ? CLI_OK : cli_error(CLI_FAIL, "out of memory for a %d x %d image", src->W, src->H);
 }
 
 static int load_dataset(const cli_args *a, source *src) {
@@ -60,29 +49,18 @@ static int load_dataset(const cli_args *a, source *src) {
     snprintf(label, sizeof label, "--split %.200s", split);
     if (rc == CLI_OK) rc = cli_choice(label, split, splits, "split", NULL);
     if (rc == CLI_OK) rc = cli_require(a, "data-dir");
-    long long index;
+    long long index = 0;
     if (rc == CLI_OK) rc = cli_int(a, "index", 0, 0x7fffffff, &index);
-    if (rc != CLI_OK) return rc;
-    ddpm_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    if (ddpm_dataset_load(kind, cli_str(a, "data-dir"), strcmp(split, "train") == 0, &ds) != DDPM_OK)
-        return cli_fail();
-    if (index >= ds.count) {
+    ddpm_dataset ds = {0};
+    if (rc == CLI_OK && ddpm_dataset_load(kind, cli_str(a, "data-dir"), strcmp(split, "train") == 0, &ds) != DDPM_OK)
+        rc = cli_fail();
+    else if (rc == CLI_OK && index >= ds.count)
         rc = cli_usage_error("--index %lld: the %s %s split has %lld images (0..%lld)", index, kind, split,
                              (long long)ds.count, (long long)ds.count - 1);
-        ddpm_dataset_free(&ds);
-        return rc;
-    }
-    src->C = ds.channels;
-    src->H = ds.height;
-    src->W = ds.width;
-    src->item = (uint32_t)index;
-    src->x0 = malloc(sizeof(float) * (size_t)ds.channels * (size_t)ds.height * (size_t)ds.width);
-    if (!src->x0) {
-        ddpm_dataset_free(&ds);
-        return cli_error(CLI_FAIL, "out of memory");
-    }
-    rc = ddpm_dataset_get_f32(&ds, index, src->x0) == DDPM_OK ? CLI_OK : cli_fail();
+    src->C = ds.channels, src->H = ds.height, src->W = ds.width, src->item = (uint32_t)index;
+    if (rc == CLI_OK && !(src->x0 = malloc(sizeof(float) * (size_t)ds.channels * (size_t)ds.height * (size_t)ds.width)))
+        rc = cli_error(CLI_FAIL, "out of memory");
+    if (rc == CLI_OK && ddpm_dataset_get_f32(&ds, index, src->x0) != DDPM_OK) rc = cli_fail();
     ddpm_dataset_free(&ds);
     return rc;
 }
@@ -90,84 +68,40 @@ static int load_dataset(const cli_args *a, source *src) {
 static int run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     long long ts[MAX_STEPS], scale;
+    int64_t tv[MAX_STEPS];
     uint64_t seed;
     ddpm_schedule_config sc;
-    int nt = 0;
-    source src = {0, 0, 0, NULL, 0};
-    ddpm_diffusion *d = NULL;
-    float *eps = NULL, *x0s = NULL, *xt = NULL;
-    int64_t *tv = NULL;
-    char *settings = NULL;
-    char captions_buf[MAX_STEPS][32];
-    const char *captions[MAX_STEPS];
-    ddpm_image strip;
-    memset(&strip, 0, sizeof strip);
-
-    int rc = cli_require(a, "out");
+    int nt = 0, rc = cli_require(a, "out");
     if (rc == CLI_OK && cli_given(a, "image") == cli_given(a, "data"))
         rc = cli_usage_error("'ddpm noise' needs exactly one of --image FILE.png or --data NAME --data-dir DIR");
     if (rc == CLI_OK && cli_given(a, "image") && (cli_given(a, "data-dir") || cli_given(a, "index")))
         rc = cli_usage_error("--data-dir and --index go with --data, not with --image");
     if (rc == CLI_OK) rc = cli_schedule(a, &sc);
-    const long long T = sc.T;
     if (rc == CLI_OK) rc = cli_int_list(a, "t", 0, 0x7fffffff, ts, MAX_STEPS, &nt);
     for (int i = 0; rc == CLI_OK && i < nt; i++)
-        if (ts[i] >= T)
-            rc = cli_usage_error("--t %s: timestep %lld is out of range; need 0 <= t < T = %lld", cli_str(a, "t"),
-                                 ts[i], T);
+        if ((tv[i] = ts[i]) >= sc.T)
+            rc = cli_usage_error("--t %s: timestep %lld is out of range; need 0 <= t < T = %d", cli_str(a, "t"),
+                                 ts[i], sc.T);
     if (rc == CLI_OK) rc = cli_u64(a, "seed", &seed);
     if (rc == CLI_OK) rc = cli_int(a, "scale", 1, 64, &scale);
     if (rc != CLI_OK) return rc;
-
-    if (ddpm_diffusion_create(&sc, &d) != DDPM_OK) return cli_fail();
-
-    rc = cli_given(a, "image") ? load_image(cli_str(a, "image"), &src) : load_dataset(a, &src);
-    if (rc != CLI_OK) goto done;
-    size_t D = (size_t)src.C * (size_t)src.H * (size_t)src.W;   /* one image, [C, H, W] */
-    eps = malloc(sizeof(float) * D);
-    x0s = malloc(sizeof(float) * D * (size_t)nt);                /* [nt, C, H, W] */
-    xt = malloc(sizeof(float) * D * (size_t)nt);
-    tv = malloc(sizeof(int64_t) * (size_t)nt);
-    settings = cli_settings(a);
-    if (!eps || !x0s || !xt || !tv || !settings) {
-        rc = cli_error(CLI_FAIL, "out of memory");
-        goto done;
-    }
-    /* one eps for every t: the strip shows a single trajectory of the closed form */
-    ddpm_rng_normal_f32(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, src.item), 0, eps, D);
-    for (int i = 0; i < nt; i++) {
-        memcpy(x0s + (size_t)i * D, src.x0, sizeof(float) * D);
-        tv[i] = ts[i];
-        snprintf(captions_buf[i], sizeof captions_buf[i], "t = %lld", ts[i]);
-        captions[i] = captions_buf[i];
-    }
-    float *epss = xt;   /* eps repeated [nt, D], then overwritten in place by x_t */
-    for (int i = 0; i < nt; i++) memcpy(epss + (size_t)i * D, eps, sizeof(float) * D);
-    ddpm_q_sample(d, xt, x0s, epss, tv, nt, (int64_t)D);
-    if (cli_interrupted()) {
-        rc = cli_error(cli_stop_status(), "interrupted");
-        goto done;
-    }
-    if (ddpm_image_strip(&strip, xt, nt, src.C, src.H, src.W, captions, (int)scale) != DDPM_OK) {
-        rc = cli_fail();
-        goto done;
-    }
-    char software[64];
+    ddpm_diffusion *d = NULL;
+    source src = {0};
+    ddpm_image strip = {0, 0, 0, NULL};
+    char *settings = NULL, software[64];
     snprintf(software, sizeof software, "ddpm %s", ddpm_version());
-    const char *text[] = {"ddpm", settings, "Software", software, NULL};
-    if (ddpm_png_write(cli_str(a, "out"), &strip, text) != DDPM_OK) {
+    if (ddpm_diffusion_create(&sc, &d) != DDPM_OK) return cli_fail();
+    rc = cli_given(a, "image") ? load_image(cli_str(a, "image"), &src) : load_dataset(a, &src);
+    if (rc == CLI_OK && !(settings = cli_settings(a))) rc = cli_error(CLI_FAIL, "out of memory");
+    if (rc == CLI_OK && ddpm_noise_strip(d, src.x0, src.C, src.H, src.W, seed, src.item, tv, nt, (int)scale, &strip))
         rc = cli_fail();
-        goto done;
-    }
-    printf("wrote %s (%d x %d, %d steps)\n", cli_str(a, "out"), strip.width, strip.height, nt);
-done:
+    const char *text[] = {"ddpm", settings, "Software", software, NULL};
+    if (rc == CLI_OK && cli_interrupted()) rc = cli_error(cli_stop_status(), "interrupted");
+    else if (rc == CLI_OK && ddpm_png_write(cli_str(a, "out"), &strip, text) != DDPM_OK) rc = cli_fail();
+    else if (rc == CLI_OK) printf("wrote %s (%d x %d, %d steps)\n", cli_str(a, "out"), strip.width, strip.height, nt);
     ddpm_image_free(&strip);
     ddpm_diffusion_free(d);
     free(src.x0);
-    free(eps);
-    free(x0s);
-    free(xt);
-    free(tv);
     free(settings);
     return rc;
 }

@@ -54,8 +54,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     const char *const text[] = {"ddpm", settings, NULL};
     pc.text = text;
     if (!out || !settings) {
-        fprintf(stderr, "ddpm: error: out of memory\n");
-        rc = CLI_FAIL;
+        rc = cli_error(CLI_FAIL, "out of memory");
     } else if (ddpm_train_log_plot(log_path, out, &pc) != DDPM_OK) {
         rc = cli_fail();
     } else {

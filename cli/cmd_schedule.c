@@ -25,15 +25,8 @@ static const cli_option options[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-static const char *const columns[] = {
-    "t", "beta", "alpha", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
-    "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
-    "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
-    "posterior_mean_coef1", "posterior_mean_coef2",
-};
-
 typedef struct {
-    char *names[MAX_SCHEDULES];
+    const char *names[MAX_SCHEDULES];
     int n;
     char *buf;
 } name_list;
@@ -62,79 +55,26 @@ static int parse_names(const char *s, name_list *out) {
 }
 
 static int write_csv(const char *path, const name_list *names, ddpm_diffusion *const *d) {
+    char *text = NULL;
     cli_text_file tf;
-    int rc = cli_text_open(&tf, path);
-    if (rc != CLI_OK) return rc;
-    int multi = names->n > 1;
-    if (multi) fputs("schedule,", tf.f);
-    for (size_t c = 0; c < sizeof columns / sizeof columns[0]; c++) fprintf(tf.f, "%s%s", c ? "," : "", columns[c]);
-    fputc('\n', tf.f);
-    for (int s = 0; s < names->n && !cli_interrupted(); s++) {
-        const ddpm_diffusion *g = d[s];
-        for (int t = 0; t < g->T && !cli_interrupted(); t++) {
-            const double v[] = {
-                g->betas[t], g->alphas[t], g->alphas_cumprod[t], g->alphas_cumprod_prev[t],
-                g->sqrt_alphas_cumprod[t], g->sqrt_one_minus_alphas_cumprod[t],
-                g->log_one_minus_alphas_cumprod[t], g->sqrt_recip_alphas_cumprod[t],
-                g->sqrt_recipm1_alphas_cumprod[t], g->posterior_variance[t],
-                g->posterior_log_variance_clipped[t], g->posterior_mean_coef1[t], g->posterior_mean_coef2[t],
-            };
-            if (multi) fprintf(tf.f, "%s,", names->names[s]);
-            fprintf(tf.f, "%d", t);
-            for (size_t c = 0; c < sizeof v / sizeof v[0]; c++) fprintf(tf.f, ",%.17g", v[c]);
-            fputc('\n', tf.f);
-        }
+    int rc = ddpm_diffusion_csv((const ddpm_diffusion *const *)d, names->names, names->n, &text) == DDPM_OK
+                 ? cli_text_open(&tf, path) : cli_fail();
+    if (rc == CLI_OK) {
+        fputs(text, tf.f);
+        rc = cli_text_commit(&tf);
     }
-    return cli_text_commit(&tf);
+    ddpm_free(text);
+    return rc;
 }
 
 static int write_plot(const cli_args *a, const char *path, const name_list *names, ddpm_diffusion *const *d,
-                      int T, int width, int height) {
-    int rc = CLI_FAIL;
-    double *x = malloc(sizeof(double) * (size_t)T);
-    ddpm_plot_series series[2 * MAX_SCHEDULES];
-    char labels[2 * MAX_SCHEDULES][300];
-    char title[64];
-    char *settings = cli_settings(a);
-    if (!x || !settings) {
-        cli_error(CLI_FAIL, "out of memory");
-        goto done;
-    }
-    for (int t = 0; t < T; t++) x[t] = t;
-    memset(series, 0, sizeof series);
-    for (int s = 0; s < names->n; s++) {
-        for (int k = 0; k < 2; k++) {
-            ddpm_plot_series *ps = &series[2 * s + k];
-            /* U+221A square root, U+1FB1 alpha with macron, U+2212 minus */
-            snprintf(labels[2 * s + k], sizeof labels[0], "%s %s", names->names[s],
-                     k == 0 ? "\xE2\x88\x9A\xE1\xBE\xB1" : "\xE2\x88\x9A(1\xE2\x88\x92\xE1\xBE\xB1)");
-            ps->label = labels[2 * s + k];
-            ps->x = x;
-            ps->y = k == 0 ? d[s]->sqrt_alphas_cumprod : d[s]->sqrt_one_minus_alphas_cumprod;
-            ps->n = T;
-            ddpm_plot_palette(s, ps->rgb);   /* both curves of a schedule in its colour */
-            ps->dashed = k;
-        }
-    }
-    snprintf(title, sizeof title, "Noise schedules (T = %d)", T);
-    char software[64];
+                      int width, int height) {
+    char *settings = cli_settings(a), software[64];
     snprintf(software, sizeof software, "ddpm %s", ddpm_version());
     const char *text[] = {"ddpm", settings, "Software", software, NULL};
-    ddpm_plot p;
-    memset(&p, 0, sizeof p);
-    p.title = title;
-    p.xlabel = "timestep t";
-    p.ylabel = "scale of x\xE2\x82\x80 (solid) and of \xCE\xB5 (dashed)";
-    p.width = width;
-    p.height = height;
-    p.ymin = 0;   /* x automatic: 0 .. T-1 rounded out to the enclosing ticks */
-    p.ymax = 1;
-    p.series = series;
-    p.nseries = 2 * names->n;
-    p.text = text;
-    rc = ddpm_plot_lines(path, &p) == DDPM_OK ? CLI_OK : cli_fail();
-done:
-    free(x);
+    int rc = !settings ? cli_error(CLI_FAIL, "out of memory")
+             : ddpm_schedule_plot(path, (const ddpm_diffusion *const *)d, names->names, names->n,
+                                  width, height, text) == DDPM_OK ? CLI_OK : cli_fail();
     free(settings);
     return rc;
 }
@@ -196,7 +136,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
         rc = cli_error(cli_stop_status(), "interrupted");
         goto done;
     }
-    if (plot && (rc = write_plot(a, plot, &names, d, (int)T, (int)width, (int)height)) != CLI_OK) goto done;
+    if (plot && (rc = write_plot(a, plot, &names, d, (int)width, (int)height)) != CLI_OK) goto done;
     if (plot && !quiet) printf("wrote %s\n", plot);
 done:
     for (int s = 0; s < MAX_SCHEDULES; s++) ddpm_diffusion_free(d[s]);

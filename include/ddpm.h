@@ -182,6 +182,12 @@ typedef struct {
 ddpm_status ddpm_diffusion_create(const ddpm_schedule_config *cfg, ddpm_diffusion **out);
 ddpm_status ddpm_diffusion_from_betas(const double *betas, int T, ddpm_diffusion **out); /* 0 < beta < 1 */
 void ddpm_diffusion_free(ddpm_diffusion *d);
+/* Every table of the diffusions d[0..n-1] as CSV text (free with ddpm_free): the header line
+   [schedule,]t,beta,alpha,alphas_cumprod,alphas_cumprod_prev,sqrt_alphas_cumprod,sqrt_one_minus_alphas_cumprod,
+   log_one_minus_alphas_cumprod,sqrt_recip_alphas_cumprod,sqrt_recipm1_alphas_cumprod,posterior_variance,
+   posterior_log_variance_clipped,posterior_mean_coef1,posterior_mean_coef2, then one line per timestep of each
+   diffusion in turn, the numbers as %.17g. The first column (names[i]) is there only when n > 1. */
+ddpm_status ddpm_diffusion_csv(const ddpm_diffusion *const *d, const char *const *names, int n, char **text);
 
 /* Forward process and posterior. Arrays are [N, D] (D = C*H*W), timesteps t are [N], 0 <= t < T.
    Outputs may alias inputs of the same shape. */
@@ -687,6 +693,14 @@ int ddpm_st_metadata_count(const ddpm_safetensors *st);
 void ddpm_st_metadata_at(const ddpm_safetensors *st, int i, const char **key, const char **value);
 const char *ddpm_st_metadata_get(const ddpm_safetensors *st, const char *key); /* NULL if absent */
 
+/* What `ddpm info` shows about path, as text (free with ddpm_free). A folder (a model, as ddpm_model_load reads
+   it): "model: PATH, UNet2DModel|BasicUNet, C -> C channels at SxS, N parameters in N tensors", its classes and
+   default guidance, and "scheduler: CLASS, T = N, prediction P, clip_sample B". Otherwise a safetensors file: a
+   table of its tensors in file order (name, dtype, shape, numel with thousands separators), a line of totals
+   (tensors, parameters, bytes) and the metadata. Names and values are escaped (control and non-printable bytes as
+   \xNN; long ones cut with "...") so that a hostile file cannot drive a terminal. */
+ddpm_status ddpm_describe(const char *path, char **text);
+
 typedef struct ddpm_st_writer ddpm_st_writer;
 ddpm_status ddpm_st_writer_create(ddpm_st_writer **out);
 /* Copies name, shape and data. Data is given in the named dtype, little-endian host order. */
@@ -733,6 +747,11 @@ ddpm_status ddpm_enum_from_name(ddpm_enum_kind kind, const char *name, int *valu
    file it names. A character device (/dev/null, a terminal) or a FIFO is written through. A directory, block
    device, socket or dangling link is refused with DDPM_ERR_IO. */
 ddpm_status ddpm_write_file(const char *path, const void *data, size_t len);
+
+/* Whether a file can be written at path before the work that makes it is done: DDPM_OK for an existing regular
+   file (it would be replaced) or a new name in an existing folder; else DDPM_ERR_IO with "PATH: exists and is not
+   a regular file", "PATH: the folder DIR does not exist" or the reason stat gives. */
+ddpm_status ddpm_output_file_check(const char *path);
 
 /* mkdir -p: creates path and its missing parents; DDPM_ERR_IO when a component is not a folder. */
 ddpm_status ddpm_make_dirs(const char *path);
@@ -876,6 +895,11 @@ typedef struct {
 ddpm_status ddpm_plot_lines(const char *path, const ddpm_plot *p);
 /* Colour i (mod 10) of the automatic palette (Tableau 10), for series that should share one. */
 void ddpm_plot_palette(int i, double rgb[3]);
+/* The noise schedules of n diffusions with one T: sqrt(alpha_bar_t) (solid) and sqrt(1 - alpha_bar_t) (dashed)
+   against t, both curves of diffusion i in palette colour i, labelled with names[i], titled "Noise schedules
+   (T = ...)", y from 0 to 1, into a PNG of width x height pixels with the tEXt pairs of text. */
+ddpm_status ddpm_schedule_plot(const char *path, const ddpm_diffusion *const *d, const char *const *names, int n,
+                               int width, int height, const char *const *text);
 /* Render a plot into an RGB image instead of a file. */
 ddpm_status ddpm_plot_render(const ddpm_plot *p, ddpm_image *out);
 
@@ -1017,6 +1041,12 @@ ddpm_status ddpm_ddim_invert(const ddpm_diffusion *d, const ddpm_sampler_config 
    stream (DDPM_STREAM_NOISING, 0, i). out may be x0. */
 ddpm_status ddpm_noise_images(const ddpm_diffusion *d, uint64_t seed, int64_t t, const double *x0,
                               int64_t first_item, int64_t N, int64_t D, double *out);
+/* The picture of the forward process on one image x0 [C, H, W] (model space, C 1 or 3): x0 noised to each of the
+   n timesteps t[] (0 <= t < T, 1 <= n <= 64) in float with one eps for all of them, stream
+   (DDPM_STREAM_NOISING, 0, item) of seed, so that the row is a single trajectory of the closed form; drawn by
+   ddpm_image_strip with the captions "t = T" and cells enlarged `scale` times (1..64). */
+ddpm_status ddpm_noise_strip(const ddpm_diffusion *d, const float *x0, int C, int H, int W, uint64_t seed,
+                             uint32_t item, const int64_t *t, int n, int scale, ddpm_image *out);
 /* The one-step estimate of x_0 from x [N, D] at timestep t: one model call, its output read as `pred`, clamped to
    [-clip, clip] when clip > 0. */
 ddpm_status ddpm_predict_x0(const ddpm_diffusion *d, ddpm_prediction pred, ddpm_model_fn model, void *model_user,
@@ -1160,6 +1190,10 @@ typedef struct {
 } ddpm_eval_reference_info;
 void ddpm_eval_reference_get_info(const ddpm_eval_reference *r, ddpm_eval_reference_info *info);
 
+/* DDPM_OK when model m takes (and so makes) the reference's images; else DDPM_ERR_INVALID_ARG "makes SxS images with C
+   channels; DATASET images are SxS with C". */
+ddpm_status ddpm_eval_reference_check_model(const ddpm_eval_reference *r, const ddpm_model *m);
+
 /* The numbers of one set of n images. */
 typedef struct {
     int64_t num;                    /* n */
@@ -1222,6 +1256,24 @@ typedef struct {
 ddpm_status ddpm_eval_bpd(const ddpm_eval_reference *r, ddpm_model *model, const ddpm_diffusion *d,
                           const ddpm_bpd_config *cfg, int64_t first, int64_t num, int batch,
                           ddpm_eval_chunk_fn on_chunk, void *chunk_user, ddpm_eval_bpd_result *out);
+
+/* The results of an evaluation as a JSON document (cJSON's indented text and a line break; free with ddpm_free):
+   {"data", "what", "reference_images": info->test_count, "classifier_test_accuracy", "samples": the scored samples
+   (when samples is not NULL), "calibration": [the ncal calibration sets] (when ncal > 0), "nll": the bits/dim
+   (when nll is not NULL)}. Each set is {"name", "num", "fid", "feature_spread", "label_entropy",
+   "mean_confidence", "label_agreement" (only when it is a number), "label_histogram": [K counts],
+   "memorisation_ratio", "nearest_train_distance", "held_out_nearest_train_distance", "mean_pixel"}; the bits/dim
+   {"bits_per_dim", "standard_error", "prior_bits_per_dim", "decoder_bits_per_dim", "num", "first"}. */
+typedef struct {
+    const char *data, *what;                   /* the dataset's name; what was scored, in words */
+    const ddpm_eval_reference_info *info;
+    const ddpm_eval_metrics *samples;          /* NULL: none */
+    const ddpm_eval_metrics *cal;              /* [ncal] with their names */
+    const char *const *cal_names;
+    int ncal;
+    const ddpm_eval_bpd_result *nll;           /* NULL: none */
+} ddpm_eval_results;
+ddpm_status ddpm_eval_results_json(const ddpm_eval_results *r, char **text);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
-/* test_core.c — error messages, allocator hook with injected failures, arenas, atomic writes, gunzip, the
-   processor's name. */
+/* test_core.c — error messages, allocator hook with injected failures, arenas, atomic writes, the output path
+   check, gunzip, the processor's name. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,12 +249,31 @@ static void test_cpu_name(void) {
     CHECK(ddpm_cpu_name(NULL, 0)[0] == 0);
 }
 
+/* ddpm_output_file_check: a new name in an existing folder or a regular file; not a folder, not a missing folder. */
+static void test_output_check(void) {
+    const char *dir = dd_test_tmpdir("core_output_check");
+    char file[1200], missing[1200];
+    snprintf(file, sizeof file, "%s/file.bin", dir);
+    snprintf(missing, sizeof missing, "%s/no/file.bin", dir);
+    CHECK_OK(ddpm_output_file_check(file));
+    CHECK_OK(ddpm_write_file(file, "x", 1));
+    CHECK_OK(ddpm_output_file_check(file));
+    CHECK_OK(ddpm_output_file_check("relative-name.bin"));
+    CHECK_FAIL(ddpm_output_file_check(dir), DDPM_ERR_IO);
+    CHECK(strstr(ddpm_last_error(), "exists and is not a regular file") != NULL);
+    CHECK_FAIL(ddpm_output_file_check(missing), DDPM_ERR_IO);
+    CHECK(strstr(ddpm_last_error(), "does not exist") != NULL);
+    CHECK_FAIL(ddpm_output_file_check(""), DDPM_ERR_INVALID_ARG);
+    dd_test_remove_dir(dir);
+}
+
 int main(void) {
     test_errors();
     test_alloc();
     test_arena();
     test_files();
     test_write_targets();
+    test_output_check();
     test_names();
     test_gunzip();
     test_cpu_name();

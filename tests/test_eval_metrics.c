@@ -1,7 +1,8 @@
 /* test_eval_metrics.c — ddpm_feature_stats, ddpm_frechet_distance (closed forms: commuting covariances, the 2x2
    formula tr sqrt(M) = sqrt(tr M + 2 sqrt(det M)), symmetry), ddpm_nearest_neighbours (brute force in double) and
    ddpm_bpd_loop (an independent loop written from Ho et al.'s formulas; a perfect x0 model leaves only the prior
-   and the decoder). */
+   and the decoder); the
+   results as JSON (ddpm_eval_results_json). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,10 +231,71 @@ static void test_bpd(void) {
     ddpm_diffusion_free(d);
 }
 
+/* ddpm_eval_results_json: the document's keys and values; label_agreement only when it is a number; the samples,
+   calibration and nll parts only when given. */
+static void test_results_json(void) {
+    ddpm_eval_reference_info info;
+    memset(&info, 0, sizeof info);
+    info.test_count = 10000;
+    info.classifier.test_accuracy = 0.99;
+    ddpm_eval_metrics m[2];
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < 2; i++) {
+        m[i].num = 100;
+        m[i].num_classes = 3;
+        m[i].fid = 1.5 + i;
+        m[i].agreement = i == 0 ? NAN : 0.25;
+        m[i].histogram[0] = 7;
+        m[i].histogram[2] = 93;
+        m[i].ratio = 0.5;
+    }
+    const char *names[2] = {"test images", "training images"};
+    ddpm_eval_bpd_result b = {3, 2, 1.25, 0.01, 0.001, 0.2};
+    ddpm_eval_results r = {"mnist", "100 samples", &info, &m[0], NULL, NULL, 0, &b};
+    char *text = NULL;
+    CHECK_OK(ddpm_eval_results_json(&r, &text));
+    CHECK(text && text[strlen(text) - 1] == '\n');
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    CHECK(o != NULL);
+    CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "data")), "mnist") == 0);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "reference_images")) == 10000);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "classifier_test_accuracy")) == 0.99);
+    cJSON *s = cJSON_GetObjectItem(o, "samples");
+    CHECK(s && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "name")), "samples") == 0);
+    CHECK(s && cJSON_GetNumberValue(cJSON_GetObjectItem(s, "fid")) == 1.5);
+    CHECK(s && cJSON_GetObjectItem(s, "label_agreement") == NULL);
+    CHECK(s && cJSON_GetObjectItem(s, "held_out_nearest_train_distance") != NULL);
+    cJSON *h = s ? cJSON_GetObjectItem(s, "label_histogram") : NULL;
+    CHECK(h && cJSON_GetArraySize(h) == 3 && cJSON_GetNumberValue(cJSON_GetArrayItem(h, 2)) == 93);
+    CHECK(cJSON_GetObjectItem(o, "calibration") == NULL);
+    cJSON *n = cJSON_GetObjectItem(o, "nll");
+    CHECK(n && cJSON_GetNumberValue(cJSON_GetObjectItem(n, "bits_per_dim")) == 1.25);
+    CHECK(n && cJSON_GetNumberValue(cJSON_GetObjectItem(n, "first")) == 3);
+    CHECK(n && cJSON_GetNumberValue(cJSON_GetObjectItem(n, "prior_bits_per_dim")) == 0.001);
+    cJSON_Delete(o);
+    ddpm_free(text);
+    /* calibration only */
+    ddpm_eval_results c = {"mnist", "calibration", &info, NULL, m, names, 2, NULL};
+    CHECK_OK(ddpm_eval_results_json(&c, &text));
+    o = text ? cJSON_Parse(text) : NULL;
+    cJSON *cal = o ? cJSON_GetObjectItem(o, "calibration") : NULL;
+    CHECK(cal && cJSON_GetArraySize(cal) == 2);
+    cJSON *row = cal ? cJSON_GetArrayItem(cal, 1) : NULL;
+    CHECK(row && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(row, "name")), "training images") == 0);
+    CHECK(row && cJSON_GetNumberValue(cJSON_GetObjectItem(row, "label_agreement")) == 0.25);
+    CHECK(o && !cJSON_GetObjectItem(o, "samples") && !cJSON_GetObjectItem(o, "nll"));
+    cJSON_Delete(o);
+    ddpm_free(text);
+    c.cal_names = NULL;
+    CHECK_FAIL(ddpm_eval_results_json(&c, &text), DDPM_ERR_INVALID_ARG);
+    CHECK(text == NULL);
+}
+
 int main(void) {
     test_stats();
     test_frechet();
     test_nearest();
     test_bpd();
+    test_results_json();
     return dd_test_finish("test_eval_metrics");
 }

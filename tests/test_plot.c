@@ -1,5 +1,5 @@
-/* test_plot.c — ddpm_plot_render / ddpm_plot_lines / ddpm_image_strip: sizes, pixels, text chunks and the
-   rejection of bad input. */
+/* test_plot.c — ddpm_plot_render / ddpm_plot_lines / ddpm_image_strip / ddpm_noise_strip / ddpm_schedule_plot:
+   sizes, pixels, text chunks and the rejection of bad input. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,8 +187,74 @@ static void test_strip(void) {
     ddpm_image_free(&img);
 }
 
+/* The forward-process strip is q_sample of one eps (stream (NOISING, 0, item)) drawn by ddpm_image_strip. */
+static void test_noise_strip(void) {
+    enum { C = 1, H = 6, W = 5, D = C * H * W, N = 3 };
+    ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
+    float x0[D], eps[D], x0s[N * D], xt[N * D];
+    for (int i = 0; i < D; i++) x0[i] = (float)((i % 7) / 3.0 - 1.0);
+    const int64_t t[N] = {0, 250, 999};
+    ddpm_rng_normal_f32(7, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, 5), 0, eps, D);
+    for (int i = 0; i < N; i++) {
+        memcpy(x0s + i * D, x0, sizeof x0);
+        memcpy(xt + i * D, eps, sizeof eps);
+    }
+    ddpm_q_sample(d, xt, x0s, xt, t, N, D);
+    const char *caps[N] = {"t = 0", "t = 250", "t = 999"};
+    ddpm_image want, got;
+    memset(&want, 0, sizeof want);
+    memset(&got, 0, sizeof got);
+    CHECK_OK(ddpm_image_strip(&want, xt, N, C, H, W, caps, 3));
+    CHECK_OK(ddpm_noise_strip(d, x0, C, H, W, 7, 5, t, N, 3, &got));
+    CHECK(got.width == want.width && got.height == want.height && got.channels == want.channels);
+    CHECK(got.pixels && want.pixels &&
+          memcmp(got.pixels, want.pixels, (size_t)want.width * (size_t)want.height * (size_t)want.channels) == 0);
+    ddpm_image_free(&got);
+    /* another item has other noise */
+    CHECK_OK(ddpm_noise_strip(d, x0, C, H, W, 7, 6, t, N, 3, &got));
+    CHECK(got.pixels && memcmp(got.pixels, want.pixels, (size_t)want.width * (size_t)want.height) != 0);
+    ddpm_image_free(&got);
+    ddpm_image_free(&want);
+    const int64_t bad[1] = {1000};
+    CHECK_FAIL(ddpm_noise_strip(d, x0, C, H, W, 7, 0, bad, 1, 3, &got), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_noise_strip(d, x0, C, H, W, 7, 0, t, 0, 3, &got), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_noise_strip(d, x0, C, H, W, 7, 0, t, N, 0, &got), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_noise_strip(NULL, x0, C, H, W, 7, 0, t, N, 3, &got), DDPM_ERR_INVALID_ARG);
+    CHECK(got.pixels == NULL);
+    ddpm_diffusion_free(d);
+}
+
+static void test_schedule_plot(void) {
+    ddpm_diffusion *d[2] = {dd_test_diffusion("linear", 100), dd_test_diffusion("cosine", 100)};
+    const char *names[2] = {"linear", "cosine"}, *text[] = {"ddpm", "schedule --T 100", NULL};
+    const char *dir = dd_test_tmpdir("schedule_plot");
+    char path[1100];
+    snprintf(path, sizeof path, "%s/schedules.png", dir);
+    CHECK_OK(ddpm_schedule_plot(path, (const ddpm_diffusion *const *)d, names, 2, 640, 400, text));
+    ddpm_image back;
+    memset(&back, 0, sizeof back);
+    CHECK_OK(ddpm_png_read(path, &back));
+    CHECK(back.width == 640 && back.height == 400);
+    ddpm_image_free(&back);
+    char *value = NULL;
+    CHECK_OK(ddpm_png_read_text(path, "ddpm", &value));
+    CHECK(value && strcmp(value, "schedule --T 100") == 0);
+    ddpm_free(value);
+    ddpm_diffusion *other = dd_test_diffusion("linear", 50);
+    const ddpm_diffusion *mixed[2] = {d[0], other};
+    CHECK_FAIL(ddpm_schedule_plot(path, mixed, names, 2, 640, 400, NULL), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_schedule_plot(path, (const ddpm_diffusion *const *)d, names, 0, 640, 400, NULL),
+               DDPM_ERR_INVALID_ARG);
+    ddpm_diffusion_free(other);
+    ddpm_diffusion_free(d[0]);
+    ddpm_diffusion_free(d[1]);
+    dd_test_remove_dir(dir);
+}
+
 int main(void) {
     test_render();
     test_strip();
+    test_noise_strip();
+    test_schedule_plot();
     return dd_test_finish("test_plot");
 }

@@ -1,5 +1,6 @@
 /* test_safetensors.c — safetensors round trips of every dtype, metadata, atomic saves, the unet_tiny
-   fixture weights, and the f16 / bf16 conversions against independent references. */
+   fixture weights, the f16 / bf16 conversions against independent references, and what ddpm_describe says
+   about a file and a model folder. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,10 +387,52 @@ static void test_fixture(void) {
     ddpm_st_close(st);
 }
 
+/* ddpm_describe: the table, totals and metadata of a file with escaped hostile names; a model folder. */
+static void test_describe(void) {
+    const char *dir = dd_test_tmpdir("st_describe");
+    char path[1200], model_dir[1200];
+    snprintf(path, sizeof path, "%s/x.safetensors", dir);
+    snprintf(model_dir, sizeof model_dir, "%s/model", dir);
+    float v[6] = {0};
+    int64_t shape[2] = {2, 3}, big[1] = {1234};
+    float *zeros = calloc(1234, sizeof(float));
+    ddpm_st_writer *w = NULL;
+    CHECK_OK(ddpm_st_writer_create(&w));
+    CHECK_OK(ddpm_st_writer_add(w, "weight", DDPM_DTYPE_F32, 2, shape, v));
+    CHECK_OK(ddpm_st_writer_add(w, "evil\x1b[31m", DDPM_DTYPE_F32, 1, big, zeros));
+    CHECK_OK(ddpm_st_writer_set_metadata(w, "note", "caf\xc3\xa9\x07"));
+    CHECK_OK(ddpm_st_writer_save(w, path));
+    ddpm_st_writer_free(w);
+    free(zeros);
+    char *text = NULL;
+    CHECK_OK(ddpm_describe(path, &text));
+    CHECK_MSG(text && strncmp(text, "name          dtype  shape   numel\n", 35) == 0, "'%s'", text ? text : "");
+    CHECK(text && strstr(text, "weight        F32    [2, 3]      6\n") != NULL);
+    CHECK(text && strstr(text, "evil\\x1b[31m  F32    [1234]  1,234\n") != NULL);
+    CHECK(text && strstr(text, "\n2 tensors, 1,240 parameters, 4,960 bytes of data (4.8 KiB)\n") != NULL);
+    CHECK(text && strstr(text, "\nmetadata:\n") && strstr(text, "  note: caf\xc3\xa9\\x07\n") != NULL);
+    CHECK(text && !strchr(text, 0x1b) && !strchr(text, 0x07));
+    ddpm_free(text);
+    ddpm_model *m = NULL;
+    CHECK_OK(ddpm_model_load("tiny", 1, &m));
+    CHECK_OK(ddpm_model_save(m, model_dir, NULL, DDPM_PRED_EPS));
+    ddpm_model_free(m);
+    CHECK_OK(ddpm_describe(model_dir, &text));
+    CHECK_MSG(text && strstr(text, "UNet2DModel") && strstr(text, "\nclasses: none (unconditional)\n") &&
+              strstr(text, "\nscheduler: DDPMScheduler, T = 1000, prediction epsilon, clip_sample true\n"),
+              "'%s'", text ? text : "");
+    ddpm_free(text);
+    snprintf(path, sizeof path, "%s/missing.safetensors", dir);
+    CHECK_FAIL(ddpm_describe(path, &text), DDPM_ERR_IO);
+    CHECK(text == NULL);
+    dd_test_remove_dir(dir);
+}
+
 int main(void) {
     test_dtypes();
     test_round_trip();
     test_atomic_save();
     test_fixture();
+    test_describe();
     return dd_test_finish("test_safetensors");
 }

@@ -1,5 +1,6 @@
 /* test_schedule.c — noise schedules against closed forms written independently here, the derived
-   GaussianDiffusion tables against their formulas and identities, betas files, and bad configurations. */
+   GaussianDiffusion tables against their formulas and identities, betas files, bad configurations, and the
+   tables as CSV text. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,6 +416,41 @@ static void test_files(void) {
     }
 }
 
+/* ddpm_diffusion_csv: the header, one line per timestep, the schedule column only for several diffusions, and
+   values that read back exactly. */
+static void test_csv(void) {
+    ddpm_diffusion *a = dd_test_diffusion("linear", 10), *b = dd_test_diffusion("cosine", 10);
+    const ddpm_diffusion *one[1] = {a}, *two[2] = {a, b};
+    const char *names[2] = {"linear", "cosine"};
+    char *text = NULL;
+    CHECK_OK(ddpm_diffusion_csv(one, NULL, 1, &text));
+    CHECK(text && strncmp(text, "t,beta,alpha,alphas_cumprod,alphas_cumprod_prev,", 48) == 0);
+    CHECK(text && strstr(text, ",posterior_mean_coef1,posterior_mean_coef2\n0,") != NULL);
+    int lines = 0;
+    for (const char *p = text; p && *p; p++) lines += *p == '\n';
+    CHECK_MSG(lines == 11, "%d lines", lines);
+    /* line t = 3: beta and alphas_cumprod round-trip */
+    const char *row = text;
+    for (int k = 0; row && k < 4; k++) row = strchr(row, '\n') ? strchr(row, '\n') + 1 : NULL;
+    int t = -1;
+    double beta = 0, alpha = 0, ab = 0;
+    CHECK(row && sscanf(row, "%d,%lf,%lf,%lf", &t, &beta, &alpha, &ab) == 4);
+    CHECK(t == 3 && beta == a->betas[3] && alpha == a->alphas[3] && ab == a->alphas_cumprod[3]);
+    ddpm_free(text);
+    CHECK_OK(ddpm_diffusion_csv(two, names, 2, &text));
+    CHECK(text && strncmp(text, "schedule,t,beta,", 16) == 0);
+    CHECK(text && strstr(text, "\nlinear,9,") != NULL && strstr(text, "\ncosine,0,") != NULL);
+    lines = 0;
+    for (const char *p = text; p && *p; p++) lines += *p == '\n';
+    CHECK(lines == 21);
+    ddpm_free(text);
+    CHECK_FAIL(ddpm_diffusion_csv(two, NULL, 2, &text), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(ddpm_diffusion_csv(one, NULL, 0, &text), DDPM_ERR_INVALID_ARG);
+    CHECK(text == NULL);
+    ddpm_diffusion_free(a);
+    ddpm_diffusion_free(b);
+}
+
 int main(void) {
     test_defaults();
     test_closed_forms();
@@ -422,5 +458,6 @@ int main(void) {
     test_bad_configs();
     test_text_parser();
     test_files();
+    test_csv();
     return dd_test_finish("test_schedule");
 }

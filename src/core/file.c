@@ -1,4 +1,5 @@
-/* file.c — whole-file reads with a size bound, atomic writes (temp file, fsync, rename), gunzip. */
+/* file.c — whole-file reads with a size bound, atomic writes (temp file, fsync, rename), the check of an output
+   path before the work, gunzip. */
 #define _XOPEN_SOURCE 700   /* realpath */
 #include <errno.h>
 #include <fcntl.h>
@@ -187,6 +188,24 @@ ddpm_status dd_write_file_atomic(const char *path, const void *data, size_t len)
 
 ddpm_status ddpm_write_file(const char *path, const void *data, size_t len) {
     return dd_write_file_atomic(path, data, len);
+}
+
+ddpm_status ddpm_output_file_check(const char *path) {
+    if (!path || !*path) return dd_error(DDPM_ERR_INVALID_ARG, "output path is empty");
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        return S_ISREG(sb.st_mode) ? DDPM_OK : dd_error(DDPM_ERR_IO, "%s: exists and is not a regular file", path);
+    if (errno != ENOENT) return dd_error(DDPM_ERR_IO, "%s: %s", path, strerror(errno));
+    const char *slash = strrchr(path, '/');
+    if (!slash) return DDPM_OK;
+    size_t n = slash == path ? 1 : (size_t)(slash - path);   /* "/file": the root */
+    char *dir = dd_alloc(n + 1);
+    if (!dir) return DDPM_ERR_NOMEM;
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    ddpm_status st = dd_is_dir(dir) ? DDPM_OK : dd_error(DDPM_ERR_IO, "%s: the folder %s does not exist", path, dir);
+    dd_free(dir);
+    return st;
 }
 
 ddpm_status dd_make_dirs(const char *path) {

@@ -1,7 +1,8 @@
 /* apps.c — what a trained model is used for, over a model callback: per-image initial noise, DDIM inversion,
-   trajectories, spherical interpolation, forward noise per image, the one-step x0 estimate, the timestep of a
-   noise level, and RePaint inpainting (Lugmayr et al. 2022). */
+   trajectories, spherical interpolation, forward noise per image, the picture of the forward process, the
+   one-step x0 estimate, the timestep of a noise level, and RePaint inpainting (Lugmayr et al. 2022). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -170,6 +171,39 @@ ddpm_status ddpm_noise_images(const ddpm_diffusion *d, uint64_t seed, int64_t t,
         ddpm_q_sample_f64(d, out + r * D, x0 + r * D, eps, &t, 1, D);
     }
     dd_free(eps);
+    return st;
+}
+
+ddpm_status ddpm_noise_strip(const ddpm_diffusion *d, const float *x0, int C, int H, int W, uint64_t seed,
+                             uint32_t item, const int64_t *t, int n, int scale, ddpm_image *out) {
+    enum { MAX_STEPS = 64 };
+    if (!d || !x0 || !t || !out || n < 1 || n > MAX_STEPS || C < 1 || H < 1 || W < 1)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_noise_strip: need a diffusion, an image and 1..%d timesteps",
+                        MAX_STEPS);
+    for (int i = 0; i < n; i++)
+        if (t[i] < 0 || t[i] >= d->T)
+            return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_noise_strip: timestep %lld is out of range; need 0 <= t < T "
+                            "= %d", (long long)t[i], d->T);
+    size_t D = (size_t)C * (size_t)H * (size_t)W, nd;   /* one image, [C, H, W] */
+    if (dd_mul_size(D, (size_t)n, &nd)) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_noise_strip: image too large");
+    float *x0s = dd_alloc(sizeof(float) * nd), *xt = dd_alloc(sizeof(float) * nd);   /* [n, C, H, W] */
+    char buf[MAX_STEPS][32];
+    const char *captions[MAX_STEPS];
+    ddpm_status st = x0s && xt ? DDPM_OK : DDPM_ERR_NOMEM;
+    if (st == DDPM_OK) {
+        /* eps into the first row, repeated [n, D]; then overwritten in place by x_t */
+        ddpm_rng_normal_f32(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, item), 0, xt, D);
+        for (int i = 0; i < n; i++) {
+            memcpy(x0s + (size_t)i * D, x0, sizeof(float) * D);
+            if (i > 0) memcpy(xt + (size_t)i * D, xt, sizeof(float) * D);
+            snprintf(buf[i], sizeof buf[i], "t = %lld", (long long)t[i]);
+            captions[i] = buf[i];
+        }
+        ddpm_q_sample(d, xt, x0s, xt, t, n, (int64_t)D);
+        st = ddpm_image_strip(out, xt, n, C, H, W, captions, scale);
+    }
+    dd_free(x0s);
+    dd_free(xt);
     return st;
 }
 

@@ -1,5 +1,6 @@
-/* gaussian.c — the Gaussian diffusion of Ho et al. 2020: derived tables, forward process q(x_t | x_0),
-   posterior q(x_{t-1} | x_t, x_0), x0 / eps / v conversions, KL and the discretised decoder likelihood. */
+/* gaussian.c — the Gaussian diffusion of Ho et al. 2020: derived tables (and their CSV text), forward process
+   q(x_t | x_0), posterior q(x_{t-1} | x_t, x_0), x0 / eps / v conversions, KL and the discretised decoder
+   likelihood. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,43 @@ ddpm_status ddpm_diffusion_create(const ddpm_schedule_config *cfg, ddpm_diffusio
 }
 
 void ddpm_diffusion_free(ddpm_diffusion *d) { dd_free(d); }
+
+ddpm_status ddpm_diffusion_csv(const ddpm_diffusion *const *d, const char *const *names, int n, char **text) {
+    static const char *const columns[] = {
+        "t", "beta", "alpha", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+        "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
+        "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
+        "posterior_mean_coef1", "posterior_mean_coef2",
+    };
+    if (!text) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_diffusion_csv: text is NULL");
+    *text = NULL;
+    if (!d || n < 1 || (n > 1 && !names)) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_diffusion_csv: no diffusions");
+    for (int s = 0; s < n; s++)
+        if (!d[s] || (n > 1 && !names[s]))
+            return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_diffusion_csv: diffusion %d or its name is NULL", s);
+    dd_text tb = {0};
+    if (n > 1) dd_text_printf(&tb, "schedule,");
+    for (size_t c = 0; c < sizeof columns / sizeof columns[0]; c++)
+        dd_text_printf(&tb, "%s%s", c ? "," : "", columns[c]);
+    dd_text_printf(&tb, "\n");
+    for (int s = 0; s < n && !tb.failed; s++) {
+        const ddpm_diffusion *g = d[s];
+        for (int t = 0; t < g->T && !tb.failed; t++) {
+            const double v[] = {
+                g->betas[t], g->alphas[t], g->alphas_cumprod[t], g->alphas_cumprod_prev[t],
+                g->sqrt_alphas_cumprod[t], g->sqrt_one_minus_alphas_cumprod[t],
+                g->log_one_minus_alphas_cumprod[t], g->sqrt_recip_alphas_cumprod[t],
+                g->sqrt_recipm1_alphas_cumprod[t], g->posterior_variance[t],
+                g->posterior_log_variance_clipped[t], g->posterior_mean_coef1[t], g->posterior_mean_coef2[t],
+            };
+            if (n > 1) dd_text_printf(&tb, "%s,", names[s]);
+            dd_text_printf(&tb, "%d", t);
+            for (size_t c = 0; c < sizeof v / sizeof v[0]; c++) dd_text_printf(&tb, ",%.17g", v[c]);
+            dd_text_printf(&tb, "\n");
+        }
+    }
+    return dd_text_finish(&tb, text);
+}
 
 /* ------------------------------------------------------------------------------------ per-row helpers
    Every function below is elementwise over [N, D] with a per-row coefficient from t[n]. A timestep outside

@@ -1,7 +1,8 @@
 /* evaluate.c — sample quality against a dataset (ddpm eval): the reference side (classifier, training and test
    images, the test set's feature statistics, a fixed shuffle of each split), the score of a set of images, the
    calibration sets of real and degraded data, stored samples (a safetensors tensor or a folder of PNGs) and
-   bits/dim over test images in chunks. */
+   bits/dim over test images in chunks, and the results as JSON. */
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -427,6 +428,16 @@ void ddpm_eval_samples_free(ddpm_eval_samples *s) {
     memset(s, 0, sizeof *s);
 }
 
+ddpm_status ddpm_eval_reference_check_model(const ddpm_eval_reference *r, const ddpm_model *m) {
+    if (!r || !m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_eval_reference_check_model: null argument");
+    ddpm_model_info mi;
+    ddpm_model_get_info(m, &mi);
+    if (mi.in_channels == r->C && mi.sample_size == r->S) return DDPM_OK;
+    return dd_error(DDPM_ERR_INVALID_ARG, "makes %dx%d images with %d channel%s; %s images are %dx%d with %d",
+                    mi.sample_size, mi.sample_size, mi.in_channels, mi.in_channels == 1 ? "" : "s", r->dataset, r->S,
+                    r->S, r->C);
+}
+
 /* ------------------------------------------------------------------------------- bits/dim */
 
 ddpm_status ddpm_eval_bpd(const ddpm_eval_reference *r, ddpm_model *model, const ddpm_diffusion *d,
@@ -437,12 +448,11 @@ ddpm_status ddpm_eval_bpd(const ddpm_eval_reference *r, ddpm_model *model, const
     if (num < 1 || batch < 1 || first < 0 || first + num > r->test.count)
         return dd_error(DDPM_ERR_INVALID_ARG, "bits/dim of %lld test images from image %lld in chunks of %d: the test "
                         "set has %lld images", (long long)num, (long long)first, batch, (long long)r->test.count);
-    ddpm_model_info mi;
-    ddpm_model_get_info(model, &mi);
-    if (mi.in_channels != r->C || mi.sample_size != r->S)
-        return dd_error(DDPM_ERR_INVALID_ARG, "bits/dim: the model takes %dx%d images with %d channel%s; %s images are "
-                        "%dx%d with %d", mi.sample_size, mi.sample_size, mi.in_channels, mi.in_channels == 1 ? "" : "s",
-                        r->dataset, r->S, r->S, r->C);
+    if (ddpm_eval_reference_check_model(r, model) != DDPM_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", ddpm_last_error());
+        return dd_error(DDPM_ERR_INVALID_ARG, "bits/dim: the model %s", why);
+    }
     double *bpd = dd_alloc(sizeof(double) * (size_t)num), *pr = dd_alloc(sizeof(double) * (size_t)num),
            *dec = dd_alloc(sizeof(double) * (size_t)num);   /* [num] each */
     ddpm_guided *g = NULL;
@@ -475,4 +485,68 @@ done:
     dd_free(pr);
     dd_free(dec);
     return st;
+}
+
+/* ------------------------------------------------------------------------------- the results as JSON */
+
+static cJSON *metrics_json(const char *name, const ddpm_eval_metrics *s) {
+    cJSON *o = cJSON_CreateObject(), *h = cJSON_CreateArray();
+    if (!o || !h) {
+        cJSON_Delete(o);
+        cJSON_Delete(h);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "name", name);
+    static const char *const keys[] = {"num", "fid", "feature_spread", "label_entropy", "mean_confidence"};
+    const double v[] = {(double)s->num, s->fid, s->spread, s->entropy, s->confidence};
+    for (int i = 0; i < 5; i++) cJSON_AddNumberToObject(o, keys[i], v[i]);
+    if (!isnan(s->agreement)) cJSON_AddNumberToObject(o, "label_agreement", s->agreement);
+    for (int k = 0; k < s->num_classes; k++) cJSON_AddItemToArray(h, cJSON_CreateNumber((double)s->histogram[k]));
+    cJSON_AddItemToObject(o, "label_histogram", h);
+    static const char *const tail[] = {"memorisation_ratio", "nearest_train_distance",
+                                       "held_out_nearest_train_distance", "mean_pixel"};
+    const double w[] = {s->ratio, s->nearest, s->held_out_nearest, s->pixel_mean};
+    for (int i = 0; i < 4; i++) cJSON_AddNumberToObject(o, tail[i], w[i]);
+    return o;
+}
+
+ddpm_status ddpm_eval_results_json(const ddpm_eval_results *r, char **text) {
+    if (!text) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_eval_results_json: text is NULL");
+    *text = NULL;
+    if (!r || !r->data || !r->what || !r->info || (r->ncal > 0 && (!r->cal || !r->cal_names)) || r->ncal < 0)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_eval_results_json: incomplete results");
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return dd_error(DDPM_ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(o, "data", r->data);
+    cJSON_AddStringToObject(o, "what", r->what);
+    cJSON_AddNumberToObject(o, "reference_images", (double)r->info->test_count);
+    cJSON_AddNumberToObject(o, "classifier_test_accuracy", r->info->classifier.test_accuracy);
+    if (r->samples) cJSON_AddItemToObject(o, "samples", metrics_json("samples", r->samples));
+    if (r->ncal > 0) {
+        cJSON *arr = cJSON_CreateArray();
+        for (int i = 0; i < r->ncal; i++) cJSON_AddItemToArray(arr, metrics_json(r->cal_names[i], &r->cal[i]));
+        cJSON_AddItemToObject(o, "calibration", arr);
+    }
+    if (r->nll) {
+        const ddpm_eval_bpd_result *b = r->nll;
+        static const char *const keys[6] = {"bits_per_dim", "standard_error", "prior_bits_per_dim",
+                                            "decoder_bits_per_dim", "num", "first"};
+        const double v[6] = {b->bits_per_dim, b->standard_error, b->prior, b->decoder, (double)b->num,
+                             (double)b->first};
+        cJSON *n = cJSON_CreateObject();
+        for (int i = 0; n && i < 6; i++) cJSON_AddNumberToObject(n, keys[i], v[i]);
+        cJSON_AddItemToObject(o, "nll", n);
+    }
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    size_t len = s ? strlen(s) : 0;
+    char *out = s ? dd_alloc(len + 2) : NULL;
+    if (out) {
+        memcpy(out, s, len);
+        memcpy(out + len, "\n", 2);
+    }
+    cJSON_free(s);
+    if (!out) return dd_error(DDPM_ERR_NOMEM, "out of memory for the results' JSON");
+    *text = out;
+    return DDPM_OK;
 }

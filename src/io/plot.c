@@ -1,5 +1,6 @@
-/* plot.c — line plots, captioned image strips and trajectory pictures drawn with cairo (antialiased vector
-   drawing and text), returned as RGB/gray ddpm_image so that ddpm_png_write keeps the run's tEXt chunks. */
+/* plot.c — line plots (the noise schedules among them), captioned image strips and trajectory pictures drawn
+   with cairo (antialiased vector drawing and text), returned as RGB/gray ddpm_image so that ddpm_png_write keeps
+   the run's tEXt chunks. */
 #include <cairo.h>
 #include <math.h>
 #include <stdio.h>
@@ -604,6 +605,53 @@ ddpm_status ddpm_plot_lines(const char *path, const ddpm_plot *p) {
 
 /* Layout: N cells of (W*scale) x (H*scale) in a row, STRIP_PAD white pixels around and between them,
    then (with captions) a caption band under the cells: width = N*W*scale + (N+1)*STRIP_PAD. */
+ddpm_status ddpm_schedule_plot(const char *path, const ddpm_diffusion *const *d, const char *const *names, int n,
+                               int width, int height, const char *const *text) {
+    if (!path || !d || !names || n < 1 || 2 * n > PLOT_MAX_SERIES)
+        return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_schedule_plot: need a path and 1..%d named diffusions",
+                        PLOT_MAX_SERIES / 2);
+    for (int s = 0; s < n; s++)
+        if (!d[s] || !names[s] || d[s]->T != d[0]->T)
+            return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_schedule_plot: diffusion %d is NULL or has another T", s);
+    const int T = d[0]->T;
+    double *x = dd_alloc(sizeof(double) * (size_t)T);
+    ddpm_plot_series series[PLOT_MAX_SERIES];
+    char labels[PLOT_MAX_SERIES][300], title[64];
+    if (!x) return dd_error(DDPM_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < T; t++) x[t] = t;
+    memset(series, 0, sizeof series);
+    for (int s = 0; s < n; s++) {
+        for (int k = 0; k < 2; k++) {
+            ddpm_plot_series *ps = &series[2 * s + k];
+            /* U+221A square root, U+1FB1 alpha with macron, U+2212 minus */
+            snprintf(labels[2 * s + k], sizeof labels[0], "%s %s", names[s],
+                     k == 0 ? "\xE2\x88\x9A\xE1\xBE\xB1" : "\xE2\x88\x9A(1\xE2\x88\x92\xE1\xBE\xB1)");
+            ps->label = labels[2 * s + k];
+            ps->x = x;
+            ps->y = k == 0 ? d[s]->sqrt_alphas_cumprod : d[s]->sqrt_one_minus_alphas_cumprod;
+            ps->n = T;
+            ddpm_plot_palette(s, ps->rgb);   /* both curves of a schedule in its colour */
+            ps->dashed = k;
+        }
+    }
+    snprintf(title, sizeof title, "Noise schedules (T = %d)", T);
+    ddpm_plot p;
+    memset(&p, 0, sizeof p);
+    p.title = title;
+    p.xlabel = "timestep t";
+    p.ylabel = "scale of x\xE2\x82\x80 (solid) and of \xCE\xB5 (dashed)";
+    p.width = width;
+    p.height = height;
+    p.ymin = 0;   /* x automatic: 0 .. T-1 rounded out to the enclosing ticks */
+    p.ymax = 1;
+    p.series = series;
+    p.nseries = 2 * n;
+    p.text = text;
+    ddpm_status st = ddpm_plot_lines(path, &p);
+    dd_free(x);
+    return st;
+}
+
 ddpm_status ddpm_image_strip(ddpm_image *out, const float *x, int N, int C, int H, int W,
                              const char *const *captions, int scale) {
     if (!out || !x) return dd_error(DDPM_ERR_INVALID_ARG, "image strip: %s is NULL", out ? "x" : "out");
