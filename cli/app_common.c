@@ -1,14 +1,12 @@
 /* app_common.c — the shared machinery of the sampling and application commands (see app_common.h). */
 #include "app_common.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------- small helpers */
@@ -32,24 +30,20 @@ static int parse_on_off(const char *opt, const char *s, int *out) {
     return CLI_OK;
 }
 
-/* --class: comma-separated class numbers >= 0 or "none" (-1), at most APP_MAX_LABELS of them. */
-static int parse_class_list(const char *s, int64_t *vals, int *n) {
+int app_number_list(const char *opt, const char *s, double lo, double hi, int integer, int none, const char *what,
+                    double *vals, int max, int *n) {
     *n = 0;
     for (const char *p = s;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[32], *end;
-        if (len == 0 || len >= sizeof item) return cli_usage_error("--class %s: expected K, K1,K2,... or none", s);
-        memcpy(item, p, len);
-        item[len] = 0;
-        errno = 0;
-        long long v = strcmp(item, "none") == 0 ? -1 : strtoll(item, &end, 10);
-        if (v != -1 && (end == item || *end || errno == ERANGE || v < 0 || v > INT_MAX))
-            return cli_usage_error("--class %s: '%s' is not a class number (0, 1, ...) or none", s, item);
-        if (*n >= APP_MAX_LABELS) return cli_usage_error("--class %s: at most %d labels", s, APP_MAX_LABELS);
+        size_t len = strcspn(p, ",");
+        char item[64], *end = item;
+        if (len < sizeof item) memcpy(item, p, len), item[len] = 0;
+        double v = len == 0 || len >= sizeof item ? NAN : none && strcmp(item, "none") == 0 ? -1 : strtod(item, &end);
+        if (!(v == -1 && none) && (isnan(v) || *end || v < lo || v > hi || (integer && v != floor(v))))
+            return cli_usage_error("--%s %s: '%.*s' is not %s", opt, s, (int)len, p, what);
+        if (*n >= max) return cli_usage_error("--%s %s: at most %d values", opt, s, max);
         vals[(*n)++] = v;
-        if (!comma) return CLI_OK;
-        p = comma + 1;
+        if (!p[len]) return CLI_OK;
+        p += len + 1;
     }
 }
 
@@ -80,7 +74,12 @@ int app_parse_common(const cli_args *a, app_ctx *c) {
     if (rc == CLI_OK && cli_has(a, "eta")) rc = cli_double(a, "eta", 0, 1, 0, &o->eta);
     if (GIVEN("spacing")) rc = cli_enum(a, "spacing", DDPM_ENUM_SPACING, &o->spacing);
     if (GIVEN("clip")) rc = parse_on_off("clip", cli_str(a, "clip"), &o->clip);
-    if (GIVEN("class")) rc = parse_class_list(cli_str(a, "class"), o->classes, &o->nclasses);
+    if (GIVEN("class")) {
+        double cls[APP_MAX_LABELS];
+        rc = app_number_list("class", cli_str(a, "class"), 0, INT_MAX, 1, 1, "a class number (0, 1, ...) or none", cls,
+                             APP_MAX_LABELS, &o->nclasses);
+        for (int i = 0; i < o->nclasses; i++) o->classes[i] = (int64_t)cls[i];
+    }
     if (rc == CLI_OK && cli_has(a, "guidance")) rc = parse_guidance(cli_str(a, "guidance"), &o->guidance);
 #undef GIVEN
     if (rc == CLI_OK && cli_has(a, "threads")) ddpm_set_threads((int)threads);
@@ -189,7 +188,7 @@ void app_free(app_ctx *c) {
 void app_progress_start(app_ctx *c, const char *what, long long total_steps, int64_t num) {
     app_progress *p = &c->progress;
     memset(p, 0, sizeof *p);
-    p->tty = isatty(STDOUT_FILENO);
+    cli_progress_init(&p->line);
     p->what = what;
     p->total = total_steps > 0 ? total_steps : 1;
     p->num = num;
@@ -202,40 +201,22 @@ void app_progress_chunk(app_ctx *c, int64_t first, int64_t n) {
     c->progress.n = n;
 }
 
-void app_progress_end(app_ctx *c) {
-    app_progress *p = &c->progress;
-    if (p->tty && p->width > 0) {
-        printf("\n");
-        fflush(stdout);
-    }
-    p->width = 0;
-}
+void app_progress_end(app_ctx *c) { cli_progress_break(&c->progress.line); }
 
 static void progress_step(app_progress *p, int step_index, int num_steps) {
-    p->done++;
-    double now = cli_now(), el = now - p->t0;
-    double rate = el > 0 ? (double)p->done / el : 0;
+    double el = cli_now() - p->t0, rate = ++p->done / (el > 0 ? el : INFINITY);
     long long left = p->total > p->done ? p->total - p->done : 0;
+    int due = p->done * 10 >= p->next_tenth * p->total;
+    while (p->done * 10 >= p->next_tenth * p->total && p->next_tenth <= 10) p->next_tenth++;
     char eta[32], imgs[64], line[256];
     cli_duration(eta, sizeof eta, rate > 0 ? (double)left / rate : -1);
     if (p->n > 1)
         snprintf(imgs, sizeof imgs, "images %lld-%lld/%lld", (long long)p->first + 1, (long long)(p->first + p->n),
                  (long long)p->num);
     else snprintf(imgs, sizeof imgs, "image %lld/%lld", (long long)p->first + 1, (long long)p->num);
-    int w = snprintf(line, sizeof line, "%s: %s  step %d/%d  %.1f it/s  ETA %s", p->what, imgs, step_index + 1,
-                     num_steps, rate, eta);
-    if (p->tty) {
-        if (now - p->last_draw < 0.1 && left > 0) return;
-        p->last_draw = now;
-        int pad = p->width > w ? p->width - w : 0;
-        printf("\r%s%*s", line, pad, "");
-        p->width = w;
-        fflush(stdout);
-    } else if (p->done * 10 >= (long long)p->next_tenth * p->total) {
-        while (p->done * 10 >= (long long)p->next_tenth * p->total && p->next_tenth <= 10) p->next_tenth++;
-        printf("%s\n", line);
-        fflush(stdout);
-    }
+    snprintf(line, sizeof line, "%s: %s  step %d/%d  %.1f it/s  ETA %s", p->what, imgs, step_index + 1, num_steps,
+             rate, eta);
+    cli_progress_show(&p->line, line, due, p->done == p->total);
 }
 
 ddpm_status app_on_step(void *user, int step_index, int num_steps, int64_t timestep, const double *x,
@@ -252,24 +233,43 @@ static ddpm_status on_chunk(void *user, int64_t first, int64_t n, int64_t N) {
     return DDPM_OK;
 }
 
-int app_run(app_ctx *c, const ddpm_sampler_config *cfg, ddpm_sample_request *r, double *x, int64_t N) {
-    r->chunk = c->batch;
-    r->guidance = c->guidance;
-    r->labels = c->labels;
-    r->engine = c->engine;
-    r->on_chunk = on_chunk;
-    r->chunk_user = c;
-    if (ddpm_sample_images(c->model, c->d, cfg, r, x, N) != DDPM_OK) return app_fail(c, 0);
+static int status(app_ctx *c, ddpm_status st, int usage) {
+    if (st != DDPM_OK || cli_interrupted()) return app_fail(c, usage);
     app_progress_end(c);
-    return cli_interrupted() ? app_fail(c, 0) : CLI_OK;
+    return CLI_OK;
 }
 
 int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT) {
     ddpm_sample_request r;
     ddpm_sample_request_default(&r);
     r.xt = (ddpm_xt_mode)xT;
-    return app_run(c, cfg, &r, x, N);
+    r.chunk = c->batch;
+    r.guidance = c->guidance;
+    r.labels = c->labels;
+    r.engine = c->engine;
+    r.on_chunk = on_chunk;
+    r.chunk_user = c;
+    return status(c, ddpm_sample_images(c->model, c->d, cfg, &r, x, N), 0);
 }
+
+static ddpm_status on_pass(void *user, const char *name, int64_t n, int64_t steps, const ddpm_app_info *info) {
+    (void)info;
+    app_progress_end(user);
+    app_progress_start(user, name, steps, n);
+    return DDPM_OK;
+}
+
+void app_request(app_ctx *c, ddpm_app_request *r) {
+    ddpm_app_request_default(r);
+    r->guidance = c->guidance;
+    r->labels = c->labels;
+    r->engine = c->engine;
+    r->on_chunk = on_chunk;
+    r->on_pass = on_pass;
+    r->user = c;
+}
+
+int app_status(app_ctx *c, ddpm_status st) { return status(c, st, st == DDPM_ERR_INVALID_ARG); }
 
 void app_hook(app_ctx *c, ddpm_sampler_config *cfg) {
     cfg->on_step = app_on_step;

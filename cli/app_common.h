@@ -39,15 +39,14 @@
 #define APP_OPT_TAIL                                                                                           \
     APP_OPT_SEED, APP_OPT_CLASS, APP_OPT_GUIDANCE, APP_OPT_THREADS, APP_OPT_ENGINE, {NULL, NULL, NULL, NULL}
 
-/* A progress display over the step callbacks of one command: a \r-updated line on a terminal, otherwise a plain
-   line at every tenth of the work. */
+/* The progress line over the step callbacks of one command (the front module's cli_progress): "sampling: images
+   1-16/64  step 3/50  4.2 it/s  ETA 1.2 s", a plain line at every tenth of the work when not on a terminal. */
 typedef struct {
-    int tty, width;
+    cli_progress line;
     const char *what;       /* "sampling", "inpainting", ... */
     long long total, done;  /* step callbacks expected and seen */
-    int64_t num;            /* images of the run */
-    int64_t first, n;       /* the chunk being sampled */
-    double t0, last_draw;
+    int64_t num, first, n;  /* images of the run; the chunk being sampled */
+    double t0;
     int next_tenth;
 } app_progress;
 
@@ -118,14 +117,17 @@ int app_prepare(app_ctx *c, int batch);
 /* The step callback for ddpm_sampler_config.on_step (user = the app_ctx): progress, trajectory, Ctrl-C. */
 ddpm_status app_on_step(void *user, int step_index, int num_steps, int64_t timestep, const double *x,
                         const double *x0_pred, int64_t N, int64_t D);
-/* ddpm_sample_images over x [N, D] in chunks of c->batch with the run's labels, guidance and engine; the request
-   says the rest (its chunk callback feeds the progress display, started by the caller, and the trajectory).
-   CLI_OK, or the exit status after an error line (130 after Ctrl-C). app_sample_all: plain sampling with x_T
-   from the seed's init streams (APP_XT_SEED; APP_XT_SHARED: image 0's for every image) or already in x
-   (APP_XT_GIVEN). */
+/* ddpm_sample_images over x [N, D] in chunks of c->batch with the run's labels, guidance and engine, x_T from the
+   seed's init streams (APP_XT_SEED; APP_XT_SHARED: image 0's for every image) or already in x (APP_XT_GIVEN); the
+   progress display, started by the caller, follows the chunks. CLI_OK, or the exit status after an error line
+   (130 after Ctrl-C). */
 enum { APP_XT_GIVEN = DDPM_XT_GIVEN, APP_XT_SEED = DDPM_XT_SEED, APP_XT_SHARED = DDPM_XT_SHARED };
-int app_run(app_ctx *c, const ddpm_sampler_config *cfg, ddpm_sample_request *r, double *x, int64_t N);
 int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT);
+/* The request of the library's applications (ddpm_interpolate, ...) with the run's labels, guidance and engine,
+   its passes shown by the progress display. app_status: CLI_OK after st == DDPM_OK (ending the progress line),
+   else app_fail (an invalid argument: exit 2). */
+void app_request(app_ctx *c, ddpm_app_request *r);
+int app_status(app_ctx *c, ddpm_status st);
 /* Installs app_on_step into cfg. */
 void app_hook(app_ctx *c, ddpm_sampler_config *cfg);
 void app_progress_start(app_ctx *c, const char *what, long long total_steps, int64_t num);
@@ -150,6 +152,10 @@ int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t
                      const char *settings);
 /* Zeroed memory that lives until app_free (NULL, with the error line, when out of memory or out of slots). */
 void *app_alloc(app_ctx *c, size_t bytes);
+/* Comma-separated numbers of --opt (value s) into vals, at most max: each in [lo, hi] and, where integer != 0,
+   whole, or "none" (-1) where none != 0; else CLI_USAGE with "--opt s: 'item' is not <what>". */
+int app_number_list(const char *opt, const char *s, double lo, double hi, int integer, int none, const char *what,
+                    double *vals, int max, int *n);
 /* Room for `max` images in s (CLI_OK or CLI_FAIL); then one image (floats f, or doubles d) and its caption. */
 int app_strip_init(app_ctx *c, app_strip *s, int max);
 void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...)
