@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------------------------- small helpers */
-
 float *app_to_float(const double *x, size_t n) {
     float *f = malloc(sizeof(float) * (n ? n : 1));
     if (f)
@@ -19,16 +17,6 @@ float *app_to_float(const double *x, size_t n) {
 }
 
 const char *app_sampler_name(ddpm_sampler_kind k) { return ddpm_enum_name(DDPM_ENUM_SAMPLER, (int)k); }
-
-/* ------------------------------------------------------------------------------- option syntax */
-
-static int parse_on_off(const char *opt, const char *s, int *out) {
-    if (strcmp(s, "on") == 0 || strcmp(s, "1") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "true") == 0) *out = 1;
-    else if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0 || strcmp(s, "no") == 0 || strcmp(s, "false") == 0)
-        *out = 0;
-    else return cli_usage_error("--%s %s: must be on or off", opt, s);
-    return CLI_OK;
-}
 
 int app_number_list(const char *opt, const char *s, double lo, double hi, int integer, int none, const char *what,
                     double *vals, int max, int *n) {
@@ -45,14 +33,6 @@ int app_number_list(const char *opt, const char *s, double lo, double hi, int in
         if (!p[len]) return CLI_OK;
         p += len + 1;
     }
-}
-
-static int parse_guidance(const char *s, double *w) {
-    char *end;
-    *w = strcmp(s, "auto") == 0 ? NAN : strtod(s, &end);
-    if (!isnan(*w) && (end == s || *end || !isfinite(*w) || *w < 0 || *w > 100))
-        return cli_usage_error("--guidance %s: must be auto or a number in [0, 100] (1 = no guidance)", s);
-    return CLI_OK;
 }
 
 int app_parse_common(const cli_args *a, app_ctx *c) {
@@ -73,20 +53,25 @@ int app_parse_common(const cli_args *a, app_ctx *c) {
     if (GIVEN("steps")) rc = cli_int(a, "steps", 1, 1 << 24, &o->steps);
     if (rc == CLI_OK && cli_has(a, "eta")) rc = cli_double(a, "eta", 0, 1, 0, &o->eta);
     if (GIVEN("spacing")) rc = cli_enum(a, "spacing", DDPM_ENUM_SPACING, &o->spacing);
-    if (GIVEN("clip")) rc = parse_on_off("clip", cli_str(a, "clip"), &o->clip);
+    if (GIVEN("clip")) {   /* on/off, 1/0, yes/no, true/false */
+        static const char *const on_off[] = {"off", "on", "0", "1", "no", "yes", "false", "true", NULL};
+        char label[80];
+        snprintf(label, sizeof label, "--clip %s", cli_str(a, "clip"));
+        if ((rc = cli_choice(label, cli_str(a, "clip"), on_off, "value (on or off)", &o->clip)) == CLI_OK) o->clip %= 2;
+    }
     if (GIVEN("class")) {
         double cls[APP_MAX_LABELS];
         rc = app_number_list("class", cli_str(a, "class"), 0, INT_MAX, 1, 1, "a class number (0, 1, ...) or none", cls,
                              APP_MAX_LABELS, &o->nclasses);
         for (int i = 0; i < o->nclasses; i++) o->classes[i] = (int64_t)cls[i];
     }
-    if (rc == CLI_OK && cli_has(a, "guidance")) rc = parse_guidance(cli_str(a, "guidance"), &o->guidance);
+    if (rc == CLI_OK && cli_has(a, "guidance") && strcmp(cli_str(a, "guidance"), "auto") != 0)
+        rc = app_number_list("guidance", cli_str(a, "guidance"), 0, 100, 0, 0, "auto or a number in [0, 100] (1 = no "
+                             "guidance)", &o->guidance, 1, &v);
 #undef GIVEN
     if (rc == CLI_OK && cli_has(a, "threads")) ddpm_set_threads((int)threads);
     return rc;
 }
-
-/* ------------------------------------------------------------------------------- model */
 
 int app_load_model(app_ctx *c) {
     const cli_args *a = c->a;
@@ -138,11 +123,9 @@ int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_
     cfg->eta = o->eta;
     if (o->spacing >= 0) cfg->spacing = (ddpm_spacing)o->spacing;
     if (o->clip >= 0) cfg->clip_sample = o->clip;
-    int64_t *ts = malloc(sizeof(int64_t) * (size_t)cfg->steps);
-    if (!ts) return cli_error(CLI_FAIL, "out of memory");
-    ddpm_status st = ddpm_sampler_timesteps(cfg, T, ts);
-    free(ts);
-    return st == DDPM_OK ? CLI_OK : cli_usage_error("%s", ddpm_last_error());
+    int first;   /* checks the steps and the timestep list */
+    return ddpm_sampler_first_step(cfg, T, T - 1, &first, NULL) == DDPM_OK ? CLI_OK
+                                                                            : cli_usage_error("%s", ddpm_last_error());
 }
 
 int app_labels(app_ctx *c, int64_t num, int sample_mode) {
@@ -182,8 +165,6 @@ void app_free(app_ctx *c) {
     memset(&c->sched, 0, sizeof c->sched);
     c->guided = NULL, c->model = NULL, c->d = NULL, c->labels = NULL;
 }
-
-/* ------------------------------------------------------------------------------- progress */
 
 void app_progress_start(app_ctx *c, const char *what, long long total_steps, int64_t num) {
     app_progress *p = &c->progress;
@@ -276,24 +257,24 @@ void app_hook(app_ctx *c, ddpm_sampler_config *cfg) {
     cfg->step_user = c;
 }
 
-/* ------------------------------------------------------------------------------- images */
-
-int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, ddpm_image *img) {
-    ddpm_image im;
-    memset(&im, 0, sizeof im);
+int app_read_image(app_ctx *c, const char *opt, int mask, const char *like_opt, const ddpm_image *like, float *out,
+                   ddpm_image *img) {
+    const char *path = cli_str(c->a, opt);
+    ddpm_image im = {0};
     if (ddpm_image_read(path, &im) != DDPM_OK) {
         const char *m = ddpm_last_error();   /* the library's message names the file already, or not */
         if (strncmp(m, path, strlen(path)) == 0) return cli_error(CLI_FAIL, "--%s %s", opt, m);
         return cli_error(CLI_FAIL, "--%s %s: %s", opt, path, m);
     }
-    ddpm_status st = ddpm_image_to_model(&im, c->S, c->C, out);
-    if (st != DDPM_OK) {
-        ddpm_image_free(&im);
-        return cli_error(CLI_FAIL, "--%s %s: %s", opt, path, ddpm_last_error());
-    }
-    if (img) *img = im;
+    int rc = CLI_OK;
+    if (like && (im.width != like->width || im.height != like->height))
+        rc = cli_error(CLI_FAIL, "--%s %s is %dx%d pixels but --%s %s is %dx%d; the images must have the same size",
+                       opt, path, im.width, im.height, like_opt, cli_str(c->a, like_opt), like->width, like->height);
+    else if ((mask ? ddpm_mask_to_model(&im, c->S, out) : ddpm_image_to_model(&im, c->S, c->C, out)) != DDPM_OK)
+        rc = cli_error(CLI_FAIL, "--%s %s: %s", opt, path, ddpm_last_error());
+    if (img && rc == CLI_OK) *img = im;
     else ddpm_image_free(&im);
-    return CLI_OK;
+    return rc;
 }
 
 /* The tEXt pairs of the run: settings (freed by the caller), "Software", "Model", then description. */
@@ -347,26 +328,18 @@ void *app_alloc(app_ctx *c, size_t bytes) {
     return p;
 }
 
-int app_strip_init(app_ctx *c, app_strip *s, int max) {
-    s->n = 0;
-    s->x = app_alloc(c, sizeof(float) * (size_t)max * (size_t)c->D);
-    return s->x ? CLI_OK : CLI_FAIL;
-}
-
-void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...) {
-    float *o = s->x + (size_t)s->n * (size_t)c->D;
-    for (int64_t k = 0; k < c->D; k++) o[k] = f ? f[k] : (float)d[k];
+void app_strip_add(app_strip *s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->caps[s->n++], sizeof s->caps[0], fmt, ap);
+    if (s->n < APP_STRIP_MAX) vsnprintf(s->caps[s->n++], sizeof s->caps[0], fmt, ap);
     va_end(ap);
 }
 
-int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description) {
+int app_strip_write(app_ctx *c, const app_strip *s, const float *x, const char *path, const char *description) {
     ddpm_image strip;
     const char *caps[APP_STRIP_MAX];
     for (int i = 0; i < s->n; i++) caps[i] = s->caps[i];
-    if (ddpm_image_strip(&strip, s->x, s->n, c->C, c->S, c->S, caps, ddpm_image_strip_scale(c->S)) != DDPM_OK)
+    if (ddpm_image_strip(&strip, x, s->n, c->C, c->S, c->S, caps, ddpm_image_strip_scale(c->S)) != DDPM_OK)
         return cli_fail();
     int rc = app_write_png(c, path, &strip, description);
     ddpm_image_free(&strip);

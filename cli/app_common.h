@@ -89,10 +89,9 @@ typedef struct {
     int nbufs;
 } app_ctx;
 
-/* A strip of captioned images [C, S, S] being assembled (app_strip_add) and written (app_strip_write). */
+/* The captions of a strip of images [C, S, S] (app_strip_add), written with the images (app_strip_write). */
 #define APP_STRIP_MAX 66
 typedef struct {
-    float *x;                        /* [APP_STRIP_MAX or fewer, D] */
     int n;
     char caps[APP_STRIP_MAX][40];
 } app_strip;
@@ -138,9 +137,11 @@ void app_progress_end(app_ctx *c);   /* ends a terminal line */
 int app_fail(app_ctx *c, int usage);
 void app_free(app_ctx *c);
 
-/* An image file (PNG or JPEG) as model input out [C, S, S]; the image itself in *img when img is not NULL
-   (else freed). `opt` names the option in messages. */
-int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, ddpm_image *img);
+/* The image file (PNG or JPEG) of --opt as model input out [C, S, S], or where mask != 0 as an inpainting mask
+   out [S, S]; it must have the size of `like` (--like_opt's image) when like is not NULL. The image itself in
+   *img when img is not NULL (else freed). CLI_OK or CLI_FAIL after the error line. */
+int app_read_image(app_ctx *c, const char *opt, int mask, const char *like_opt, const ddpm_image *like, float *out,
+                   ddpm_image *img);
 /* Writes a PNG with tEXt "ddpm" = the run's settings, "Software", "Model" (the model used, also when it was the
    default) and (if not NULL) "Description". */
 int app_write_png(const app_ctx *c, const char *path, const ddpm_image *img, const char *description);
@@ -156,12 +157,9 @@ void *app_alloc(app_ctx *c, size_t bytes);
    whole, or "none" (-1) where none != 0; else CLI_USAGE with "--opt s: 'item' is not <what>". */
 int app_number_list(const char *opt, const char *s, double lo, double hi, int integer, int none, const char *what,
                     double *vals, int max, int *n);
-/* Room for `max` images in s (CLI_OK or CLI_FAIL); then one image (floats f, or doubles d) and its caption. */
-int app_strip_init(app_ctx *c, app_strip *s, int max);
-void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...)
-    CLI_PRINTF(5, 6);
-/* The strip as a PNG at path with the run's tEXt chunks and `description`. */
-int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description);
+/* One more caption; then the strip of images x [s->n, C, S, S] as a PNG at path with the run's tEXt chunks. */
+void app_strip_add(app_strip *s, const char *fmt, ...) CLI_PRINTF(2, 3);
+int app_strip_write(app_ctx *c, const app_strip *s, const float *x, const char *path, const char *description);
 /* Heap float copy of a double array (NULL when out of memory). */
 float *app_to_float(const double *x, size_t n);
 

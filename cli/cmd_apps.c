@@ -3,34 +3,41 @@
    `ddpm denoise` (a noisy photo as a point x_t of the forward process). Each writes a captioned strip. */
 #include <ddpm.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "app_common.h"
 #include "options.h"
 
 #define MAX_IMAGES 64
-#define CHUNK 16
 
-/* Shared setup: common options, required ones, the model, labels of `num` images, the sampler and the request. */
+/* Shared setup: common options, required ones, the model, labels of `num` images, the sampler, the request and
+   room for nimg images in *buf. */
 static int setup(app_ctx *c, const cli_args *a, const char *const *required, int64_t num, ddpm_sampler_kind kind,
-                 ddpm_sampler_config *cfg, ddpm_app_request *r) {
+                 ddpm_sampler_config *cfg, ddpm_app_request *r, size_t nimg, float **buf) {
     int rc = app_parse_common(a, c);
     for (int i = 0; rc == CLI_OK && required[i]; i++) rc = cli_require(a, required[i]);
     if (rc == CLI_OK) rc = app_load_model(c);
     if (rc == CLI_OK) rc = app_labels(c, num, 0);
     if (rc == CLI_OK) rc = app_sampler_config(c, kind, cfg);
     if (rc == CLI_OK) app_hook(c, cfg);
+    if (rc == CLI_OK && !(*buf = app_alloc(c, sizeof(float) * nimg * (size_t)c->D))) rc = CLI_FAIL;
     app_request(c, r);
     return rc;
 }
 
-/* Writes the strip with its description, then "wrote OUT: <body>, <the time since t0>". */
-static int finish(app_ctx *c, const app_strip *s, const char *what, double t0, const char *body) {
-    char dur[32];
+/* Writes the strip of images x with its description, then "wrote OUT: <body>, <the time since t0>". */
+static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, double t0, const char *fmt, ...)
+    CLI_PRINTF(6, 7);
+static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, double t0, const char *fmt, ...) {
+    char dur[32], body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
     cli_duration(dur, sizeof dur, cli_now() - t0);
-    int rc = app_strip_write(c, s, cli_str(c->a, "out"), what);
+    int rc = app_strip_write(c, s, x, cli_str(c->a, "out"), what);
     if (rc == CLI_OK) printf("wrote %s: %s, %s\n", cli_str(c->a, "out"), body, dur);
     return rc;
 }
@@ -56,54 +63,42 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"a", "b", "out", NULL};
     app_ctx c = {0};
-    app_strip strip;
+    app_strip strip = {0};
     ddpm_sampler_config cfg;
     ddpm_app_request r;
     ddpm_app_info info;
     double lam[MAX_IMAGES];
     int nl = 0, mode = 0;
     long long tk = -1;
-    ddpm_image ia = {0}, ib = {0};
+    ddpm_image ia = {0};
 
     const char *ms = cli_str(a, "mode");
     int rc = (mode = strcmp(ms, "ddim") == 0) || strcmp(ms, "noise") == 0 ? CLI_OK
              : cli_usage_error("--mode %s: must be noise or ddim", ms);
     if (rc == CLI_OK)
         rc = app_number_list("lambdas", cli_str(a, "lambdas"), 0, 1, 0, 0, "a number in [0, 1]", lam, MAX_IMAGES, &nl);
-    if (rc == CLI_OK && mode && cli_given(a, "t"))
-        rc = cli_usage_error("--t %s: --mode ddim inverts the images all the way; --t is for --mode noise",
-                             cli_str(a, "t"));
-    if (rc == CLI_OK && mode && cli_given(a, "sampler") && strcmp(cli_str(a, "sampler"), "ddim") != 0)
-        rc = cli_usage_error("--sampler %s: --mode ddim inverts and decodes with ddim", cli_str(a, "sampler"));
     if (rc == CLI_OK && cli_given(a, "t")) rc = cli_int(a, "t", 0, (long long)1 << 40, &tk);
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, nl < 2 ? 2 : nl, mode ? DDPM_SAMPLER_DDIM : DDPM_SAMPLER_DDPM, &cfg, &r)))
+    float *fa = NULL;
+    if ((rc = setup(&c, a, required, nl < 2 ? 2 : nl, mode ? DDPM_SAMPLER_DDIM : DDPM_SAMPLER_DDPM, &cfg, &r,
+                    (size_t)nl + 2, &fa)))
         goto done;
     if (tk >= c.d->T) {
         rc = cli_usage_error("--t %lld is outside [0, %d)", tk, c.d->T);
         goto done;
     }
     const size_t D = (size_t)c.D;
-    float *fa = app_alloc(&c, sizeof(float) * (size_t)(nl + 2) * D), *fb = fa ? fa + D : NULL, *x = fb ? fb + D : NULL;
-    if (!fa || (rc = app_strip_init(&c, &strip, nl + 2)) != CLI_OK) {
-        rc = CLI_FAIL;
+    float *x = fa + D, *fb = x + (size_t)nl * D;
+    if ((rc = app_read_image(&c, "a", 0, NULL, NULL, fa, &ia)) || (rc = app_read_image(&c, "b", 0, "a", &ia, fb, NULL)))
         goto done;
-    }
-    if ((rc = app_read_image(&c, "a", cli_str(a, "a"), fa, &ia)) != CLI_OK) goto done;
-    if ((rc = app_read_image(&c, "b", cli_str(a, "b"), fb, &ib)) != CLI_OK) goto done;
-    if (ia.width != ib.width || ia.height != ib.height) {
-        rc = cli_error(CLI_FAIL, "--a %s is %dx%d pixels but --b %s is %dx%d; give two images of the same size", cli_str(a, "a"),
-                       ia.width, ia.height, cli_str(a, "b"), ib.width, ib.height);
-        goto done;
-    }
     double t0 = cli_now();
     if ((rc = app_status(&c, ddpm_interpolate(c.model, c.d, &cfg, &r, fa, fb, lam, nl, (ddpm_interp_mode)mode, tk, x,
                                               &info))) != CLI_OK)
         goto done;
-    app_strip_add(&c, &strip, fa, NULL, "a");
-    for (int i = 0; i < nl; i++) app_strip_add(&c, &strip, x + (size_t)i * D, NULL, "\xce\xbb = %g", lam[i]);   /* λ */
-    app_strip_add(&c, &strip, fb, NULL, "b");
-    char what[300], body[400], trip[120] = "";
+    app_strip_add(&strip, "a");
+    for (int i = 0; i < nl; i++) app_strip_add(&strip, "\xce\xbb = %g", lam[i]);   /* λ */
+    app_strip_add(&strip, "b");
+    char what[300], trip[120] = "";
     const double *rt = info.round_trip;
     if (mode && (!isnan(rt[0]) || !isnan(rt[1]))) {   /* how well the inversion round-trips */
         int len = snprintf(trip, sizeof trip, "round trip:");
@@ -120,12 +115,10 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
         snprintf(what, sizeof what, "interpolation at t = %lld, %s from step %d of %d, seed %llu",
                  (long long)info.t_noise, app_sampler_name(cfg.kind), info.first_step, cfg.steps,
                  (unsigned long long)c.seed);
-    snprintf(body, sizeof body, "a, %d images, b (%s)", nl, what);
-    rc = finish(&c, &strip, what, t0, body);
+    rc = finish(&c, &strip, fa, what, t0, "a, %d images, b (%s)", nl, what);
 done:
     app_free(&c);
     ddpm_image_free(&ia);
-    ddpm_image_free(&ib);
     return rc;
 }
 
@@ -164,13 +157,13 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "mask", "out", NULL};
     app_ctx c = {0};
-    app_strip strip;
+    app_strip strip = {0};
     ddpm_sampler_config cfg;
     ddpm_app_request r;
     ddpm_app_info info;
     ddpm_inpaint_config ic;
     long long num = 4, jl = 10, jn = 1;
-    ddpm_image img = {0}, mimg = {0};
+    ddpm_image img = {0};
 
     int rc = cli_int(a, "num", 1, MAX_IMAGES, &num);
     if (rc == CLI_OK) rc = cli_int(a, "jump-length", 0, 1 << 20, &jl);
@@ -178,46 +171,28 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK && strcmp(cli_str(a, "sampler"), "dpmpp2m") == 0)
         rc = cli_usage_error("--sampler dpmpp2m: inpainting runs with ddpm or ddim");
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDPM, &cfg, &r)) != CLI_OK) goto done;
+    float *image = NULL;   /* [image, masked, results, mask] */
+    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDPM, &cfg, &r, (size_t)num + 3, &image)) != CLI_OK) goto done;
     ic = (ddpm_inpaint_config){.jump_length = (int)jl, .jump_n_sample = (int)jn};
     const size_t D = (size_t)c.D;
-    float *image = app_alloc(&c, sizeof(float) * (size_t)(num + 2) * D), *masked = image ? image + D : NULL;
-    float *x = image ? image + 2 * D : NULL, *mask = app_alloc(&c, sizeof(float) * (size_t)c.S * (size_t)c.S);
-    if (!image || !mask || (rc = app_strip_init(&c, &strip, (int)num + 2)) != CLI_OK) {
-        rc = CLI_FAIL;
+    float *masked = image + D, *x = image + 2 * D, *mask = x + (size_t)num * D;
+    if ((rc = app_read_image(&c, "image", 0, NULL, NULL, image, &img)) ||
+        (rc = app_read_image(&c, "mask", 1, "image", &img, mask, NULL)))
         goto done;
-    }
-    const char *mpath = cli_str(a, "mask");
-    if ((rc = app_read_image(&c, "image", cli_str(a, "image"), image, &img)) != CLI_OK) goto done;
-    if (ddpm_image_read(mpath, &mimg) != DDPM_OK) {
-        rc = cli_error(CLI_FAIL, "--mask %s: %s", mpath, ddpm_last_error());
-        goto done;
-    }
-    if (mimg.width != img.width || mimg.height != img.height) {
-        rc = cli_error(CLI_FAIL, "--mask %s is %dx%d pixels but --image %s is %dx%d; the mask must have the image's size",
-                       mpath, mimg.width, mimg.height, cli_str(a, "image"), img.width, img.height);
-        goto done;
-    }
-    if (ddpm_mask_to_model(&mimg, c.S, mask) != DDPM_OK) {
-        rc = cli_error(CLI_FAIL, "--mask %s: %s", mpath, ddpm_last_error());
-        goto done;
-    }
     double t0 = cli_now();
     if ((rc = app_status(&c, ddpm_inpaint(c.model, c.d, &cfg, &r, &ic, image, mask, num, x, masked, &info))))
         goto done;
-    app_strip_add(&c, &strip, image, NULL, "image");
-    app_strip_add(&c, &strip, masked, NULL, "masked");
-    for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, x + (size_t)i * D, NULL, "result %lld", i + 1);
-    char what[200], body[300];
+    app_strip_add(&strip, "image");
+    app_strip_add(&strip, "masked");
+    for (long long i = 0; i < num; i++) app_strip_add(&strip, "result %lld", i + 1);
+    char what[200];
     snprintf(what, sizeof what, "RePaint, %s %d steps, jump length %lld, jump n sample %lld, seed %llu, %.0f%% "
              "regenerated", app_sampler_name(cfg.kind), cfg.steps, jl, jn, (unsigned long long)c.seed,
              100.0 * info.regenerated);
-    snprintf(body, sizeof body, "image, masked, %lld results (%s)", num, what);
-    rc = finish(&c, &strip, what, t0, body);
+    rc = finish(&c, &strip, image, what, t0, "image, masked, %lld results (%s)", num, what);
 done:
     app_free(&c);
     ddpm_image_free(&img);
-    ddpm_image_free(&mimg);
     return rc;
 }
 
@@ -255,7 +230,7 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "strength", "out", NULL};
     app_ctx c = {0};
-    app_strip strip;
+    app_strip strip = {0};
     ddpm_sampler_config cfg;
     ddpm_app_request r;
     ddpm_app_info info;
@@ -267,31 +242,22 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK) rc = cli_double(a, "strength", 0, 1, 0, &s);
     if (rc == CLI_OK && !(s > 0)) rc = cli_usage_error("--strength %s: must be in (0, 1]", cli_str(a, "strength"));
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, &cfg, &r)) != CLI_OK) goto done;
+    float *image = NULL;
+    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, &cfg, &r, (size_t)num + 1, &image)) != CLI_OK) goto done;
     const size_t D = (size_t)c.D;
-    float *image = app_alloc(&c, sizeof(float) * (size_t)(num + 1) * D), *x = image ? image + D : NULL;
-    if (!image || (rc = app_strip_init(&c, &strip, (int)num + 1)) != CLI_OK) {
-        rc = CLI_FAIL;
-        goto done;
-    }
-    if ((rc = app_read_image(&c, "image", cli_str(a, "image"), image, NULL)) != CLI_OK) goto done;
+    float *x = image + D;
+    if ((rc = app_read_image(&c, "image", 0, NULL, NULL, image, NULL)) != CLI_OK) goto done;
     double t0 = cli_now();
-    ddpm_status st = ddpm_img2img(c.model, c.d, &cfg, &r, image, s, num, x, &info);
-    if (st == DDPM_ERR_INVALID_ARG && !cli_interrupted()) {
-        rc = cli_usage_error("--strength %s: %s", cli_str(a, "strength"), ddpm_last_error());
-        goto done;
-    }
-    if ((rc = app_status(&c, st)) != CLI_OK) goto done;
+    if ((rc = app_status(&c, ddpm_img2img(c.model, c.d, &cfg, &r, image, s, num, x, &info))) != CLI_OK) goto done;
     const int init = cfg.steps - info.first_step;
     printf("strength %g: %d of %d %s steps, from t = %lld\n", s, init, cfg.steps, app_sampler_name(cfg.kind),
            (long long)info.t);
-    app_strip_add(&c, &strip, image, NULL, "input");
-    for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, x + (size_t)i * D, NULL, "result %lld", i + 1);
-    char what[200], body[64];
+    app_strip_add(&strip, "input");
+    for (long long i = 0; i < num; i++) app_strip_add(&strip, "result %lld", i + 1);
+    char what[200];
     snprintf(what, sizeof what, "img2img (SDEdit), strength %g: %s %d of %d steps from t = %lld, seed %llu", s,
              app_sampler_name(cfg.kind), init, cfg.steps, (long long)info.t, (unsigned long long)c.seed);
-    snprintf(body, sizeof body, "input, %lld results", num);
-    rc = finish(&c, &strip, what, t0, body);
+    rc = finish(&c, &strip, image, what, t0, "input, %lld results", num);
 done:
     app_free(&c);
     return rc;
@@ -325,22 +291,11 @@ static const cli_option denoise_options[] = {
     APP_OPT_TAIL,
 };
 
-/* PSNR in dB of two model-space images on the [0, 1] scale (values clamped to [-1, 1]). */
-static double psnr(const float *p, const float *q, size_t n) {
-    double se = 0;
-    for (size_t i = 0; i < n; i++) {
-        double u = p[i] < -1 ? -1 : p[i] > 1 ? 1 : p[i], v = q[i] < -1 ? -1 : q[i] > 1 ? 1 : q[i];
-        se += (u - v) * (u - v) / 4;
-    }
-    double mse = se / (double)n;
-    return mse > 0 ? 10 * log10(1 / mse) : INFINITY;
-}
-
 static int denoise_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "sigma", "out", NULL};
     app_ctx c = {0};
-    app_strip strip;
+    app_strip strip = {0};
     ddpm_sampler_config cfg;
     ddpm_app_request r;
     ddpm_app_info info;
@@ -349,16 +304,12 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     int rc = cli_require(a, "sigma");
     if (rc == CLI_OK) rc = cli_double(a, "sigma", 0, 100, 1, &sigma);
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, 1, DDPM_SAMPLER_DDPM, &cfg, &r)) != CLI_OK) goto done;
+    float *in = NULL;   /* [clean, noisy, one step, reverse process] */
+    if ((rc = setup(&c, a, required, 1, DDPM_SAMPLER_DDPM, &cfg, &r, 4, &in)) != CLI_OK) goto done;
     const size_t D = (size_t)c.D;
     const int add = cli_flag(a, "add-noise");
-    float *in = app_alloc(&c, sizeof(float) * 4 * D), *y = in ? in + D : NULL, *x0 = in ? in + 2 * D : NULL,
-          *x = in ? in + 3 * D : NULL;
-    if (!in || (rc = app_strip_init(&c, &strip, 4)) != CLI_OK) {
-        rc = CLI_FAIL;
-        goto done;
-    }
-    if ((rc = app_read_image(&c, "image", cli_str(a, "image"), in, NULL)) != CLI_OK) goto done;
+    float *y = in + D, *x0 = in + 2 * D, *x = in + 3 * D;
+    if ((rc = app_read_image(&c, "image", 0, NULL, NULL, in, NULL)) != CLI_OK) goto done;
     double t0 = cli_now();
     if ((rc = app_status(&c, ddpm_denoise(c.model, c.d, &cfg, &r, in, sigma, add, y, x0, x, &info))) != CLI_OK)
         goto done;
@@ -369,21 +320,18 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     if (info.t != t) printf("; the %s sampler starts at its step %d, t = %lld", app_sampler_name(cfg.kind),
                             info.first_step, (long long)info.t);
     printf("\n");
-    if (add) app_strip_add(&c, &strip, in, NULL, "clean");
-    app_strip_add(&c, &strip, y, NULL, "noisy \xcf\x83 = %g", sigma);   /* σ */
-    app_strip_add(&c, &strip, x0, NULL, "one step (t = %lld)", (long long)t);
-    app_strip_add(&c, &strip, x, NULL, "reverse process");
-    char what[240], dur[32];
+    if (add) app_strip_add(&strip, "clean");
+    app_strip_add(&strip, "noisy \xcf\x83 = %g", sigma);   /* σ */
+    app_strip_add(&strip, "one step (t = %lld)", (long long)t);
+    app_strip_add(&strip, "reverse process");
+    if (add)
+        printf("PSNR against the clean image: noisy %.2f dB, one step %.2f dB, reverse process %.2f dB\n",
+               info.psnr[0], info.psnr[1], info.psnr[2]);
+    char what[240];
     snprintf(what, sizeof what, "denoising, sigma %g (pixel scale), t = %lld; reverse process: %s from step %d of %d "
              "(t = %lld), seed %llu", sigma, (long long)t, app_sampler_name(cfg.kind), info.first_step, cfg.steps,
              (long long)info.t, (unsigned long long)c.seed);
-    cli_duration(dur, sizeof dur, cli_now() - t0);
-    if ((rc = app_strip_write(&c, &strip, cli_str(a, "out"), what)) != CLI_OK) goto done;
-    if (add)
-        printf("PSNR against the clean image: noisy %.2f dB, one step %.2f dB, reverse process %.2f dB\n",
-               psnr(y, in, D), psnr(x0, in, D), psnr(x, in, D));
-    printf("wrote %s: %s, %s\n", cli_str(a, "out"), add ? "clean, noisy, one step, reverse process" :
-           "noisy, one step, reverse process", dur);
+    rc = finish(&c, &strip, add ? in : y, what, t0, "%snoisy, one step, reverse process", add ? "clean, " : "");
 done:
     app_free(&c);
     return rc;

@@ -743,6 +743,9 @@ ddpm_status ddpm_write_image_folder(const char *dir, const float *x, int64_t N, 
 /* DDPM_OK when ddpm_write_image_folder may write dir: it does not exist, or it is a folder holding only files
    named like its images (six or more digits and ".png"); else DDPM_ERR_IO naming what is in the way. */
 ddpm_status ddpm_image_folder_check(const char *dir);
+/* Whether two output paths name one file or folder: the same file when both exist; when neither does, the same
+   resolved parent folder and the same name ("a/./b.png" and "a/b.png"). 0 when either is NULL. */
+int ddpm_paths_same(const char *p, const char *q);
 
 void ddpm_free(void *p);   /* frees memory the library handed to the caller */
 
@@ -1005,6 +1008,8 @@ typedef struct ddpm_app_info {
                                   clamped to [-1, 1]) between a and the image of lambda 0, and between b and the
                                   image of lambda 1; NAN when no lambda is 0 (1) */
     double regenerated;        /* inpainting: the fraction of the pixels the mask regenerates */
+    double psnr[3];            /* denoising with add_noise: PSNR in dB of the noisy image, the one-step estimate and
+                                  the result against the clean image (as round_trip's pixels); NAN without */
 } ddpm_app_info;
 /* Called before each pass over the images: name ("interpolating", "inverting a and b", "decoding", "img2img",
    "inpainting", "denoising"), the n images it runs on and the steps: how many cfg->on_step calls it makes in

@@ -18,7 +18,7 @@ void ddpm_app_request_default(ddpm_app_request *r) {
 static ddpm_status app_check(const char *fn, ddpm_model *m, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
                              const ddpm_app_request *r, const void *image, const void *out, int64_t num,
                              int64_t *D, ddpm_app_info *info) {
-    if (info) *info = (ddpm_app_info){.round_trip = {NAN, NAN}};
+    if (info) *info = (ddpm_app_info){.round_trip = {NAN, NAN}, .psnr = {NAN, NAN, NAN}};
     if (!m || !d || !cfg || !r || !image || !out)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: model, diffusion, sampler config, request, input and output "
                         "images are needed", fn);
@@ -63,14 +63,20 @@ static void to_float(float *out, const double *x, size_t n) {
     for (size_t k = 0; k < n; k++) out[k] = (float)x[k];
 }
 
-/* Mean |p - q| / 2 of two model-space images with values clamped to [-1, 1]: pixels on the [0, 1] scale. */
-static double mean_pixel_diff(const float *p, const float *q, int64_t D) {
+/* Mean |p - q| / 2 (power 1) or mean ((p - q) / 2)^2 (power 2) of two model-space images with values clamped to
+   [-1, 1]: pixels on the [0, 1] scale. */
+static double pixel_diff(const float *p, const float *q, int64_t D, int power) {
     double s = 0;
     for (int64_t k = 0; k < D; k++) {
         double u = p[k] < -1 ? -1 : p[k] > 1 ? 1 : p[k], v = q[k] < -1 ? -1 : q[k] > 1 ? 1 : q[k];
-        s += fabs(u - v) / 2;
+        s += power == 1 ? fabs(u - v) / 2 : (u - v) * (u - v) / 4;
     }
     return s / (double)D;
+}
+
+static double psnr(const float *p, const float *q, int64_t D) {
+    double mse = pixel_diff(p, q, D, 2);
+    return mse > 0 ? 10 * log10(1 / mse) : INFINITY;
 }
 
 /* ------------------------------------------------------------------------------------ interpolation */
@@ -142,8 +148,8 @@ ddpm_status ddpm_interpolate(ddpm_model *m, const ddpm_diffusion *d, const ddpm_
     if (st == DDPM_OK) {
         to_float(out, x, nd);
         for (int i = n - 1; i >= 0; i--) {   /* the first image of lambda 0 (1) */
-            if (lambdas[i] == 0) inf.round_trip[0] = mean_pixel_diff(a, out + (size_t)i * D, D);
-            if (lambdas[i] == 1) inf.round_trip[1] = mean_pixel_diff(b, out + (size_t)i * D, D);
+            if (lambdas[i] == 0) inf.round_trip[0] = pixel_diff(a, out + (size_t)i * D, D, 1);
+            if (lambdas[i] == 1) inf.round_trip[1] = pixel_diff(b, out + (size_t)i * D, D, 1);
         }
     }
     if (info) *info = inf;
@@ -265,9 +271,17 @@ ddpm_status ddpm_denoise(ddpm_model *m, const ddpm_diffusion *d, const ddpm_samp
     q.xt = DDPM_XT_GIVEN;
     if (st == DDPM_OK) st = app_pass(m, d, &c, r, &q, "denoising", 1, c.steps - c.first_step, w, 1, &inf);
     if (st == DDPM_OK) {
-        to_float(out, w, (size_t)D);
-        if (noisy) to_float(noisy, y, (size_t)D);
-        if (one_step) to_float(one_step, x0, (size_t)D);
+        float *f = dd_alloc(sizeof(float) * 2 * (size_t)D);   /* the noisy image and the estimate */
+        if (!f) st = DDPM_ERR_NOMEM;
+        if (f) {
+            to_float(out, w, (size_t)D);
+            to_float(f, y, (size_t)D);
+            to_float(f + D, x0, (size_t)D);
+            if (noisy) memcpy(noisy, f, sizeof(float) * (size_t)D);
+            if (one_step) memcpy(one_step, f + D, sizeof(float) * (size_t)D);
+            for (int k = 0; add_noise && k < 3; k++) inf.psnr[k] = psnr(k < 2 ? f + k * D : out, image, D);
+        }
+        dd_free(f);
     }
     if (info) *info = inf;
     dd_free(y);
