@@ -149,10 +149,7 @@ int app_prepare(app_ctx *c, int batch) {
 
 int app_fail(app_ctx *c, int usage) {
     app_progress_end(c);
-    if (cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted; nothing was written\n");
-        return CLI_INTERRUPTED;
-    }
+    if (cli_interrupted()) return cli_error(cli_stop_status(), "interrupted; nothing was written");
     return usage ? cli_usage_error("%s", ddpm_last_error()) : cli_fail();
 }
 
@@ -277,43 +274,28 @@ int app_read_image(app_ctx *c, const char *opt, int mask, const char *like_opt, 
     return rc;
 }
 
-/* The tEXt pairs of the run: settings (freed by the caller), "Software", "Model", then description. */
-static int png_text(const app_ctx *c, const char *text[9], char **settings, char software[64],
-                    const char *description) {
-    if (!(*settings = cli_settings(c->a))) return cli_error(CLI_FAIL, "out of memory");
-    snprintf(software, 64, "ddpm %s", ddpm_version());
-    /* the model that made the image, also when it was the shipped default or $DDPM_MODEL */
-    const char *t[] = {"ddpm", *settings, "Software", software, "Model", c->spec ? c->spec : "",
-                       description ? "Description" : NULL, description, NULL};
-    memcpy(text, t, sizeof t);
-    return CLI_OK;
+/* img as a PNG at path, or (img NULL) images x [n] as the folder path, with the tEXt pairs of the run: its
+   settings, "Software", "Model" (also when it was the shipped default or $DDPM_MODEL), "Description". */
+static int write_images(const app_ctx *c, const char *opt, const char *path, const ddpm_image *img, const float *x,
+                        int64_t n, const char *description) {
+    char *settings = cli_settings(c->a), software[64];
+    if (!settings) return cli_error(CLI_FAIL, "out of memory");
+    snprintf(software, sizeof software, "ddpm %s", ddpm_version());
+    const char *text[] = {"ddpm", settings, "Software", software, "Model", c->spec ? c->spec : "",
+                          description ? "Description" : NULL, description, NULL};
+    ddpm_status st = img ? ddpm_png_write(path, img, text)
+                         : ddpm_write_image_folder(path, x, n, c->C, c->S, c->S, text, cli_stop_requested, NULL);
+    free(settings);
+    if (st == DDPM_OK) return CLI_OK;
+    return img || st == DDPM_ERR_INTERRUPTED ? cli_fail() : cli_error(CLI_FAIL, "--%s %s", opt ? opt : "out", ddpm_last_error());
 }
 
 int app_write_png(const app_ctx *c, const char *path, const ddpm_image *img, const char *description) {
-    const char *text[9];
-    char *settings, software[64];
-    if (png_text(c, text, &settings, software, description) != CLI_OK) return CLI_FAIL;
-    ddpm_status st = ddpm_png_write(path, img, text);
-    free(settings);
-    return st == DDPM_OK ? CLI_OK : cli_fail();
-}
-
-static int stop_requested(void *user) {
-    (void)user;
-    return cli_interrupted();
+    return write_images(c, NULL, path, img, NULL, 0, description);
 }
 
 int app_write_folder(const app_ctx *c, const char *opt, const char *dir, const float *x, int64_t n) {
-    const char *text[9];
-    char *settings, software[64];
-    if (png_text(c, text, &settings, software, NULL) != CLI_OK) return CLI_FAIL;
-    ddpm_status st = ddpm_write_image_folder(dir, x, n, c->C, c->S, c->S, text, stop_requested, NULL);
-    free(settings);
-    if (st == DDPM_ERR_INTERRUPTED) {
-        fprintf(stderr, "ddpm: error: %s\n", ddpm_last_error());
-        return CLI_INTERRUPTED;
-    }
-    return st == DDPM_OK ? CLI_OK : cli_error(CLI_FAIL, "--%s %s", opt, ddpm_last_error());
+    return write_images(c, opt, dir, NULL, x, n, NULL);
 }
 
 int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,

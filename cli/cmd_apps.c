@@ -12,25 +12,27 @@
 
 #define MAX_IMAGES 64
 
-/* Shared setup: common options, required ones, the model, labels of `num` images, the sampler, the request and
-   room for nimg images in *buf. */
+static double t0;   /* when setup was done */
+
+/* Shared setup: common options, required ones, the model, labels of `num` images, the sampler (c->cfg), the request
+   (c->req) and room for nimg images in *buf. */
 static int setup(app_ctx *c, const cli_args *a, const char *const *required, int64_t num, ddpm_sampler_kind kind,
-                 ddpm_sampler_config *cfg, ddpm_app_request *r, size_t nimg, float **buf) {
+                 size_t nimg, float **buf) {
     int rc = app_parse_common(a, c);
     for (int i = 0; rc == CLI_OK && required[i]; i++) rc = cli_require(a, required[i]);
     if (rc == CLI_OK) rc = app_load_model(c);
     if (rc == CLI_OK) rc = app_labels(c, num, 0);
-    if (rc == CLI_OK) rc = app_sampler_config(c, kind, cfg);
-    if (rc == CLI_OK) app_hook(c, cfg);
+    if (rc == CLI_OK) rc = app_sampler_config(c, kind, &c->cfg);
+    if (rc == CLI_OK) app_hook(c, &c->cfg);
     if (rc == CLI_OK && !(*buf = app_alloc(c, sizeof(float) * nimg * (size_t)c->D))) rc = CLI_FAIL;
-    app_request(c, r);
+    app_request(c, &c->req);
+    t0 = cli_now();
     return rc;
 }
 
-/* Writes the strip of images x with its description, then "wrote OUT: <body>, <the time since t0>". */
-static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, double t0, const char *fmt, ...)
-    CLI_PRINTF(6, 7);
-static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, double t0, const char *fmt, ...) {
+/* Writes the strip of images x with its description, then "wrote OUT: <body>, <the time since setup>". */
+static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, const char *fmt, ...) CLI_PRINTF(5, 6);
+static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, const char *fmt, ...) {
     char dur[32], body[512];
     va_list ap;
     va_start(ap, fmt);
@@ -63,10 +65,6 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"a", "b", "out", NULL};
     app_ctx c = {0};
-    app_strip strip = {0};
-    ddpm_sampler_config cfg;
-    ddpm_app_request r;
-    ddpm_app_info info;
     double lam[MAX_IMAGES];
     int nl = 0, mode = 0;
     long long tk = -1;
@@ -80,8 +78,8 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     if (rc == CLI_OK && cli_given(a, "t")) rc = cli_int(a, "t", 0, (long long)1 << 40, &tk);
     if (rc != CLI_OK) return rc;
     float *fa = NULL;
-    if ((rc = setup(&c, a, required, nl < 2 ? 2 : nl, mode ? DDPM_SAMPLER_DDIM : DDPM_SAMPLER_DDPM, &cfg, &r,
-                    (size_t)nl + 2, &fa)))
+    if ((rc = setup(&c, a, required, nl < 2 ? 2 : nl, mode ? DDPM_SAMPLER_DDIM : DDPM_SAMPLER_DDPM, (size_t)nl + 2,
+                    &fa)))
         goto done;
     if (tk >= c.d->T) {
         rc = cli_usage_error("--t %lld is outside [0, %d)", tk, c.d->T);
@@ -91,31 +89,28 @@ static int interp_run(const cli_command *cmd, const cli_args *a) {
     float *x = fa + D, *fb = x + (size_t)nl * D;
     if ((rc = app_read_image(&c, "a", 0, NULL, NULL, fa, &ia)) || (rc = app_read_image(&c, "b", 0, "a", &ia, fb, NULL)))
         goto done;
-    double t0 = cli_now();
-    if ((rc = app_status(&c, ddpm_interpolate(c.model, c.d, &cfg, &r, fa, fb, lam, nl, (ddpm_interp_mode)mode, tk, x,
-                                              &info))) != CLI_OK)
+    const ddpm_interp_mode im = mode ? DDPM_INTERP_DDIM : DDPM_INTERP_NOISE;
+    if ((rc = app_status(&c, ddpm_interpolate(c.model, c.d, &c.cfg, &c.req, fa, fb, lam, nl, im, tk, x, &c.res))))
         goto done;
-    app_strip_add(&strip, "a");
-    for (int i = 0; i < nl; i++) app_strip_add(&strip, "\xce\xbb = %g", lam[i]);   /* λ */
-    app_strip_add(&strip, "b");
-    char what[300], trip[120] = "";
-    const double *rt = info.round_trip;
-    if (mode && (!isnan(rt[0]) || !isnan(rt[1]))) {   /* how well the inversion round-trips */
-        int len = snprintf(trip, sizeof trip, "round trip:");
-        for (int e = 0; e < 2; e++)
-            if (!isnan(rt[e])) len += snprintf(trip + len, sizeof trip - (size_t)len, "%s %c %.3f", len > 11 ? "," : "",
-                                               "ab"[e], rt[e]);
-        snprintf(trip + len, sizeof trip - (size_t)len, " (mean |pixel difference|, 0..1)");
+    app_strip_add(&c.strip, "a");
+    for (int i = 0; i < nl; i++) app_strip_add(&c.strip, "\xce\xbb = %g", lam[i]);   /* λ */
+    app_strip_add(&c.strip, "b");
+    char what[300], trip[120] = "", ta[16] = "", tb[16] = "";   /* how well the inversion round-trips */
+    const double *rt = c.res.round_trip;
+    if (!isnan(rt[0])) snprintf(ta, sizeof ta, " a %.3f", rt[0]);
+    if (!isnan(rt[1])) snprintf(tb, sizeof tb, "%s b %.3f", ta[0] ? "," : "", rt[1]);
+    if (mode && (ta[0] || tb[0])) {
+        snprintf(trip, sizeof trip, "round trip:%s%s (mean |pixel difference|, 0..1)", ta, tb);
         printf("%s\n", trip);
     }
     if (mode)
-        snprintf(what, sizeof what, "interpolation of DDIM inversions (%d steps), slerp, seed %llu%s%s", cfg.steps,
+        snprintf(what, sizeof what, "interpolation of DDIM inversions (%d steps), slerp, seed %llu%s%s", c.cfg.steps,
                  (unsigned long long)c.seed, trip[0] ? "; " : "", trip);
     else
         snprintf(what, sizeof what, "interpolation at t = %lld, %s from step %d of %d, seed %llu",
-                 (long long)info.t_noise, app_sampler_name(cfg.kind), info.first_step, cfg.steps,
+                 (long long)c.res.t_noise, app_sampler_name(c.cfg.kind), c.res.first_step, c.cfg.steps,
                  (unsigned long long)c.seed);
-    rc = finish(&c, &strip, fa, what, t0, "a, %d images, b (%s)", nl, what);
+    rc = finish(&c, &c.strip, fa, what, "a, %d images, b (%s)", nl, what);
 done:
     app_free(&c);
     ddpm_image_free(&ia);
@@ -157,39 +152,31 @@ static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "mask", "out", NULL};
     app_ctx c = {0};
-    app_strip strip = {0};
-    ddpm_sampler_config cfg;
-    ddpm_app_request r;
-    ddpm_app_info info;
-    ddpm_inpaint_config ic;
     long long num = 4, jl = 10, jn = 1;
     ddpm_image img = {0};
 
     int rc = cli_int(a, "num", 1, MAX_IMAGES, &num);
     if (rc == CLI_OK) rc = cli_int(a, "jump-length", 0, 1 << 20, &jl);
     if (rc == CLI_OK) rc = cli_int(a, "jump-n-sample", 1, 1000, &jn);
-    if (rc == CLI_OK && strcmp(cli_str(a, "sampler"), "dpmpp2m") == 0)
-        rc = cli_usage_error("--sampler dpmpp2m: inpainting runs with ddpm or ddim");
     if (rc != CLI_OK) return rc;
     float *image = NULL;   /* [image, masked, results, mask] */
-    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDPM, &cfg, &r, (size_t)num + 3, &image)) != CLI_OK) goto done;
-    ic = (ddpm_inpaint_config){.jump_length = (int)jl, .jump_n_sample = (int)jn};
+    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDPM, (size_t)num + 3, &image)) != CLI_OK) goto done;
+    const ddpm_inpaint_config ic = {.jump_length = (int)jl, .jump_n_sample = (int)jn};
     const size_t D = (size_t)c.D;
     float *masked = image + D, *x = image + 2 * D, *mask = x + (size_t)num * D;
     if ((rc = app_read_image(&c, "image", 0, NULL, NULL, image, &img)) ||
         (rc = app_read_image(&c, "mask", 1, "image", &img, mask, NULL)))
         goto done;
-    double t0 = cli_now();
-    if ((rc = app_status(&c, ddpm_inpaint(c.model, c.d, &cfg, &r, &ic, image, mask, num, x, masked, &info))))
+    if ((rc = app_status(&c, ddpm_inpaint(c.model, c.d, &c.cfg, &c.req, &ic, image, mask, num, x, masked, &c.res))))
         goto done;
-    app_strip_add(&strip, "image");
-    app_strip_add(&strip, "masked");
-    for (long long i = 0; i < num; i++) app_strip_add(&strip, "result %lld", i + 1);
+    app_strip_add(&c.strip, "image");
+    app_strip_add(&c.strip, "masked");
+    for (long long i = 0; i < num; i++) app_strip_add(&c.strip, "result %lld", i + 1);
     char what[200];
     snprintf(what, sizeof what, "RePaint, %s %d steps, jump length %lld, jump n sample %lld, seed %llu, %.0f%% "
-             "regenerated", app_sampler_name(cfg.kind), cfg.steps, jl, jn, (unsigned long long)c.seed,
-             100.0 * info.regenerated);
-    rc = finish(&c, &strip, image, what, t0, "image, masked, %lld results (%s)", num, what);
+             "regenerated", app_sampler_name(c.cfg.kind), c.cfg.steps, jl, jn, (unsigned long long)c.seed,
+             100.0 * c.res.regenerated);
+    rc = finish(&c, &c.strip, image, what, "image, masked, %lld results (%s)", num, what);
 done:
     app_free(&c);
     ddpm_image_free(&img);
@@ -230,34 +217,28 @@ static int img2img_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "strength", "out", NULL};
     app_ctx c = {0};
-    app_strip strip = {0};
-    ddpm_sampler_config cfg;
-    ddpm_app_request r;
-    ddpm_app_info info;
     long long num = 4;
     double s = 0;
 
     int rc = cli_int(a, "num", 1, MAX_IMAGES, &num);
-    if (rc == CLI_OK) rc = cli_require(a, "strength");
     if (rc == CLI_OK) rc = cli_double(a, "strength", 0, 1, 0, &s);
     if (rc == CLI_OK && !(s > 0)) rc = cli_usage_error("--strength %s: must be in (0, 1]", cli_str(a, "strength"));
     if (rc != CLI_OK) return rc;
     float *image = NULL;
-    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, &cfg, &r, (size_t)num + 1, &image)) != CLI_OK) goto done;
+    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, (size_t)num + 1, &image)) != CLI_OK) goto done;
     const size_t D = (size_t)c.D;
     float *x = image + D;
     if ((rc = app_read_image(&c, "image", 0, NULL, NULL, image, NULL)) != CLI_OK) goto done;
-    double t0 = cli_now();
-    if ((rc = app_status(&c, ddpm_img2img(c.model, c.d, &cfg, &r, image, s, num, x, &info))) != CLI_OK) goto done;
-    const int init = cfg.steps - info.first_step;
-    printf("strength %g: %d of %d %s steps, from t = %lld\n", s, init, cfg.steps, app_sampler_name(cfg.kind),
-           (long long)info.t);
-    app_strip_add(&strip, "input");
-    for (long long i = 0; i < num; i++) app_strip_add(&strip, "result %lld", i + 1);
+    if ((rc = app_status(&c, ddpm_img2img(c.model, c.d, &c.cfg, &c.req, image, s, num, x, &c.res))) != CLI_OK) goto done;
+    const int init = c.cfg.steps - c.res.first_step;
+    printf("strength %g: %d of %d %s steps, from t = %lld\n", s, init, c.cfg.steps, app_sampler_name(c.cfg.kind),
+           (long long)c.res.t);
+    app_strip_add(&c.strip, "input");
+    for (long long i = 0; i < num; i++) app_strip_add(&c.strip, "result %lld", i + 1);
     char what[200];
     snprintf(what, sizeof what, "img2img (SDEdit), strength %g: %s %d of %d steps from t = %lld, seed %llu", s,
-             app_sampler_name(cfg.kind), init, cfg.steps, (long long)info.t, (unsigned long long)c.seed);
-    rc = finish(&c, &strip, image, what, t0, "input, %lld results", num);
+             app_sampler_name(c.cfg.kind), init, c.cfg.steps, (long long)c.res.t, (unsigned long long)c.seed);
+    rc = finish(&c, &c.strip, image, what, "input, %lld results", num);
 done:
     app_free(&c);
     return rc;
@@ -295,43 +276,37 @@ static int denoise_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "sigma", "out", NULL};
     app_ctx c = {0};
-    app_strip strip = {0};
-    ddpm_sampler_config cfg;
-    ddpm_app_request r;
-    ddpm_app_info info;
     double sigma = 0;
 
-    int rc = cli_require(a, "sigma");
-    if (rc == CLI_OK) rc = cli_double(a, "sigma", 0, 100, 1, &sigma);
+    int rc = cli_double(a, "sigma", 0, 100, 1, &sigma);
     if (rc != CLI_OK) return rc;
     float *in = NULL;   /* [clean, noisy, one step, reverse process] */
-    if ((rc = setup(&c, a, required, 1, DDPM_SAMPLER_DDPM, &cfg, &r, 4, &in)) != CLI_OK) goto done;
+    if ((rc = setup(&c, a, required, 1, DDPM_SAMPLER_DDPM, 4, &in)) != CLI_OK) goto done;
     const size_t D = (size_t)c.D;
     const int add = cli_flag(a, "add-noise");
     float *y = in + D, *x0 = in + 2 * D, *x = in + 3 * D;
     if ((rc = app_read_image(&c, "image", 0, NULL, NULL, in, NULL)) != CLI_OK) goto done;
-    double t0 = cli_now();
-    if ((rc = app_status(&c, ddpm_denoise(c.model, c.d, &cfg, &r, in, sigma, add, y, x0, x, &info))) != CLI_OK)
+    if ((rc = app_status(&c, ddpm_denoise(c.model, c.d, &c.cfg, &c.req, in, sigma, add, y, x0, x, &c.res))) != CLI_OK)
         goto done;
-    const int64_t t = info.t_noise;
+    const int64_t t = c.res.t_noise;
     const double ab = c.d->alphas_cumprod[t];
     printf("sigma %g (%g in model space) matches t = %lld (sqrt((1 - alpha_bar) / alpha_bar) = %.4g)", sigma,
            2 * sigma, (long long)t, sqrt((1 - ab) / ab));
-    if (info.t != t) printf("; the %s sampler starts at its step %d, t = %lld", app_sampler_name(cfg.kind),
-                            info.first_step, (long long)info.t);
+    if (c.res.t != t) printf("; the %s sampler starts at its step %d, t = %lld", app_sampler_name(c.cfg.kind),
+                            c.res.first_step, (long long)c.res.t);
     printf("\n");
-    if (add) app_strip_add(&strip, "clean");
-    app_strip_add(&strip, "noisy \xcf\x83 = %g", sigma);   /* σ */
-    app_strip_add(&strip, "one step (t = %lld)", (long long)t);
-    app_strip_add(&strip, "reverse process");
+    if (add) app_strip_add(&c.strip, "clean");
+    app_strip_add(&c.strip, "noisy \xcf\x83 = %g", sigma);   /* σ */
+    app_strip_add(&c.strip, "one step (t = %lld)", (long long)t);
+    app_strip_add(&c.strip, "reverse process");
     if (add)
         printf("PSNR against the clean image: noisy %.2f dB, one step %.2f dB, reverse process %.2f dB\n",
-               info.psnr[0], info.psnr[1], info.psnr[2]);
+               c.res.psnr[0], c.res.psnr[1], c.res.psnr[2]);
     char what[240];
     snprintf(what, sizeof what, "denoising, sigma %g (pixel scale), t = %lld; reverse process: %s from step %d of %d "
-             "(t = %lld), seed %llu", sigma, (long long)t, app_sampler_name(cfg.kind), info.first_step, cfg.steps,
-             (long long)info.t, (unsigned long long)c.seed);
-    rc = finish(&c, &strip, add ? in : y, what, t0, "%snoisy, one step, reverse process", add ? "clean, " : "");
+             "(t = %lld), seed %llu", sigma, (long long)t, app_sampler_name(c.cfg.kind), c.res.first_step, c.cfg.steps,
+             (long long)c.res.t, (unsigned long long)c.seed);
+    rc = finish(&c, &c.strip, add ? in : y, what, "%snoisy, one step, reverse process", add ? "clean, " : "");
 done:
     app_free(&c);
     return rc;
