@@ -25,8 +25,9 @@ int app_number_list(const char *opt, const char *s, double lo, double hi, int in
         size_t len = strcspn(p, ",");
         char item[64], *end = item;
         if (len < sizeof item) memcpy(item, p, len), item[len] = 0;
-        double v = len == 0 || len >= sizeof item ? NAN : none && strcmp(item, "none") == 0 ? -1 : strtod(item, &end);
-        if (!(v == -1 && none) && (isnan(v) || *end || v < lo || v > hi || (integer && v != floor(v))))
+        const int is_none = none && len < sizeof item && strcmp(item, "none") == 0;
+        double v = is_none ? -1 : len == 0 || len >= sizeof item ? NAN : strtod(item, &end);
+        if (!is_none && (isnan(v) || *end || v < lo || v > hi || (integer && v != floor(v))))
             return cli_usage_error("--%s %s: '%.*s' is not %s", opt, s, (int)len, p, what);
         if (*n >= max) return cli_usage_error("--%s %s: at most %d values", opt, s, max);
         vals[(*n)++] = v;
