@@ -94,11 +94,7 @@ int app_load_model(app_ctx *c) {
     c->C = c->info.in_channels;
     c->S = c->info.sample_size;
     c->D = (int64_t)c->C * c->S * c->S;
-    if (c->C != 1 && c->C != 3)
-        return cli_error(CLI_FAIL, "%s: the model has %d input channels; images need 1 (gray) or 3 (RGB)", spec, c->C);
-    if (c->info.out_channels != c->C)
-        return cli_error(CLI_FAIL, "%s: the model outputs %d channels for %d input channels (a learned variance is not "
-                         "supported)", spec, c->info.out_channels, c->C);
+    if (ddpm_model_check_images(c->model) != DDPM_OK) return cli_error(CLI_FAIL, "%s: %s", spec, ddpm_last_error());
     if (ddpm_pipeline_scheduler_load(spec, &c->sched) != DDPM_OK) return cli_fail();
     c->d = c->sched.diffusion;
     if (!c->info.weights_loaded)

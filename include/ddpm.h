@@ -999,6 +999,9 @@ int64_t ddpm_timestep_for_sigma(const ddpm_diffusion *d, double sigma);
    way. They run on ddpm_sample_images (chunks, labels, guidance, cfg->on_step per step) with a copy of cfg whose
    first_step the application sets. What was decided before the run (the start step, its timestep) is in the
    ddpm_app_info; a pass callback hears of each pass over the images before it starts. */
+/* DDPM_OK when the model maps images to images: 1 (gray) or 3 (RGB) input channels and as many output channels
+   (no learned variance); else DDPM_ERR_INVALID_ARG saying which. The applications check it first. */
+ddpm_status ddpm_model_check_images(const ddpm_model *m);
 typedef struct ddpm_app_info {
     int first_step;            /* the reverse process starts at this index of the timestep list */
     int64_t t;                 /* ... from x_t at this timestep (0 for inpainting, which starts from x_T) */

@@ -2,7 +2,7 @@
    ddim mode equals inversion + slerp + decode, the round trip), ddpm_img2img (the start step of a strength, the
    result equals noising + sampling from it), ddpm_inpaint (a keep-all mask returns the image, the masked preview),
    ddpm_denoise (the timestep of sigma, the added noise, PSNR), the pass callback's step counts, the refusals of
-   bad arguments, and ddpm_paths_same. The networks are the tiny fixture UNets. */
+   bad arguments, ddpm_model_check_images and ddpm_paths_same. The networks are the tiny fixture UNets. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +195,8 @@ static void test_img2img(void) {
     CHECK_FAIL(ddpm_img2img(m, d, &cfg, &r, in, 0.05, N, out, &info), DDPM_ERR_INVALID_ARG);
     CHECK(strstr(ddpm_last_error(), "runs no step") != NULL);
     CHECK_FAIL(ddpm_img2img(m, d, &cfg, &r, in, 0.5, 0, out, &info), DDPM_ERR_INVALID_ARG);
+    CHECK_OK(ddpm_model_check_images(m));
+    CHECK_FAIL(ddpm_model_check_images(NULL), DDPM_ERR_INVALID_ARG);
     r.chunk = 0;
     CHECK_FAIL(ddpm_img2img(m, d, &cfg, &r, in, 0.5, N, out, &info), DDPM_ERR_INVALID_ARG);
     CHECK(strstr(ddpm_last_error(), "chunk") != NULL);

@@ -14,6 +14,19 @@ void ddpm_app_request_default(ddpm_app_request *r) {
     r->engine = DDPM_ENGINE_FAST;
 }
 
+ddpm_status ddpm_model_check_images(const ddpm_model *m) {
+    if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_check_images: model is NULL");
+    ddpm_model_info mi;
+    ddpm_model_get_info(m, &mi);
+    if (mi.in_channels != 1 && mi.in_channels != 3)
+        return dd_error(DDPM_ERR_INVALID_ARG, "the model has %d input channels; images need 1 (gray) or 3 (RGB)",
+                        mi.in_channels);
+    if (mi.out_channels != mi.in_channels)
+        return dd_error(DDPM_ERR_INVALID_ARG, "the model outputs %d channels for %d input channels (a learned "
+                        "variance is not supported)", mi.out_channels, mi.in_channels);
+    return DDPM_OK;
+}
+
 /* The checks every application makes; *D = the numbers of one image. */
 static ddpm_status app_check(const char *fn, ddpm_model *m, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
                              const ddpm_app_request *r, const void *image, const void *out, int64_t num,
@@ -25,6 +38,8 @@ static ddpm_status app_check(const char *fn, ddpm_model *m, const ddpm_diffusion
     if (num < 1 || num > (1 << 24))
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: %lld images; need 1..%d", fn, (long long)num, 1 << 24);
     if (r->chunk < 1) return dd_error(DDPM_ERR_INVALID_ARG, "%s: chunk = %d must be >= 1", fn, r->chunk);
+    ddpm_status st = ddpm_model_check_images(m);
+    if (st != DDPM_OK) return st;
     ddpm_model_info mi;
     ddpm_model_get_info(m, &mi);
     *D = (int64_t)mi.in_channels * mi.sample_size * mi.sample_size;
