@@ -1,17 +1,13 @@
 /* app_common.c — the shared machinery of the sampling and application commands (see app_common.h). */
 #include "app_common.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------------------- small helpers */
 
 float *app_to_float(const double *x, size_t n) {
     float *f = malloc(sizeof(float) * (n ? n : 1));
@@ -22,43 +18,22 @@ float *app_to_float(const double *x, size_t n) {
 
 const char *app_sampler_name(ddpm_sampler_kind k) { return ddpm_enum_name(DDPM_ENUM_SAMPLER, (int)k); }
 
-/* ------------------------------------------------------------------------------- option syntax */
-
-static int parse_on_off(const char *opt, const char *s, int *out) {
-    if (strcmp(s, "on") == 0 || strcmp(s, "1") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "true") == 0) *out = 1;
-    else if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0 || strcmp(s, "no") == 0 || strcmp(s, "false") == 0)
-        *out = 0;
-    else return cli_usage_error("--%s %s: must be on or off", opt, s);
-    return CLI_OK;
-}
-
-/* --class: comma-separated class numbers >= 0 or "none" (-1), at most APP_MAX_LABELS of them. */
-static int parse_class_list(const char *s, int64_t *vals, int *n) {
+int app_number_list(const char *opt, const char *s, double lo, double hi, int integer, int none, const char *what,
+                    double *vals, int max, int *n) {
     *n = 0;
     for (const char *p = s;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[32], *end;
-        if (len == 0 || len >= sizeof item) return cli_usage_error("--class %s: expected K, K1,K2,... or none", s);
-        memcpy(item, p, len);
-        item[len] = 0;
-        errno = 0;
-        long long v = strcmp(item, "none") == 0 ? -1 : strtoll(item, &end, 10);
-        if (v != -1 && (end == item || *end || errno == ERANGE || v < 0 || v > INT_MAX))
-            return cli_usage_error("--class %s: '%s' is not a class number (0, 1, ...) or none", s, item);
-        if (*n >= APP_MAX_LABELS) return cli_usage_error("--class %s: at most %d labels", s, APP_MAX_LABELS);
+        size_t len = strcspn(p, ",");
+        char item[64], *end = item;
+        if (len < sizeof item) memcpy(item, p, len), item[len] = 0;
+        const int is_none = none && len < sizeof item && strcmp(item, "none") == 0;
+        double v = is_none ? -1 : len == 0 || len >= sizeof item ? NAN : strtod(item, &end);
+        if (!is_none && (isnan(v) || *end || v < lo || v > hi || (integer && v != floor(v))))
+            return cli_usage_error("--%s %s: '%.*s' is not %s", opt, s, (int)len, p, what);
+        if (*n >= max) return cli_usage_error("--%s %s: at most %d values", opt, s, max);
         vals[(*n)++] = v;
-        if (!comma) return CLI_OK;
-        p = comma + 1;
+        if (!p[len]) return CLI_OK;
+        p += len + 1;
     }
-}
-
-static int parse_guidance(const char *s, double *w) {
-    char *end;
-    *w = strcmp(s, "auto") == 0 ? NAN : strtod(s, &end);
-    if (!isnan(*w) && (end == s || *end || !isfinite(*w) || *w < 0 || *w > 100))
-        return cli_usage_error("--guidance %s: must be auto or a number in [0, 100] (1 = no guidance)", s);
-    return CLI_OK;
 }
 
 int app_parse_common(const cli_args *a, app_ctx *c) {
@@ -79,15 +54,25 @@ int app_parse_common(const cli_args *a, app_ctx *c) {
     if (GIVEN("steps")) rc = cli_int(a, "steps", 1, 1 << 24, &o->steps);
     if (rc == CLI_OK && cli_has(a, "eta")) rc = cli_double(a, "eta", 0, 1, 0, &o->eta);
     if (GIVEN("spacing")) rc = cli_enum(a, "spacing", DDPM_ENUM_SPACING, &o->spacing);
-    if (GIVEN("clip")) rc = parse_on_off("clip", cli_str(a, "clip"), &o->clip);
-    if (GIVEN("class")) rc = parse_class_list(cli_str(a, "class"), o->classes, &o->nclasses);
-    if (rc == CLI_OK && cli_has(a, "guidance")) rc = parse_guidance(cli_str(a, "guidance"), &o->guidance);
+    if (GIVEN("clip")) {   /* on/off, 1/0, yes/no, true/false */
+        static const char *const on_off[] = {"off", "on", "0", "1", "no", "yes", "false", "true", NULL};
+        char label[80];
+        snprintf(label, sizeof label, "--clip %s", cli_str(a, "clip"));
+        if ((rc = cli_choice(label, cli_str(a, "clip"), on_off, "value (on or off)", &o->clip)) == CLI_OK) o->clip %= 2;
+    }
+    if (GIVEN("class")) {
+        double cls[APP_MAX_LABELS];
+        rc = app_number_list("class", cli_str(a, "class"), 0, INT_MAX, 1, 1, "a class number (0, 1, ...) or none", cls,
+                             APP_MAX_LABELS, &o->nclasses);
+        for (int i = 0; i < o->nclasses; i++) o->classes[i] = (int64_t)cls[i];
+    }
+    if (rc == CLI_OK && cli_has(a, "guidance") && strcmp(cli_str(a, "guidance"), "auto") != 0)
+        rc = app_number_list("guidance", cli_str(a, "guidance"), 0, 100, 0, 0, "auto or a number in [0, 100] (1 = no "
+                             "guidance)", &o->guidance, 1, &v);
 #undef GIVEN
     if (rc == CLI_OK && cli_has(a, "threads")) ddpm_set_threads((int)threads);
     return rc;
 }
-
-/* ------------------------------------------------------------------------------- model */
 
 int app_load_model(app_ctx *c) {
     const cli_args *a = c->a;
@@ -109,11 +94,7 @@ int app_load_model(app_ctx *c) {
     c->C = c->info.in_channels;
     c->S = c->info.sample_size;
     c->D = (int64_t)c->C * c->S * c->S;
-    if (c->C != 1 && c->C != 3)
-        return cli_error(CLI_FAIL, "%s: the model has %d input channels; images need 1 (gray) or 3 (RGB)", spec, c->C);
-    if (c->info.out_channels != c->C)
-        return cli_error(CLI_FAIL, "%s: the model outputs %d channels for %d input channels (a learned variance is not "
-                         "supported)", spec, c->info.out_channels, c->C);
+    if (ddpm_model_check_images(c->model) != DDPM_OK) return cli_error(CLI_FAIL, "%s: %s", spec, ddpm_last_error());
     if (ddpm_pipeline_scheduler_load(spec, &c->sched) != DDPM_OK) return cli_fail();
     c->d = c->sched.diffusion;
     if (!c->info.weights_loaded)
@@ -139,11 +120,9 @@ int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_
     cfg->eta = o->eta;
     if (o->spacing >= 0) cfg->spacing = (ddpm_spacing)o->spacing;
     if (o->clip >= 0) cfg->clip_sample = o->clip;
-    int64_t *ts = malloc(sizeof(int64_t) * (size_t)cfg->steps);
-    if (!ts) return cli_error(CLI_FAIL, "out of memory");
-    ddpm_status st = ddpm_sampler_timesteps(cfg, T, ts);
-    free(ts);
-    return st == DDPM_OK ? CLI_OK : cli_usage_error("%s", ddpm_last_error());
+    int first;   /* checks the steps and the timestep list */
+    return ddpm_sampler_first_step(cfg, T, T - 1, &first, NULL) == DDPM_OK ? CLI_OK
+                                                                            : cli_usage_error("%s", ddpm_last_error());
 }
 
 int app_labels(app_ctx *c, int64_t num, int sample_mode) {
@@ -167,10 +146,7 @@ int app_prepare(app_ctx *c, int batch) {
 
 int app_fail(app_ctx *c, int usage) {
     app_progress_end(c);
-    if (cli_interrupted()) {
-        fprintf(stderr, "ddpm: error: interrupted; nothing was written\n");
-        return CLI_INTERRUPTED;
-    }
+    if (cli_interrupted()) return cli_error(cli_stop_status(), "interrupted; nothing was written");
     return usage ? cli_usage_error("%s", ddpm_last_error()) : cli_fail();
 }
 
@@ -184,12 +160,10 @@ void app_free(app_ctx *c) {
     c->guided = NULL, c->model = NULL, c->d = NULL, c->labels = NULL;
 }
 
-/* ------------------------------------------------------------------------------- progress */
-
 void app_progress_start(app_ctx *c, const char *what, long long total_steps, int64_t num) {
     app_progress *p = &c->progress;
     memset(p, 0, sizeof *p);
-    p->tty = isatty(STDOUT_FILENO);
+    cli_progress_init(&p->line);
     p->what = what;
     p->total = total_steps > 0 ? total_steps : 1;
     p->num = num;
@@ -202,40 +176,22 @@ void app_progress_chunk(app_ctx *c, int64_t first, int64_t n) {
     c->progress.n = n;
 }
 
-void app_progress_end(app_ctx *c) {
-    app_progress *p = &c->progress;
-    if (p->tty && p->width > 0) {
-        printf("\n");
-        fflush(stdout);
-    }
-    p->width = 0;
-}
+void app_progress_end(app_ctx *c) { cli_progress_break(&c->progress.line); }
 
 static void progress_step(app_progress *p, int step_index, int num_steps) {
-    p->done++;
-    double now = cli_now(), el = now - p->t0;
-    double rate = el > 0 ? (double)p->done / el : 0;
+    double el = cli_now() - p->t0, rate = ++p->done / (el > 0 ? el : INFINITY);
     long long left = p->total > p->done ? p->total - p->done : 0;
+    int due = p->done * 10 >= p->next_tenth * p->total;
+    while (p->done * 10 >= p->next_tenth * p->total && p->next_tenth <= 10) p->next_tenth++;
     char eta[32], imgs[64], line[256];
     cli_duration(eta, sizeof eta, rate > 0 ? (double)left / rate : -1);
     if (p->n > 1)
         snprintf(imgs, sizeof imgs, "images %lld-%lld/%lld", (long long)p->first + 1, (long long)(p->first + p->n),
                  (long long)p->num);
     else snprintf(imgs, sizeof imgs, "image %lld/%lld", (long long)p->first + 1, (long long)p->num);
-    int w = snprintf(line, sizeof line, "%s: %s  step %d/%d  %.1f it/s  ETA %s", p->what, imgs, step_index + 1,
-                     num_steps, rate, eta);
-    if (p->tty) {
-        if (now - p->last_draw < 0.1 && left > 0) return;
-        p->last_draw = now;
-        int pad = p->width > w ? p->width - w : 0;
-        printf("\r%s%*s", line, pad, "");
-        p->width = w;
-        fflush(stdout);
-    } else if (p->done * 10 >= (long long)p->next_tenth * p->total) {
-        while (p->done * 10 >= (long long)p->next_tenth * p->total && p->next_tenth <= 10) p->next_tenth++;
-        printf("%s\n", line);
-        fflush(stdout);
-    }
+    snprintf(line, sizeof line, "%s: %s  step %d/%d  %.1f it/s  ETA %s", p->what, imgs, step_index + 1, num_steps,
+             rate, eta);
+    cli_progress_show(&p->line, line, due, p->done == p->total);
 }
 
 ddpm_status app_on_step(void *user, int step_index, int num_steps, int64_t timestep, const double *x,
@@ -252,87 +208,91 @@ static ddpm_status on_chunk(void *user, int64_t first, int64_t n, int64_t N) {
     return DDPM_OK;
 }
 
-int app_run(app_ctx *c, const ddpm_sampler_config *cfg, ddpm_sample_request *r, double *x, int64_t N) {
-    r->chunk = c->batch;
-    r->guidance = c->guidance;
-    r->labels = c->labels;
-    r->engine = c->engine;
-    r->on_chunk = on_chunk;
-    r->chunk_user = c;
-    if (ddpm_sample_images(c->model, c->d, cfg, r, x, N) != DDPM_OK) return app_fail(c, 0);
+static int status(app_ctx *c, ddpm_status st, int usage) {
+    if (st != DDPM_OK || cli_interrupted()) return app_fail(c, usage);
     app_progress_end(c);
-    return cli_interrupted() ? app_fail(c, 0) : CLI_OK;
+    return CLI_OK;
 }
 
 int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT) {
     ddpm_sample_request r;
     ddpm_sample_request_default(&r);
     r.xt = (ddpm_xt_mode)xT;
-    return app_run(c, cfg, &r, x, N);
+    r.chunk = c->batch;
+    r.guidance = c->guidance;
+    r.labels = c->labels;
+    r.engine = c->engine;
+    r.on_chunk = on_chunk;
+    r.chunk_user = c;
+    return status(c, ddpm_sample_images(c->model, c->d, cfg, &r, x, N), 0);
 }
+
+static ddpm_status on_pass(void *user, const char *name, int64_t n, int64_t steps, const ddpm_app_info *info) {
+    (void)info;
+    app_progress_end(user);
+    app_progress_start(user, name, steps, n);
+    return DDPM_OK;
+}
+
+void app_request(app_ctx *c, ddpm_app_request *r) {
+    ddpm_app_request_default(r);
+    r->guidance = c->guidance;
+    r->labels = c->labels;
+    r->engine = c->engine;
+    r->on_chunk = on_chunk;
+    r->on_pass = on_pass;
+    r->user = c;
+}
+
+int app_status(app_ctx *c, ddpm_status st) { return status(c, st, st == DDPM_ERR_INVALID_ARG); }
 
 void app_hook(app_ctx *c, ddpm_sampler_config *cfg) {
     cfg->on_step = app_on_step;
     cfg->step_user = c;
 }
 
-/* ------------------------------------------------------------------------------- images */
-
-int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, ddpm_image *img) {
-    ddpm_image im;
-    memset(&im, 0, sizeof im);
+int app_read_image(app_ctx *c, const char *opt, int mask, const char *like_opt, const ddpm_image *like, float *out,
+                   ddpm_image *img) {
+    const char *path = cli_str(c->a, opt);
+    ddpm_image im = {0};
     if (ddpm_image_read(path, &im) != DDPM_OK) {
         const char *m = ddpm_last_error();   /* the library's message names the file already, or not */
         if (strncmp(m, path, strlen(path)) == 0) return cli_error(CLI_FAIL, "--%s %s", opt, m);
         return cli_error(CLI_FAIL, "--%s %s: %s", opt, path, m);
     }
-    ddpm_status st = ddpm_image_to_model(&im, c->S, c->C, out);
-    if (st != DDPM_OK) {
-        ddpm_image_free(&im);
-        return cli_error(CLI_FAIL, "--%s %s: %s", opt, path, ddpm_last_error());
-    }
-    if (img) *img = im;
+    int rc = CLI_OK;
+    if (like && (im.width != like->width || im.height != like->height))
+        rc = cli_error(CLI_FAIL, "--%s %s is %dx%d pixels but --%s %s is %dx%d; the images must have the same size",
+                       opt, path, im.width, im.height, like_opt, cli_str(c->a, like_opt), like->width, like->height);
+    else if ((mask ? ddpm_mask_to_model(&im, c->S, out) : ddpm_image_to_model(&im, c->S, c->C, out)) != DDPM_OK)
+        rc = cli_error(CLI_FAIL, "--%s %s: %s", opt, path, ddpm_last_error());
+    if (img && rc == CLI_OK) *img = im;
     else ddpm_image_free(&im);
-    return CLI_OK;
+    return rc;
 }
 
-/* The tEXt pairs of the run: settings (freed by the caller), "Software", "Model", then description. */
-static int png_text(const app_ctx *c, const char *text[9], char **settings, char software[64],
-                    const char *description) {
-    if (!(*settings = cli_settings(c->a))) return cli_error(CLI_FAIL, "out of memory");
-    snprintf(software, 64, "ddpm %s", ddpm_version());
-    /* the model that made the image, also when it was the shipped default or $DDPM_MODEL */
-    const char *t[] = {"ddpm", *settings, "Software", software, "Model", c->spec ? c->spec : "",
-                       description ? "Description" : NULL, description, NULL};
-    memcpy(text, t, sizeof t);
-    return CLI_OK;
+/* img as a PNG at path, or (img NULL) images x [n] as the folder path, with the tEXt pairs of the run: its
+   settings, "Software", "Model" (also when it was the shipped default or $DDPM_MODEL), "Description". */
+static int write_images(const app_ctx *c, const char *opt, const char *path, const ddpm_image *img, const float *x,
+                        int64_t n, const char *description) {
+    char *settings = cli_settings(c->a), software[64];
+    if (!settings) return cli_error(CLI_FAIL, "out of memory");
+    snprintf(software, sizeof software, "ddpm %s", ddpm_version());
+    const char *text[] = {"ddpm", settings, "Software", software, "Model", c->spec ? c->spec : "",
+                          description ? "Description" : NULL, description, NULL};
+    ddpm_status st = img ? ddpm_png_write(path, img, text)
+                         : ddpm_write_image_folder(path, x, n, c->C, c->S, c->S, text, cli_stop_requested, NULL);
+    free(settings);
+    if (st == DDPM_OK) return CLI_OK;
+    return img || st == DDPM_ERR_INTERRUPTED ? cli_fail() : cli_error(CLI_FAIL, "--%s %s", opt ? opt : "out", ddpm_last_error());
 }
 
 int app_write_png(const app_ctx *c, const char *path, const ddpm_image *img, const char *description) {
-    const char *text[9];
-    char *settings, software[64];
-    if (png_text(c, text, &settings, software, description) != CLI_OK) return CLI_FAIL;
-    ddpm_status st = ddpm_png_write(path, img, text);
-    free(settings);
-    return st == DDPM_OK ? CLI_OK : cli_fail();
-}
-
-static int stop_requested(void *user) {
-    (void)user;
-    return cli_interrupted();
+    return write_images(c, NULL, path, img, NULL, 0, description);
 }
 
 int app_write_folder(const app_ctx *c, const char *opt, const char *dir, const float *x, int64_t n) {
-    const char *text[9];
-    char *settings, software[64];
-    if (png_text(c, text, &settings, software, NULL) != CLI_OK) return CLI_FAIL;
-    ddpm_status st = ddpm_write_image_folder(dir, x, n, c->C, c->S, c->S, text, stop_requested, NULL);
-    free(settings);
-    if (st == DDPM_ERR_INTERRUPTED) {
-        fprintf(stderr, "ddpm: error: %s\n", ddpm_last_error());
-        return CLI_INTERRUPTED;
-    }
-    return st == DDPM_OK ? CLI_OK : cli_error(CLI_FAIL, "--%s %s", opt, ddpm_last_error());
+    return write_images(c, opt, dir, NULL, x, n, NULL);
 }
 
 int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
@@ -347,26 +307,18 @@ void *app_alloc(app_ctx *c, size_t bytes) {
     return p;
 }
 
-int app_strip_init(app_ctx *c, app_strip *s, int max) {
-    s->n = 0;
-    s->x = app_alloc(c, sizeof(float) * (size_t)max * (size_t)c->D);
-    return s->x ? CLI_OK : CLI_FAIL;
-}
-
-void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...) {
-    float *o = s->x + (size_t)s->n * (size_t)c->D;
-    for (int64_t k = 0; k < c->D; k++) o[k] = f ? f[k] : (float)d[k];
+void app_strip_add(app_strip *s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->caps[s->n++], sizeof s->caps[0], fmt, ap);
+    if (s->n < APP_STRIP_MAX) vsnprintf(s->caps[s->n++], sizeof s->caps[0], fmt, ap);
     va_end(ap);
 }
 
-int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description) {
+int app_strip_write(app_ctx *c, const app_strip *s, const float *x, const char *path, const char *description) {
     ddpm_image strip;
     const char *caps[APP_STRIP_MAX];
     for (int i = 0; i < s->n; i++) caps[i] = s->caps[i];
-    if (ddpm_image_strip(&strip, s->x, s->n, c->C, c->S, c->S, caps, ddpm_image_strip_scale(c->S)) != DDPM_OK)
+    if (ddpm_image_strip(&strip, x, s->n, c->C, c->S, c->S, caps, ddpm_image_strip_scale(c->S)) != DDPM_OK)
         return cli_fail();
     int rc = app_write_png(c, path, &strip, description);
     ddpm_image_free(&strip);

@@ -39,32 +39,36 @@
 #define APP_OPT_TAIL                                                                                           \
     APP_OPT_SEED, APP_OPT_CLASS, APP_OPT_GUIDANCE, APP_OPT_THREADS, APP_OPT_ENGINE, {NULL, NULL, NULL, NULL}
 
-/* A progress display over the step callbacks of one command: a \r-updated line on a terminal, otherwise a plain
-   line at every tenth of the work. */
+/* The progress line over the step callbacks (cli_progress): "sampling: images 1-16/64  step 3/50  4.2 it/s  ETA
+   1.2 s", redrawn on a terminal, else a plain line at every tenth of the work. */
 typedef struct {
-    int tty, width;
-    const char *what;       /* "sampling", "inpainting", ... */
-    long long total, done;  /* step callbacks expected and seen */
-    int64_t num;            /* images of the run */
-    int64_t first, n;       /* the chunk being sampled */
-    double t0, last_draw;
+    cli_progress line;
+    const char *what;                /* "sampling", "inpainting", ... */
+    long long total, done;           /* step callbacks expected and seen */
+    int64_t num, first, n;           /* images of the run; the chunk being sampled */
+    double t0;
     int next_tenth;
 } app_progress;
 
 #define APP_MAX_LABELS 1024
-
-/* The shared options as parsed (once, by app_parse_common). */
+/* The shared options as parsed (once, by app_parse_common); -1 (0 for steps, NAN for guidance): not given. */
 typedef struct {
-    int sampler;                     /* ddpm_sampler_kind; -1: not given */
-    long long steps;                 /* 0: not given */
-    double eta;
-    int spacing, clip;               /* -1: not given */
-    int nclasses;                    /* --class items; 0: not given */
+    int sampler, spacing, clip;      /* ddpm_sampler_kind, ddpm_spacing, 0/1 */
+    long long steps;
+    double eta, guidance;
+    int nclasses;                    /* --class items */
     int64_t classes[APP_MAX_LABELS]; /* -1: none (the null class) */
-    double guidance;                 /* NAN: auto */
 } app_opts;
 
-/* A loaded model with its diffusion, guidance and the run's labels. */
+/* The captions of a strip (app_strip_add), written with its images x [n, C, S, S] as a PNG (app_strip_write). */
+#define APP_STRIP_MAX 66
+typedef struct {
+    int n;
+    char caps[APP_STRIP_MAX][40];
+} app_strip;
+
+/* A loaded model with its diffusion, guidance and the run's labels; an application's sampler, request, result
+   and strip. */
 typedef struct {
     const cli_args *a;
     app_opts opt;
@@ -73,12 +77,11 @@ typedef struct {
     char shipped[4200];              /* the shipped MNIST model's path, when it is the model */
     ddpm_model *model;
     ddpm_model_info info;
-    ddpm_pipeline_scheduler sched;   /* owns the diffusion */
-    const ddpm_diffusion *d;         /* sched.diffusion */
+    ddpm_pipeline_scheduler sched;   /* owns the diffusion d */
+    const ddpm_diffusion *d;
     int C, S;
-    int64_t D;                       /* C * S * S */
+    int64_t D, num;                  /* C * S * S; images of the run */
     int64_t *labels;                 /* [num] or NULL (unconditional) */
-    int64_t num;
     double guidance;
     int batch;                       /* images per loop call */
     ddpm_guided *guided;             /* app_prepare's */
@@ -86,76 +89,70 @@ typedef struct {
     ddpm_engine engine;
     app_progress progress;
     ddpm_trajectory *traj;           /* recorded by app_on_step; NULL: none */
+    ddpm_sampler_config cfg;
+    ddpm_app_request req;            /* app_request's */
+    ddpm_app_info res;               /* what the library's application decided */
+    app_strip strip;
     void *bufs[16];                  /* app_alloc's, freed by app_free */
     int nbufs;
 } app_ctx;
 
-/* A strip of captioned images [C, S, S] being assembled (app_strip_add) and written (app_strip_write). */
-#define APP_STRIP_MAX 66
-typedef struct {
-    float *x;                        /* [APP_STRIP_MAX or fewer, D] */
-    int n;
-    char caps[APP_STRIP_MAX][40];
-} app_strip;
-
-/* Parses the shared options the command has into c (--seed, --engine, --threads: sets the thread count, the
-   sampler's options, --class, --guidance). CLI_OK or CLI_USAGE. */
+/* Each returns CLI_OK, or the exit status after the error line. */
+/* The shared options the command has into c (--seed, --engine, --threads: sets the thread count, the sampler's
+   options, --class, --guidance). */
 int app_parse_common(const cli_args *a, app_ctx *c);
-/* Loads --model (or the shipped model) and its scheduler; fills C, S, D, d. CLI_OK, CLI_FAIL or CLI_USAGE. */
+/* Loads --model (or the shipped model) and its scheduler; fills C, S, D, d. */
 int app_load_model(app_ctx *c);
-/* The sampler of --sampler (default_kind when the command has no such option) with the scheduler's settings
-   applied, then --steps, and where the command has them --eta, --spacing and --clip. Checks steps against T and
-   the timestep list. CLI_OK or CLI_USAGE. */
+/* The sampler of --sampler (else default_kind) with the scheduler's settings, then --steps and where the command
+   has them --eta, --spacing and --clip; checks the steps and the timestep list. */
 int app_sampler_config(app_ctx *c, ddpm_sampler_kind default_kind, ddpm_sampler_config *cfg);
 const char *app_sampler_name(ddpm_sampler_kind k);
-/* Labels of `num` images from --class and the guidance weight from --guidance (ddpm_class_labels; sample_mode:
-   a conditional model without --class cycles through its classes), checked against the model. CLI_OK or
-   CLI_USAGE. */
+/* Labels of `num` images from --class and the weight from --guidance (ddpm_class_labels; sample_mode: a
+   conditional model without --class cycles through its classes), checked against the model. */
 int app_labels(app_ctx *c, int64_t num, int sample_mode);
-/* Prepares the model for chunks of `batch` images and makes c->guided (ddpm_guided_prepare). CLI_OK, CLI_FAIL
-   or CLI_USAGE. */
+/* Prepares the model for chunks of `batch` images and makes c->guided (ddpm_guided_prepare). */
 int app_prepare(app_ctx *c, int batch);
-/* The step callback for ddpm_sampler_config.on_step (user = the app_ctx): progress, trajectory, Ctrl-C. */
+/* The step callback (user = the app_ctx): progress, trajectory, Ctrl-C; app_hook installs it into cfg. */
 ddpm_status app_on_step(void *user, int step_index, int num_steps, int64_t timestep, const double *x,
                         const double *x0_pred, int64_t N, int64_t D);
-/* ddpm_sample_images over x [N, D] in chunks of c->batch with the run's labels, guidance and engine; the request
-   says the rest (its chunk callback feeds the progress display, started by the caller, and the trajectory).
-   CLI_OK, or the exit status after an error line (130 after Ctrl-C). app_sample_all: plain sampling with x_T
-   from the seed's init streams (APP_XT_SEED; APP_XT_SHARED: image 0's for every image) or already in x
-   (APP_XT_GIVEN). */
-enum { APP_XT_GIVEN = DDPM_XT_GIVEN, APP_XT_SEED = DDPM_XT_SEED, APP_XT_SHARED = DDPM_XT_SHARED };
-int app_run(app_ctx *c, const ddpm_sampler_config *cfg, ddpm_sample_request *r, double *x, int64_t N);
-int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT);
-/* Installs app_on_step into cfg. */
 void app_hook(app_ctx *c, ddpm_sampler_config *cfg);
+/* ddpm_sample_images over x [N, D] in chunks of c->batch with the run's labels, guidance and engine, x_T from the
+   seed (APP_XT_SEED; APP_XT_SHARED: image 0's for all) or in x (APP_XT_GIVEN); the progress, started by the
+   caller, follows the chunks (130 after Ctrl-C). */
+enum { APP_XT_GIVEN = DDPM_XT_GIVEN, APP_XT_SEED = DDPM_XT_SEED, APP_XT_SHARED = DDPM_XT_SHARED };
+int app_sample_all(app_ctx *c, const ddpm_sampler_config *cfg, double *x, int64_t N, int xT);
+/* The request of the library's applications (ddpm_interpolate, ...): the run's labels, guidance and engine, each
+   pass shown by the progress line. app_status: the exit status of such a call (an invalid argument: 2). */
+void app_request(app_ctx *c, ddpm_app_request *r);
+int app_status(app_ctx *c, ddpm_status st);
 void app_progress_start(app_ctx *c, const char *what, long long total_steps, int64_t num);
 void app_progress_chunk(app_ctx *c, int64_t first, int64_t n);
 void app_progress_end(app_ctx *c);   /* ends a terminal line */
-/* After a failed library call: "interrupted" (exit 130) after Ctrl-C, else the library's message. usage != 0
-   maps an invalid-argument status to exit 2. */
+/* After a failed library call: "interrupted" after a stop signal, else the library's message (usage != 0:
+   exit 2). */
 int app_fail(app_ctx *c, int usage);
 void app_free(app_ctx *c);
 
-/* An image file (PNG or JPEG) as model input out [C, S, S]; the image itself in *img when img is not NULL
-   (else freed). `opt` names the option in messages. */
-int app_read_image(app_ctx *c, const char *opt, const char *path, float *out, ddpm_image *img);
-/* Writes a PNG with tEXt "ddpm" = the run's settings, "Software", "Model" (the model used, also when it was the
-   default) and (if not NULL) "Description". */
+/* The image file (PNG or JPEG) of --opt as model input out [C, S, S], or where mask != 0 as an inpainting mask
+   out [S, S]; with `like` (--like_opt's image) it must have its size. The image in *img unless img is NULL. */
+int app_read_image(app_ctx *c, const char *opt, int mask, const char *like_opt, const ddpm_image *like, float *out,
+                   ddpm_image *img);
+/* A PNG, or the images x [n, C, S, S] as the folder DIR/000000.png .. of --opt (ddpm_write_image_folder), with
+   tEXt "ddpm" = the run's settings, "Software", "Model" and (if not NULL) "Description". */
 int app_write_png(const app_ctx *c, const char *path, const ddpm_image *img, const char *description);
-/* Images x [n, C, S, S] as opt's folder DIR/000000.png .. with those tEXt chunks (ddpm_write_image_folder). */
 int app_write_folder(const app_ctx *c, const char *opt, const char *dir, const float *x, int64_t n);
-/* Writes images x [n, C, S, S] as the F32 tensor 'samples', and labels [n] (when not NULL) as the I64 tensor
-   'labels', with `settings` as the metadata "ddpm" (atomically). CLI_OK, or CLI_FAIL after the error line. */
+/* Images x [n, C, S, S] as the F32 tensor 'samples', labels [n] (if not NULL) as the I64 tensor 'labels', with
+   `settings` as the metadata "ddpm" (atomically). */
 int app_save_samples(const app_ctx *c, const char *path, const float *x, int64_t n, const int64_t *labels,
                      const char *settings);
 /* Zeroed memory that lives until app_free (NULL, with the error line, when out of memory or out of slots). */
 void *app_alloc(app_ctx *c, size_t bytes);
-/* Room for `max` images in s (CLI_OK or CLI_FAIL); then one image (floats f, or doubles d) and its caption. */
-int app_strip_init(app_ctx *c, app_strip *s, int max);
-void app_strip_add(app_ctx *c, app_strip *s, const float *f, const double *d, const char *fmt, ...)
-    CLI_PRINTF(5, 6);
-/* The strip as a PNG at path with the run's tEXt chunks and `description`. */
-int app_strip_write(app_ctx *c, const app_strip *s, const char *path, const char *description);
+/* Comma-separated numbers of --opt (value s) into vals, at most max: each in [lo, hi] and, where integer != 0,
+   whole, or "none" (-1) where none != 0; else CLI_USAGE with "--opt s: 'item' is not <what>". */
+int app_number_list(const char *opt, const char *s, double lo, double hi, int integer, int none, const char *what,
+                    double *vals, int max, int *n);
+void app_strip_add(app_strip *s, const char *fmt, ...) CLI_PRINTF(2, 3);
+int app_strip_write(app_ctx *c, const app_strip *s, const float *x, const char *path, const char *description);
 /* Heap float copy of a double array (NULL when out of memory). */
 float *app_to_float(const double *x, size_t n);
 

@@ -3,33 +3,43 @@
    `ddpm denoise` (a noisy photo as a point x_t of the forward process). Each writes a captioned strip. */
 #include <ddpm.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "app_common.h"
 #include "options.h"
 
 #define MAX_IMAGES 64
-#define CHUNK 16
 
-/* Shared setup: common options, required ones, the model, labels of `num` images and the sampler. */
+static double t0;   /* when setup was done */
+
+/* Shared setup: common options, required ones, the model, labels of `num` images, the sampler (c->cfg), the request
+   (c->req) and room for nimg images in *buf. */
 static int setup(app_ctx *c, const cli_args *a, const char *const *required, int64_t num, ddpm_sampler_kind kind,
-                 ddpm_sampler_config *cfg) {
+                 size_t nimg, float **buf) {
     int rc = app_parse_common(a, c);
     for (int i = 0; rc == CLI_OK && required[i]; i++) rc = cli_require(a, required[i]);
     if (rc == CLI_OK) rc = app_load_model(c);
     if (rc == CLI_OK) rc = app_labels(c, num, 0);
-    if (rc == CLI_OK) rc = app_sampler_config(c, kind, cfg);
-    if (rc == CLI_OK) app_hook(c, cfg);
+    if (rc == CLI_OK) rc = app_sampler_config(c, kind, &c->cfg);
+    if (rc == CLI_OK) app_hook(c, &c->cfg);
+    if (rc == CLI_OK && !(*buf = app_alloc(c, sizeof(float) * nimg * (size_t)c->D))) rc = CLI_FAIL;
+    app_request(c, &c->req);
+    t0 = cli_now();
     return rc;
 }
 
-/* Writes the strip with its description, then "wrote OUT: <body>, <the time since t0>". */
-static int finish(app_ctx *c, const app_strip *s, const char *what, double t0, const char *body) {
-    char dur[32];
+/* Writes the strip of images x with its description, then "wrote OUT: <body>, <the time since setup>". */
+static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, const char *fmt, ...) CLI_PRINTF(5, 6);
+static int finish(app_ctx *c, const app_strip *s, const float *x, const char *what, const char *fmt, ...) {
+    char dur[32], body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
     cli_duration(dur, sizeof dur, cli_now() - t0);
-    int rc = app_strip_write(c, s, cli_str(c->a, "out"), what);
+    int rc = app_strip_write(c, s, x, cli_str(c->a, "out"), what);
     if (rc == CLI_OK) printf("wrote %s: %s, %s\n", cli_str(c->a, "out"), body, dur);
     return rc;
 }
@@ -51,124 +61,59 @@ static const cli_option interp_options[] = {
     APP_OPT_TAIL,
 };
 
-static int parse_lambdas(const char *s, double *out, int *n) {
-    *n = 0;
-    for (const char *p = s;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[64], *end;
-        if (len == 0 || len >= sizeof item) return cli_usage_error("--lambdas %s: expected numbers like 0,0.5,1", s);
-        memcpy(item, p, len);
-        item[len] = 0;
-        double v = strtod(item, &end);
-        if (end == item || *end || !isfinite(v)) return cli_usage_error("--lambdas %s: '%s' is not a number", s, item);
-        if (v < 0 || v > 1) return cli_usage_error("--lambdas %s: %s is outside [0, 1]", s, item);
-        if (*n >= MAX_IMAGES) return cli_usage_error("--lambdas %s: at most %d images", s, MAX_IMAGES);
-        out[(*n)++] = v;
-        if (!comma) return CLI_OK;
-        p = comma + 1;
-    }
-}
-
 static int interp_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"a", "b", "out", NULL};
-    app_ctx c;
-    app_strip strip;
-    ddpm_sampler_config cfg;
+    app_ctx c = {0};
     double lam[MAX_IMAGES];
-    int nl = 0, ddim_mode = 0, first = 0;
+    int nl = 0, mode = 0;
     long long tk = -1;
-    int64_t t_at = 0;
-    ddpm_image ia, ib;
-    memset(&c, 0, sizeof c);
-    memset(&ia, 0, sizeof ia);
-    memset(&ib, 0, sizeof ib);
+    ddpm_image ia = {0};
 
-    const char *mode = cli_str(a, "mode");
-    int rc = CLI_OK;
-    if (strcmp(mode, "ddim") == 0) ddim_mode = 1;
-    else if (strcmp(mode, "noise") != 0) rc = cli_usage_error("--mode %s: must be noise or ddim", mode);
-    if (rc == CLI_OK) rc = parse_lambdas(cli_str(a, "lambdas"), lam, &nl);
-    if (rc == CLI_OK && ddim_mode && cli_given(a, "t"))
-        rc = cli_usage_error("--t %s: --mode ddim inverts the images all the way; --t is for --mode noise",
-                             cli_str(a, "t"));
-    if (rc == CLI_OK && ddim_mode && cli_given(a, "sampler") && strcmp(cli_str(a, "sampler"), "ddim") != 0)
-        rc = cli_usage_error("--sampler %s: --mode ddim inverts and decodes with ddim", cli_str(a, "sampler"));
+    const char *ms = cli_str(a, "mode");
+    int rc = (mode = strcmp(ms, "ddim") == 0) || strcmp(ms, "noise") == 0 ? CLI_OK
+             : cli_usage_error("--mode %s: must be noise or ddim", ms);
+    if (rc == CLI_OK)
+        rc = app_number_list("lambdas", cli_str(a, "lambdas"), 0, 1, 0, 0, "a number in [0, 1]", lam, MAX_IMAGES, &nl);
     if (rc == CLI_OK && cli_given(a, "t")) rc = cli_int(a, "t", 0, (long long)1 << 40, &tk);
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, nl < 2 ? 2 : nl, ddim_mode ? DDPM_SAMPLER_DDIM : DDPM_SAMPLER_DDPM, &cfg)))
+    float *fa = NULL;
+    if ((rc = setup(&c, a, required, nl < 2 ? 2 : nl, mode ? DDPM_SAMPLER_DDIM : DDPM_SAMPLER_DDPM, (size_t)nl + 2,
+                    &fa)))
         goto done;
-    const int T = c.d->T;
+    if (tk >= c.d->T) {
+        rc = cli_usage_error("--t %lld is outside [0, %d)", tk, c.d->T);
+        goto done;
+    }
     const size_t D = (size_t)c.D;
-    if (ddim_mode) {
-        cfg.eta = 0;
-        cfg.clip_sample = 0;
-    } else {
-        if (tk < 0) tk = T > 500 ? 500 : T / 2;
-        if (tk >= T) {
-            rc = cli_usage_error("--t %lld is outside [0, %d)", tk, T);
-            goto done;
-        }
-        if (ddpm_sampler_first_step(&cfg, T, tk, &first, &t_at) != DDPM_OK) {
-            rc = cli_usage_error("--t %lld: %s", tk, ddpm_last_error());
-            goto done;
-        }
-        cfg.first_step = first;
-    }
-    float *fa = app_alloc(&c, sizeof(float) * 2 * D), *fb = fa ? fa + D : NULL;
-    double *x = app_alloc(&c, sizeof(double) * (size_t)nl * D), *ends = app_alloc(&c, sizeof(double) * 2 * D);
-    if (!fa || !x || !ends || (rc = app_strip_init(&c, &strip, nl + 2)) != CLI_OK) {
-        rc = CLI_FAIL;
+    float *x = fa + D, *fb = x + (size_t)nl * D;
+    if ((rc = app_read_image(&c, "a", 0, NULL, NULL, fa, &ia)) || (rc = app_read_image(&c, "b", 0, "a", &ia, fb, NULL)))
         goto done;
-    }
-    if ((rc = app_read_image(&c, "a", cli_str(a, "a"), fa, &ia)) != CLI_OK) goto done;
-    if ((rc = app_read_image(&c, "b", cli_str(a, "b"), fb, &ib)) != CLI_OK) goto done;
-    if (ia.width != ib.width || ia.height != ib.height) {
-        rc = cli_error(CLI_FAIL, "--a %s is %dx%d pixels but --b %s is %dx%d; give two images of the same size", cli_str(a, "a"),
-                       ia.width, ia.height, cli_str(a, "b"), ib.width, ib.height);
+    const ddpm_interp_mode im = mode ? DDPM_INTERP_DDIM : DDPM_INTERP_NOISE;
+    if ((rc = app_status(&c, ddpm_interpolate(c.model, c.d, &c.cfg, &c.req, fa, fb, lam, nl, im, tk, x, &c.res))))
         goto done;
+    app_strip_add(&c.strip, "a");
+    for (int i = 0; i < nl; i++) app_strip_add(&c.strip, "\xce\xbb = %g", lam[i]);   /* λ */
+    app_strip_add(&c.strip, "b");
+    char what[300], trip[120] = "", ta[16] = "", tb[16] = "";   /* how well the inversion round-trips */
+    const double *rt = c.res.round_trip;
+    if (!isnan(rt[0])) snprintf(ta, sizeof ta, " a %.3f", rt[0]);
+    if (!isnan(rt[1])) snprintf(tb, sizeof tb, "%s b %.3f", ta[0] ? "," : "", rt[1]);
+    if (mode && (ta[0] || tb[0])) {
+        snprintf(trip, sizeof trip, "round trip:%s%s (mean |pixel difference|, 0..1)", ta, tb);
+        printf("%s\n", trip);
     }
-    for (size_t k = 0; k < 2 * D; k++) ends[k] = (double)fa[k];
-    double t0 = cli_now();
-    if (ddim_mode) {
-        ddpm_sample_request inv = {.run = DDPM_RUN_INVERT};   /* app_run sets the chunks, labels and guidance */
-        /* one plan for the inversion and the decoding */
-        if ((rc = app_prepare(&c, nl < 2 ? 2 : nl < CHUNK ? nl : CHUNK)) != CLI_OK) goto done;
-        c.batch = 2;
-        app_progress_start(&c, "inverting a and b", cfg.steps, 2);
-        if ((rc = app_run(&c, &cfg, &inv, ends, 2)) != CLI_OK) goto done;
-        for (int i = 0; i < nl; i++) ddpm_slerp(ends, ends + D, lam[i], x + (size_t)i * D, c.D);
-    } else {
-        /* both images noised to t_at with their own streams (items 0 and 1), then mixed */
-        if (ddpm_noise_images(c.d, c.seed, t_at, ends, 0, 2, c.D, ends) != DDPM_OK) {
-            rc = cli_fail();
-            goto done;
-        }
-        for (int i = 0; i < nl; i++)
-            for (size_t k = 0; k < D; k++) x[(size_t)i * D + k] = (1 - lam[i]) * ends[k] + lam[i] * ends[D + k];
-    }
-    c.batch = nl < CHUNK ? nl : CHUNK;
-    app_progress_start(&c, ddim_mode ? "decoding" : "interpolating",
-                       (long long)((nl + c.batch - 1) / c.batch) * (cfg.steps - first), nl);
-    if ((rc = app_sample_all(&c, &cfg, x, nl, APP_XT_GIVEN)) != CLI_OK) goto done;
-
-    app_strip_add(&c, &strip, fa, NULL, "a");
-    for (int i = 0; i < nl; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "\xce\xbb = %g", lam[i]);   /* λ */
-    app_strip_add(&c, &strip, fb, NULL, "b");
-    char what[200], body[300];
-    if (ddim_mode)
-        snprintf(what, sizeof what, "interpolation of DDIM inversions (%d steps), slerp, seed %llu", cfg.steps,
-                 (unsigned long long)c.seed);
+    if (mode)
+        snprintf(what, sizeof what, "interpolation of DDIM inversions (%d steps), slerp, seed %llu%s%s", c.cfg.steps,
+                 (unsigned long long)c.seed, trip[0] ? "; " : "", trip);
     else
-        snprintf(what, sizeof what, "interpolation at t = %lld, %s from step %d of %d, seed %llu", (long long)t_at,
-                 app_sampler_name(cfg.kind), first, cfg.steps, (unsigned long long)c.seed);
-    snprintf(body, sizeof body, "a, %d images, b (%s)", nl, what);
-    rc = finish(&c, &strip, what, t0, body);
+        snprintf(what, sizeof what, "interpolation at t = %lld, %s from step %d of %d, seed %llu",
+                 (long long)c.res.t_noise, app_sampler_name(c.cfg.kind), c.res.first_step, c.cfg.steps,
+                 (unsigned long long)c.seed);
+    rc = finish(&c, &c.strip, fa, what, "a, %d images, b (%s)", nl, what);
 done:
     app_free(&c);
     ddpm_image_free(&ia);
-    ddpm_image_free(&ib);
     return rc;
 }
 
@@ -206,81 +151,35 @@ static const cli_option inpaint_options[] = {
 static int inpaint_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "mask", "out", NULL};
-    app_ctx c;
-    app_strip strip;
-    ddpm_sampler_config cfg;
-    ddpm_inpaint_config ic;
+    app_ctx c = {0};
     long long num = 4, jl = 10, jn = 1;
-    ddpm_image img, mimg;
-    memset(&c, 0, sizeof c);
-    memset(&img, 0, sizeof img);
-    memset(&mimg, 0, sizeof mimg);
-    ddpm_inpaint_config_default(&ic);
+    ddpm_image img = {0};
 
     int rc = cli_int(a, "num", 1, MAX_IMAGES, &num);
     if (rc == CLI_OK) rc = cli_int(a, "jump-length", 0, 1 << 20, &jl);
     if (rc == CLI_OK) rc = cli_int(a, "jump-n-sample", 1, 1000, &jn);
-    if (rc == CLI_OK && strcmp(cli_str(a, "sampler"), "dpmpp2m") == 0)
-        rc = cli_usage_error("--sampler dpmpp2m: inpainting runs with ddpm or ddim");
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDPM, &cfg)) != CLI_OK) goto done;
-    if (jn > 1 && jl >= cfg.steps) {
-        rc = cli_usage_error("--jump-length %lld: must be smaller than the %d sampler steps", jl, cfg.steps);
+    float *image = NULL;   /* [image, masked, results, mask] */
+    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDPM, (size_t)num + 3, &image)) != CLI_OK) goto done;
+    const ddpm_inpaint_config ic = {.jump_length = (int)jl, .jump_n_sample = (int)jn};
+    const size_t D = (size_t)c.D;
+    float *masked = image + D, *x = image + 2 * D, *mask = x + (size_t)num * D;
+    if ((rc = app_read_image(&c, "image", 0, NULL, NULL, image, &img)) ||
+        (rc = app_read_image(&c, "mask", 1, "image", &img, mask, NULL)))
         goto done;
-    }
-    ic.jump_length = (int)jl;
-    ic.jump_n_sample = (int)jn;
-    const size_t D = (size_t)c.D, P = (size_t)c.S * (size_t)c.S, nd = (size_t)num * D;
-    float *known_f = app_alloc(&c, sizeof(float) * 2 * D), *masked = known_f ? known_f + D : NULL;
-    float *mask_f = app_alloc(&c, sizeof(float) * P);
-    double *x = app_alloc(&c, sizeof(double) * 3 * nd), *known = x ? x + nd : NULL, *mask = x ? x + 2 * nd : NULL;
-    if (!known_f || !mask_f || !x || (rc = app_strip_init(&c, &strip, (int)num + 2)) != CLI_OK) {
-        rc = CLI_FAIL;
+    if ((rc = app_status(&c, ddpm_inpaint(c.model, c.d, &c.cfg, &c.req, &ic, image, mask, num, x, masked, &c.res))))
         goto done;
-    }
-    const char *mpath = cli_str(a, "mask");
-    if ((rc = app_read_image(&c, "image", cli_str(a, "image"), known_f, &img)) != CLI_OK) goto done;
-    if (ddpm_image_read(mpath, &mimg) != DDPM_OK) {
-        rc = cli_error(CLI_FAIL, "--mask %s: %s", mpath, ddpm_last_error());
-        goto done;
-    }
-    if (mimg.width != img.width || mimg.height != img.height) {
-        rc = cli_error(CLI_FAIL, "--mask %s is %dx%d pixels but --image %s is %dx%d; the mask must have the image's size",
-                       mpath, mimg.width, mimg.height, cli_str(a, "image"), img.width, img.height);
-        goto done;
-    }
-    if (ddpm_mask_to_model(&mimg, c.S, mask_f) != DDPM_OK) {
-        rc = cli_error(CLI_FAIL, "--mask %s: %s", mpath, ddpm_last_error());
-        goto done;
-    }
-    double frac = 0;
-    for (size_t p = 0; p < P; p++) frac += mask_f[p];
-    for (size_t k = 0; k < nd; k++) {   /* the image and the mask for every result */
-        known[k] = known_f[k % D];
-        mask[k] = mask_f[k % P];
-    }
-    c.batch = (int)(num < CHUNK ? num : CHUNK);
-    long long per = cfg.steps;
-    if (jn > 1 && jl > 0) per += (jn - 1) * jl * (cfg.steps / jl);
-    app_progress_start(&c, "inpainting", (num + c.batch - 1) / c.batch * per, num);
-    double t0 = cli_now();
-    ddpm_sample_request r = {.run = DDPM_RUN_INPAINT, .xt = DDPM_XT_SEED, .inpaint = &ic, .known = known, .mask = mask};
-    if ((rc = app_run(&c, &cfg, &r, x, num)) != CLI_OK) goto done;
-    for (size_t k = 0; k < D; k++)   /* the masked image: the area to regenerate shown mid-gray (0) */
-        masked[k] = mask_f[k % P] >= 0.5f ? 0.0f : known_f[k];
-    app_strip_add(&c, &strip, known_f, NULL, "image");
-    app_strip_add(&c, &strip, masked, NULL, "masked");
-    for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "result %lld", i + 1);
-    char what[200], body[300];
+    app_strip_add(&c.strip, "image");
+    app_strip_add(&c.strip, "masked");
+    for (long long i = 0; i < num; i++) app_strip_add(&c.strip, "result %lld", i + 1);
+    char what[200];
     snprintf(what, sizeof what, "RePaint, %s %d steps, jump length %lld, jump n sample %lld, seed %llu, %.0f%% "
-             "regenerated", app_sampler_name(cfg.kind), cfg.steps, jl, jn, (unsigned long long)c.seed,
-             100.0 * frac / (double)P);
-    snprintf(body, sizeof body, "image, masked, %lld results (%s)", num, what);
-    rc = finish(&c, &strip, what, t0, body);
+             "regenerated", app_sampler_name(c.cfg.kind), c.cfg.steps, jl, jn, (unsigned long long)c.seed,
+             100.0 * c.res.regenerated);
+    rc = finish(&c, &c.strip, image, what, "image, masked, %lld results (%s)", num, what);
 done:
     app_free(&c);
     ddpm_image_free(&img);
-    ddpm_image_free(&mimg);
     return rc;
 }
 
@@ -317,55 +216,29 @@ static const cli_option img2img_options[] = {
 static int img2img_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "strength", "out", NULL};
-    app_ctx c;
-    app_strip strip;
-    ddpm_sampler_config cfg;
+    app_ctx c = {0};
     long long num = 4;
     double s = 0;
-    memset(&c, 0, sizeof c);
 
     int rc = cli_int(a, "num", 1, MAX_IMAGES, &num);
-    if (rc == CLI_OK) rc = cli_require(a, "strength");
     if (rc == CLI_OK) rc = cli_double(a, "strength", 0, 1, 0, &s);
     if (rc == CLI_OK && !(s > 0)) rc = cli_usage_error("--strength %s: must be in (0, 1]", cli_str(a, "strength"));
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, &cfg)) != CLI_OK) goto done;
-    const int steps = cfg.steps;
-    int first = 0;
-    int64_t t_at = 0;
-    if (ddpm_sampler_strength(&cfg, c.d->T, s, &first, &t_at) != DDPM_OK) {
-        rc = cli_usage_error("--strength %s: %s", cli_str(a, "strength"), ddpm_last_error());
-        goto done;
-    }
-    const int init = steps - first;
+    float *image = NULL;
+    if ((rc = setup(&c, a, required, num, DDPM_SAMPLER_DDIM, (size_t)num + 1, &image)) != CLI_OK) goto done;
     const size_t D = (size_t)c.D;
-    float *in_f = app_alloc(&c, sizeof(float) * D);
-    double *x = app_alloc(&c, sizeof(double) * (size_t)num * D);
-    if (!in_f || !x || (rc = app_strip_init(&c, &strip, (int)num + 1)) != CLI_OK) {
-        rc = CLI_FAIL;
-        goto done;
-    }
-    if ((rc = app_read_image(&c, "image", cli_str(a, "image"), in_f, NULL)) != CLI_OK) goto done;
-    for (size_t k = 0; k < (size_t)num * D; k++) x[k] = (double)in_f[k % D];
-    if (ddpm_noise_images(c.d, c.seed, t_at, x, 0, num, c.D, x) != DDPM_OK) {
-        rc = cli_fail();
-        goto done;
-    }
-    cfg.first_step = first;
-    c.batch = (int)(num < CHUNK ? num : CHUNK);
-    printf("strength %g: %d of %d %s steps, from t = %lld\n", s, init, steps, app_sampler_name(cfg.kind),
-           (long long)t_at);
-    fflush(stdout);
-    app_progress_start(&c, "img2img", (num + c.batch - 1) / c.batch * init, num);
-    double t0 = cli_now();
-    if ((rc = app_sample_all(&c, &cfg, x, num, APP_XT_GIVEN)) != CLI_OK) goto done;
-    app_strip_add(&c, &strip, in_f, NULL, "input");
-    for (long long i = 0; i < num; i++) app_strip_add(&c, &strip, NULL, x + (size_t)i * D, "result %lld", i + 1);
-    char what[200], body[64];
+    float *x = image + D;
+    if ((rc = app_read_image(&c, "image", 0, NULL, NULL, image, NULL)) != CLI_OK) goto done;
+    if ((rc = app_status(&c, ddpm_img2img(c.model, c.d, &c.cfg, &c.req, image, s, num, x, &c.res))) != CLI_OK) goto done;
+    const int init = c.cfg.steps - c.res.first_step;
+    printf("strength %g: %d of %d %s steps, from t = %lld\n", s, init, c.cfg.steps, app_sampler_name(c.cfg.kind),
+           (long long)c.res.t);
+    app_strip_add(&c.strip, "input");
+    for (long long i = 0; i < num; i++) app_strip_add(&c.strip, "result %lld", i + 1);
+    char what[200];
     snprintf(what, sizeof what, "img2img (SDEdit), strength %g: %s %d of %d steps from t = %lld, seed %llu", s,
-             app_sampler_name(cfg.kind), init, steps, (long long)t_at, (unsigned long long)c.seed);
-    snprintf(body, sizeof body, "input, %lld results", num);
-    rc = finish(&c, &strip, what, t0, body);
+             app_sampler_name(c.cfg.kind), init, c.cfg.steps, (long long)c.res.t, (unsigned long long)c.seed);
+    rc = finish(&c, &c.strip, image, what, "input, %lld results", num);
 done:
     app_free(&c);
     return rc;
@@ -399,96 +272,41 @@ static const cli_option denoise_options[] = {
     APP_OPT_TAIL,
 };
 
-/* PSNR in dB of two model-space images on the [0, 1] scale (values clamped to [-1, 1]). */
-static double psnr(const float *p, const float *q, size_t n) {
-    double se = 0;
-    for (size_t i = 0; i < n; i++) {
-        double u = p[i] < -1 ? -1 : p[i] > 1 ? 1 : p[i], v = q[i] < -1 ? -1 : q[i] > 1 ? 1 : q[i];
-        se += (u - v) * (u - v) / 4;
-    }
-    double mse = se / (double)n;
-    return mse > 0 ? 10 * log10(1 / mse) : INFINITY;
-}
-
 static int denoise_run(const cli_command *cmd, const cli_args *a) {
     (void)cmd;
     static const char *const required[] = {"image", "sigma", "out", NULL};
-    app_ctx c;
-    app_strip strip;
-    ddpm_sampler_config cfg;
+    app_ctx c = {0};
     double sigma = 0;
-    int first = 0;
-    int64_t t_at = 0;
-    memset(&c, 0, sizeof c);
 
-    int rc = cli_require(a, "sigma");
-    if (rc == CLI_OK) rc = cli_double(a, "sigma", 0, 100, 1, &sigma);
+    int rc = cli_double(a, "sigma", 0, 100, 1, &sigma);
     if (rc != CLI_OK) return rc;
-    if ((rc = setup(&c, a, required, 1, DDPM_SAMPLER_DDPM, &cfg)) != CLI_OK) goto done;
+    float *in = NULL;   /* [clean, noisy, one step, reverse process] */
+    if ((rc = setup(&c, a, required, 1, DDPM_SAMPLER_DDPM, 4, &in)) != CLI_OK) goto done;
     const size_t D = (size_t)c.D;
     const int add = cli_flag(a, "add-noise");
-    float *in_f = app_alloc(&c, sizeof(float) * D);
-    double *y = app_alloc(&c, sizeof(double) * 4 * D), *xt = y ? y + D : NULL, *x0 = y ? y + 2 * D : NULL,
-           *x = y ? y + 3 * D : NULL;
-    if (!in_f || !y || (rc = app_strip_init(&c, &strip, 4)) != CLI_OK) {
-        rc = CLI_FAIL;
+    float *y = in + D, *x0 = in + 2 * D, *x = in + 3 * D;
+    if ((rc = app_read_image(&c, "image", 0, NULL, NULL, in, NULL)) != CLI_OK) goto done;
+    if ((rc = app_status(&c, ddpm_denoise(c.model, c.d, &c.cfg, &c.req, in, sigma, add, y, x0, x, &c.res))) != CLI_OK)
         goto done;
-    }
-    if ((rc = app_read_image(&c, "image", cli_str(a, "image"), in_f, NULL)) != CLI_OK) goto done;
-    const double sm = 2 * sigma;   /* model space is [-1, 1]: twice the pixel scale */
-    for (size_t k = 0; k < D; k++) y[k] = (double)in_f[k];
-    if (add) {
-        ddpm_rng_normal_f64(c.seed, ddpm_rng_stream(DDPM_STREAM_NOISING, 0, 0), 0, xt, D);
-        for (size_t k = 0; k < D; k++) y[k] += sm * xt[k];
-    }
-    int64_t t = ddpm_timestep_for_sigma(c.d, sm);
-    if (t < 0 || t >= c.d->T) {
-        rc = cli_error(CLI_FAIL, "--sigma %g: %s", sigma, ddpm_last_error());
-        goto done;
-    }
-    if (ddpm_sampler_first_step(&cfg, c.d->T, t, &first, &t_at) != DDPM_OK) {
-        rc = cli_usage_error("--sigma %g (t = %lld): %s", sigma, (long long)t, ddpm_last_error());
-        goto done;
-    }
-    double ab = c.d->alphas_cumprod[t];
-    printf("sigma %g (%g in model space) matches t = %lld (sqrt((1 - alpha_bar) / alpha_bar) = %.4g)", sigma, sm,
-           (long long)t, sqrt((1 - ab) / ab));
-    if (t_at != t) printf("; the %s sampler starts at its step %d, t = %lld", app_sampler_name(cfg.kind), first,
-                          (long long)t_at);
+    const int64_t t = c.res.t_noise;
+    const double ab = c.d->alphas_cumprod[t];
+    printf("sigma %g (%g in model space) matches t = %lld (sqrt((1 - alpha_bar) / alpha_bar) = %.4g)", sigma,
+           2 * sigma, (long long)t, sqrt((1 - ab) / ab));
+    if (c.res.t != t) printf("; the %s sampler starts at its step %d, t = %lld", app_sampler_name(c.cfg.kind),
+                            c.res.first_step, (long long)c.res.t);
     printf("\n");
-    fflush(stdout);
-    if ((rc = app_prepare(&c, 1)) != CLI_OK) goto done;
-    double t0 = cli_now();
-    /* one model call: x_t = sqrt(ab_t) y, then x0 from the prediction, clipped */
-    const double sab = sqrt(ab), sat = sqrt(c.d->alphas_cumprod[t_at]);
-    for (size_t k = 0; k < D; k++) xt[k] = sab * y[k];
-    if (ddpm_guided_set_labels(c.guided, c.labels, 1) != DDPM_OK ||
-        ddpm_predict_x0(c.d, cfg.prediction, ddpm_guided_fn, c.guided, xt, t, 1, c.D, 1.0, x0) != DDPM_OK) {
-        rc = app_fail(&c, 0);
-        goto done;
-    }
-    /* the reverse process from t_at */
-    for (size_t k = 0; k < D; k++) x[k] = sat * y[k];
-    cfg.first_step = first;
-    app_progress_start(&c, "denoising", cfg.steps - first, 1);
-    if ((rc = app_sample_all(&c, &cfg, x, 1, APP_XT_GIVEN)) != CLI_OK) goto done;
-
-    if (add) app_strip_add(&c, &strip, in_f, NULL, "clean");
-    app_strip_add(&c, &strip, NULL, y, "noisy \xcf\x83 = %g", sigma);   /* σ */
-    app_strip_add(&c, &strip, NULL, x0, "one step (t = %lld)", (long long)t);
-    app_strip_add(&c, &strip, NULL, x, "reverse process");
-    char what[240], dur[32];
-    snprintf(what, sizeof what, "denoising, sigma %g (pixel scale), t = %lld; reverse process: %s from step %d of %d "
-             "(t = %lld), seed %llu", sigma, (long long)t, app_sampler_name(cfg.kind), first, cfg.steps,
-             (long long)t_at, (unsigned long long)c.seed);
-    cli_duration(dur, sizeof dur, cli_now() - t0);
-    if ((rc = app_strip_write(&c, &strip, cli_str(a, "out"), what)) != CLI_OK) goto done;
-    const float *sx = strip.x;
+    if (add) app_strip_add(&c.strip, "clean");
+    app_strip_add(&c.strip, "noisy \xcf\x83 = %g", sigma);   /* σ */
+    app_strip_add(&c.strip, "one step (t = %lld)", (long long)t);
+    app_strip_add(&c.strip, "reverse process");
     if (add)
         printf("PSNR against the clean image: noisy %.2f dB, one step %.2f dB, reverse process %.2f dB\n",
-               psnr(sx + D, in_f, D), psnr(sx + 2 * D, in_f, D), psnr(sx + 3 * D, in_f, D));
-    printf("wrote %s: %s, %s\n", cli_str(a, "out"), add ? "clean, noisy, one step, reverse process" :
-           "noisy, one step, reverse process", dur);
+               c.res.psnr[0], c.res.psnr[1], c.res.psnr[2]);
+    char what[240];
+    snprintf(what, sizeof what, "denoising, sigma %g (pixel scale), t = %lld; reverse process: %s from step %d of %d "
+             "(t = %lld), seed %llu", sigma, (long long)t, app_sampler_name(c.cfg.kind), c.res.first_step, c.cfg.steps,
+             (long long)c.res.t, (unsigned long long)c.seed);
+    rc = finish(&c, &c.strip, add ? in : y, what, "%snoisy, one step, reverse process", add ? "clean, " : "");
 done:
     app_free(&c);
     return rc;

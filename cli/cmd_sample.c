@@ -2,12 +2,10 @@
    class-conditional with classifier-free guidance; a grid, single images, the raw tensor, and the trajectory strip
    of the seed's p_sample_loop_trajectory. Image i's x_T and noise are drawn from streams of (seed, i), so the
    images do not depend on --batch or --threads. */
-#define _XOPEN_SOURCE 700   /* realpath */
 #include <ddpm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "app_common.h"
 #include "options.h"
@@ -43,44 +41,12 @@ static const cli_option options[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-/* The folder that holds path (resolved) and its last name: "a/./b.png" and "a/b.png" give the same pair. */
-static char *resolved_parent(const char *path, const char **name) {
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--;
-    size_t k = n;
-    while (k > 0 && path[k - 1] != '/') k--;
-    *name = path + k;
-    char *dir = malloc(k + 2);
-    if (!dir) return NULL;
-    if (k == 0) strcpy(dir, ".");
-    else memcpy(dir, path, k), dir[k] = 0;
-    char *real = realpath(dir, NULL);
-    free(dir);
-    return real;
-}
-
 /* Two outputs at one path would overwrite each other: refused before sampling. */
-static int same_path(const char *p, const char *q) {
-    if (!p || !q) return 0;
-    if (strcmp(p, q) == 0) return 1;
-    struct stat a, b;
-    int ea = stat(p, &a) == 0, eb = stat(q, &b) == 0;
-    if (ea && eb) return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-    if (ea || eb) return 0;
-    const char *np, *nq;
-    char *dp = resolved_parent(p, &np), *dq = resolved_parent(q, &nq);
-    size_t lp = strcspn(np, "/"), lq = strcspn(nq, "/");
-    int same = dp && dq && strcmp(dp, dq) == 0 && lp == lq && strncmp(np, nq, lp) == 0;
-    free(dp);
-    free(dq);
-    return same;
-}
-
 static int check_outputs(const cli_args *a) {
     static const char *const names[] = {"out", "save-tensor", "trajectory", "individual"};
     for (int i = 0; i < 4; i++)
         for (int j = i + 1; j < 4; j++)
-            if (same_path(cli_str(a, names[i]), cli_str(a, names[j])))
+            if (ddpm_paths_same(cli_str(a, names[i]), cli_str(a, names[j])))
                 return cli_usage_error("--%s and --%s name the same path, %s; each output needs its own", names[i],
                                        names[j], cli_str(a, names[i]));
     return CLI_OK;

@@ -810,6 +810,9 @@ ddpm_status ddpm_write_image_folder(const char *dir, const float *x, int64_t N, 
 /* DDPM_OK when ddpm_write_image_folder may write dir: it does not exist, or it is a folder holding only files
    named like its images (six or more digits and ".png"); else DDPM_ERR_IO naming what is in the way. */
 ddpm_status ddpm_image_folder_check(const char *dir);
+/* Whether two output paths name one file or folder: the same file when both exist; when neither does, the same
+   resolved parent folder and the same name ("a/./b.png" and "a/b.png"). 0 when either is NULL. */
+int ddpm_paths_same(const char *p, const char *q);
 
 void ddpm_free(void *p);   /* frees memory the library handed to the caller */
 
@@ -1073,6 +1076,79 @@ ddpm_status ddpm_inpaint_loop(const ddpm_diffusion *d, const ddpm_sampler_config
    (x + sigma n = (x_t) / sqrt(ab_t) when sigma = sqrt((1 - ab_t) / ab_t)): the nearest such t; -1 when sigma is
    not finite or <= 0. */
 int64_t ddpm_timestep_for_sigma(const ddpm_diffusion *d, double sigma);
+
+/* The applications in one call each: ddpm_interpolate, ddpm_img2img, ddpm_inpaint and ddpm_denoise. Images are
+   in model space, [C, S, S] each as ddpm_image_to_model makes them (float, [-1, 1]); results come out the same
+   way. They run on ddpm_sample_images (chunks, labels, guidance, cfg->on_step per step) with a copy of cfg whose
+   first_step the application sets. What was decided before the run (the start step, its timestep) is in the
+   ddpm_app_info; a pass callback hears of each pass over the images before it starts. */
+/* DDPM_OK when the model maps images to images: 1 (gray) or 3 (RGB) input channels and as many output channels
+   (no learned variance); else DDPM_ERR_INVALID_ARG saying which. The applications check it first. */
+ddpm_status ddpm_model_check_images(const ddpm_model *m);
+typedef struct ddpm_app_info {
+    int first_step;            /* the reverse process starts at this index of the timestep list */
+    int64_t t;                 /* ... from x_t at this timestep (0 for inpainting, which starts from x_T) */
+    int64_t t_noise;           /* interpolation (noise) and img2img: the timestep the images are noised to;
+                                  denoise: the timestep of sigma (ddpm_timestep_for_sigma) */
+    double round_trip[2];      /* interpolation: the mean |pixel difference| (pixels in [0, 1], model values
+                                  clamped to [-1, 1]) between a and the image of lambda 0, and between b and the
+                                  image of lambda 1; NAN when no lambda is 0 (1) */
+    double regenerated;        /* inpainting: the fraction of the pixels the mask regenerates */
+    double psnr[3];            /* denoising with add_noise: PSNR in dB of the noisy image, the one-step estimate and
+                                  the result against the clean image (as round_trip's pixels); NAN without */
+} ddpm_app_info;
+/* Called before each pass over the images: name ("interpolating", "inverting a and b", "decoding", "img2img",
+   "inpainting", "denoising"), the n images it runs on and the steps: how many cfg->on_step calls it makes in
+   all. Non-OK stops the run. */
+typedef ddpm_status (*ddpm_pass_fn)(void *user, const char *name, int64_t n, int64_t steps,
+                                    const ddpm_app_info *info);
+typedef struct {
+    int chunk;                 /* images per loop call (default 16) */
+    double guidance;           /* classifier-free guidance weight (default 1: none) */
+    const int64_t *labels;     /* the result images' classes ([N]; interpolation: [max(n, 2)], a and b inverted
+                                  with labels 0 and 1), or NULL (unconditional, or the null class) */
+    ddpm_engine engine;        /* default fast */
+    ddpm_chunk_fn on_chunk;    /* as ddpm_sample_request's; NULL: none */
+    ddpm_pass_fn on_pass;      /* NULL: none */
+    void *user;                /* of on_chunk and on_pass */
+} ddpm_app_request;
+void ddpm_app_request_default(ddpm_app_request *r);
+
+typedef enum {
+    DDPM_INTERP_NOISE,         /* Ho et al. 2020, fig. 8: a and b noised to t (items 0 and 1 of stream
+                                  (DDPM_STREAM_NOISING, 0, .)), mixed (1 - lambda) x_a + lambda x_b, denoised by
+                                  cfg's sampler from t */
+    DDPM_INTERP_DDIM           /* Song et al. 2021: a and b DDIM-inverted (cfg's steps and spacing), mixed by
+                                  ddpm_slerp, decoded by DDIM with eta 0 and no clipping */
+} ddpm_interp_mode;
+/* n images between a and b [D] into out [n, D], image i for lambdas[i] in [0, 1] (0: a). t: noise mode's
+   timestep, 0 <= t < T, or -1 for the default (500, or T / 2 when T <= 500); ddim mode takes -1 only and
+   needs cfg->kind DDIM. info (may be NULL): first_step and t of the decode, t_noise and round_trip. */
+ddpm_status ddpm_interpolate(ddpm_model *m, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                             const ddpm_app_request *r, const float *a, const float *b, const double *lambdas,
+                             int n, ddpm_interp_mode mode, int64_t t, float *out, ddpm_app_info *info);
+/* SDEdit (Meng et al. 2022): num results out [num, D] of image [D], each the image noised to the first step of
+   strength (ddpm_sampler_strength: the last min(int(steps * strength), steps) of cfg->steps steps are run) with
+   noise item i of stream (DDPM_STREAM_NOISING, 0, .), then denoised. strength in (0, 1]. */
+ddpm_status ddpm_img2img(ddpm_model *m, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                         const ddpm_app_request *r, const float *image, double strength, int64_t num, float *out,
+                         ddpm_app_info *info);
+/* RePaint (ddpm_inpaint_loop, cfg's ddpm or ddim sampler) of image [D] under mask [S * S] (1 = regenerate,
+   0 = keep; ddpm_mask_to_model, the same for every channel): num results out [num, D], result i from x_T of
+   stream (DDPM_STREAM_INIT, 0, i). masked [D] (may be NULL): the image with the area to regenerate at 0 (mid
+   gray). With ic->jump_n_sample > 1, ic->jump_length must be smaller than cfg->steps. */
+ddpm_status ddpm_inpaint(ddpm_model *m, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                         const ddpm_app_request *r, const ddpm_inpaint_config *ic, const float *image,
+                         const float *mask, int64_t num, float *out, float *masked, ddpm_app_info *info);
+/* Denoising of an image y [D] with Gaussian noise of standard deviation sigma on the [0, 1] pixel scale (2 sigma
+   in model space): sqrt(ab_t) y is read as x_t for t = ddpm_timestep_for_sigma(2 sigma). add_noise != 0:
+   image is clean and y = image + 2 sigma n first (n: item 0 of stream (DDPM_STREAM_NOISING, 0, .) of cfg->seed).
+   Writes noisy [D] (y; may be NULL), one_step [D] (x0 from one model call at t, clamped to [-1, 1]; may be NULL)
+   and out [D] (the reverse process from the first timestep <= t, x = sqrt(ab) y there). One image: r->labels
+   [1] or NULL. */
+ddpm_status ddpm_denoise(ddpm_model *m, const ddpm_diffusion *d, const ddpm_sampler_config *cfg,
+                         const ddpm_app_request *r, const float *image, double sigma, int add_noise, float *noisy,
+                         float *one_step, float *out, ddpm_app_info *info);
 
 /* An image file read by its content (PNG or JPEG). */
 ddpm_status ddpm_image_read(const char *path, ddpm_image *out);
