@@ -305,7 +305,9 @@ static void forward_batch(void) {
     write_inputs(in, bad, "class_labels", 1, &one, &lab);
     CHECK_FAIL(ddpm_forward_batch_read(bad, m, 1000, 0, &b), DDPM_ERR_FORMAT);
     CHECK_MSG(error_has("'class_labels' is F32; need an integer dtype"), "%s", ddpm_last_error());
-    write_inputs(in, bad, "target", 4, wrong, f.target);
+    float *wide = calloc((size_t)f.N * (size_t)(C + 1) * (size_t)S * (size_t)S, sizeof(float));   /* [N, C+1, S, S] */
+    write_inputs(in, bad, "target", 4, wrong, wide);
+    free(wide);
     CHECK_FAIL(ddpm_forward_batch_read(bad, m, 1000, 1, &b), DDPM_ERR_FORMAT);
     CHECK_MSG(error_has("tensor 'target' has shape"), "%s", ddpm_last_error());
     ddpm_model *u = NULL;   /* class labels given to an unconditional network */
