@@ -282,8 +282,8 @@ int cli_check_schedule(const char *option, const char *name) {
 int cli_has(const cli_args *a, const char *name) { return option_index(a->cmd, name, strlen(name)) >= 0; }
 
 int cli_schedule(const cli_args *a, ddpm_schedule_config *sc) {
-    long long T;
     ddpm_schedule_config_default(sc);
+    long long T = sc->T;
     int rc = cli_check_schedule("schedule", cli_str(a, "schedule"));
     if (rc == CLI_OK) rc = cli_int(a, "T", 1, 1000000, &T);
     if (rc == CLI_OK && cli_has(a, "beta-start")) rc = cli_double(a, "beta-start", 0, 1, 1, &sc->beta_start);
