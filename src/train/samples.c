@@ -1,6 +1,5 @@
 /* samples.c — preview samples of a run: images drawn with DDIM from the EMA weights, written as one PNG grid. */
 #include <stdio.h>
-#include <string.h>
 
 #include "core/core.h"
 #include "train/train.h"
@@ -60,7 +59,7 @@ ddpm_status ddpm_trainer_write_samples(ddpm_trainer *t, const char *path, int nu
     float *xf = x ? dd_alloc(sizeof(float) * n) : NULL;
     g.tf = xf ? dd_alloc(sizeof(float) * (size_t)chunk) : NULL;
     g.labels = g.tf ? dd_alloc(sizeof(int64_t) * (size_t)chunk) : NULL;
-    ddpm_image img = {0, 0, 0, NULL}, big = {0, 0, 0, NULL};
+    ddpm_image big = {0, 0, 0, NULL};
     st = g.labels ? DDPM_OK : DDPM_ERR_NOMEM;
     if (st == DDPM_OK) {
         ddpm_sampler_config sc;
@@ -74,13 +73,8 @@ ddpm_status ddpm_trainer_write_samples(ddpm_trainer *t, const char *path, int nu
         st = ddpm_sample_loop(t->dif, &sc, grid_model_fn, &g, x, num, D, 0);
     }
     for (size_t i = 0; st == DDPM_OK && i < n; i++) xf[i] = (float)x[i];
-    if (st == DDPM_OK) st = ddpm_image_grid(&img, xf, num, C, S, S, 0, 1, 255);
     const int k = S < SAMPLE_MIN_CELL ? (SAMPLE_MIN_CELL + S - 1) / S : 1;
-    if (st == DDPM_OK) st = ddpm_image_alloc(&big, img.width * k, img.height * k, img.channels);
-    for (int y = 0; st == DDPM_OK && y < big.height; y++)
-        for (int x0 = 0; x0 < big.width; x0++)
-            memcpy(big.pixels + ((size_t)y * big.width + x0) * big.channels,
-                   img.pixels + ((size_t)(y / k) * img.width + x0 / k) * img.channels, (size_t)img.channels);
+    if (st == DDPM_OK) st = ddpm_image_grid_scaled(&big, xf, num, C, S, S, 0, k);
     if (st == DDPM_OK) {
         char software[64], what[200];
         snprintf(software, sizeof software, "ddpm %s", ddpm_version());
@@ -90,7 +84,6 @@ ddpm_status ddpm_trainer_write_samples(ddpm_trainer *t, const char *path, int nu
         const char *pairs[DD_TEXT_MAX];
         st = ddpm_png_write(path, &big, dd_text_join(pairs, DD_TEXT_MAX, text, extra));
     }
-    ddpm_image_free(&img);
     ddpm_image_free(&big);
     dd_free(x);
     dd_free(xf);
