@@ -65,6 +65,11 @@ int dd_cmp_str(const void *a, const void *b);
 /* zlib crc32 of n bytes, continued from crc (0 to start). */
 uint32_t dd_crc32(uint32_t crc, const void *data, uint64_t n);
 
+/* Tensor descriptions for messages (io/safetensors.c): "[4, 3, 3, 3]" (cut to cap), and whether a dtype is
+   F64, F32, F16 or BF16. */
+const char *dd_shape_text(char *buf, size_t cap, int ndim, const int64_t *shape);
+int dd_dtype_is_float(ddpm_dtype t);
+
 /* A growing text buffer (the JSON files and headers the library writes). A failed allocation is sticky
    (failed = 1) and reported once by dd_text_finish. Start from {0}. */
 typedef struct {

@@ -386,10 +386,9 @@ static ddpm_status read_tensor(const ddpm_eval_reference *r, const char *path, d
     if (!t) {
         st = dd_error(DDPM_ERR_FORMAT, "%s: no tensor 'samples' (the file holds %d tensors)", path, ddpm_st_count(f));
     } else if (t->ndim != 4 || t->shape[1] != r->C || t->shape[2] != r->S || t->shape[3] != r->S || t->shape[0] < 2) {
-        char sh[128] = "";
-        for (int k = 0; k < t->ndim; k++)
-            snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", k ? ", " : "", (long long)t->shape[k]);
-        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: tensor '%s' has shape [%s]; %s needs [N, %d, %d, %d] with N >= 2", path,
+        char sh[128];
+        dd_shape_text(sh, sizeof sh, t->ndim, t->shape);
+        st = dd_error(DDPM_ERR_INVALID_ARG, "%s: tensor '%s' has shape %s; %s needs [N, %d, %d, %d] with N >= 2", path,
                       t->name, sh, r->dataset, r->C, r->S, r->S);
     } else if (t->shape[0] > r->test.count) {
         st = dd_error(DDPM_ERR_INVALID_ARG, "%s: %lld images; at most %lld (the test set's size)", path,

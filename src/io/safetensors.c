@@ -49,12 +49,11 @@ static int dtype_from_name(const char *s, ddpm_dtype *out) {
     return 0;
 }
 
-static int dtype_is_float(ddpm_dtype t) {
+int dd_dtype_is_float(ddpm_dtype t) {
     return t == DDPM_DTYPE_F64 || t == DDPM_DTYPE_F32 || t == DDPM_DTYPE_F16 || t == DDPM_DTYPE_BF16;
 }
 
-/* "[4, 3, 3, 3]" (truncated with "..." if it does not fit). */
-static const char *fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
+const char *dd_shape_text(char *buf, size_t cap, int ndim, const int64_t *shape) {
     size_t n = (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < ndim && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%" PRId64, i ? ", " : "", shape[i]);
@@ -159,7 +158,7 @@ static ddpm_status parse_entry(ddpm_safetensors *st, const cJSON *j, st_entry *e
     if (numel == 0) overflow = 0;   /* a zero dimension makes the product 0 whatever the others are */
     if (overflow || numel > (uint64_t)INT64_MAX / esz)
         return dd_error(DDPM_ERR_FORMAT, "%s: tensor '%.200s': shape %s has too many elements", src, name,
-                        fmt_shape(sb, sizeof sb, nd, e->t.shape));
+                        dd_shape_text(sb, sizeof sb, nd, e->t.shape));
     e->t.numel = (int64_t)numel;
     uint64_t begin, end;
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !json_uint(cJSON_GetArrayItem(of, 0), &begin) ||
@@ -176,7 +175,7 @@ static ddpm_status parse_entry(ddpm_safetensors *st, const cJSON *j, st_entry *e
     if (end - begin != numel * esz)
         return dd_error(DDPM_ERR_FORMAT, "%s: tensor '%.200s': data_offsets [%" PRIu64 ", %" PRIu64
                         "] but shape %s with %s needs %" PRIu64 " bytes", src, name, begin, end,
-                        fmt_shape(sb, sizeof sb, nd, e->t.shape), ddpm_dtype_name(e->t.dtype),
+                        dd_shape_text(sb, sizeof sb, nd, e->t.shape), ddpm_dtype_name(e->t.dtype),
                         numel * esz);
     e->t.offset = begin;
     e->t.nbytes = end - begin;
@@ -432,7 +431,7 @@ static ddpm_status lookup(const ddpm_safetensors *st, const char *name, int64_t 
     const ddpm_st_tensor *t = ddpm_st_find(st, name);
     if (!t) return dd_error(DDPM_ERR_FORMAT, "%s: no tensor named '%.200s' (the file has %d tensors)",
                             st->src, name, st->count);
-    if (dtype_is_float(t->dtype) != want_float)
+    if (dd_dtype_is_float(t->dtype) != want_float)
         return dd_error(DDPM_ERR_FORMAT, "%s: tensor '%.200s' has dtype %s, expected %s", st->src, name,
                         ddpm_dtype_name(t->dtype),
                         want_float ? "a float dtype (F64 F32 F16 BF16)" : "an integer dtype (I64 I32 I16 I8 "
@@ -440,7 +439,7 @@ static ddpm_status lookup(const ddpm_safetensors *st, const char *name, int64_t 
     if (count != t->numel) {
         char sb[200];
         return dd_error(DDPM_ERR_FORMAT, "%s: tensor '%.200s' has shape %s (%" PRId64 " elements) but %" PRId64
-                        " were expected", st->src, name, fmt_shape(sb, sizeof sb, t->ndim, t->shape), t->numel,
+                        " were expected", st->src, name, dd_shape_text(sb, sizeof sb, t->ndim, t->shape), t->numel,
                         count);
     }
     *out = t;
@@ -698,17 +697,13 @@ ddpm_status ddpm_read_image_tensor(const char *path, const char *name, int C, in
     }
     const ddpm_st_tensor *t = name ? ddpm_st_find(st, name) : NULL;
     if (!t && ddpm_st_count(st) == 1) t = ddpm_st_at(st, 0);
-    char sh[160] = "[";
-    if (t)
-        for (int k = 0; k < t->ndim; k++)
-            snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", k ? ", " : "", (long long)t->shape[k]);
-    strncat(sh, "]", sizeof sh - strlen(sh) - 1);
+    char sh[160] = "[]";
+    if (t) dd_shape_text(sh, sizeof sh, t->ndim, t->shape);
     float *buf = NULL;
     if (!t) {
         s = dd_error(DDPM_ERR_FORMAT, "%s: no tensor '%s' (the file holds %d tensors)", path, name ? name : "",
                      ddpm_st_count(st));
-    } else if (t->dtype != DDPM_DTYPE_F32 && t->dtype != DDPM_DTYPE_F64 && t->dtype != DDPM_DTYPE_F16 &&
-               t->dtype != DDPM_DTYPE_BF16) {
+    } else if (!dd_dtype_is_float(t->dtype)) {
         s = dd_error(DDPM_ERR_FORMAT, "%s: tensor '%s' is %s; need F32", path, t->name, ddpm_dtype_name(t->dtype));
     } else if (t->ndim != 4 || t->shape[0] < 1 || t->shape[0] > max_n || t->shape[1] != C || t->shape[2] != H ||
                t->shape[3] != W) {

@@ -59,13 +59,6 @@ static const char *human_bytes(unsigned long long v, char *buf, size_t size) {
     return buf;
 }
 
-static void shape_text(const ddpm_st_tensor *t, char *shape, size_t size) {
-    int o = snprintf(shape, size, "[");
-    for (int k = 0; k < t->ndim; k++)
-        o += snprintf(shape + o, size - (size_t)o, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
-    snprintf(shape + o, size - (size_t)o, "]");
-}
-
 static ddpm_status describe_file(const char *path, dd_text *tb) {
     ddpm_safetensors *st = NULL;
     ddpm_status s = ddpm_st_open(path, &st);
@@ -77,7 +70,7 @@ static ddpm_status describe_file(const char *path, dd_text *tb) {
         const ddpm_st_tensor *t = ddpm_st_at(st, i);
         int w = put_safe(NULL, t->name, 200), nw = (int)strlen(grouped((unsigned long long)t->numel, b1, sizeof b1));
         if (w > name_w) name_w = w > 60 ? 60 : w;
-        shape_text(t, shape, sizeof shape);
+        dd_shape_text(shape, sizeof shape, t->ndim, t->shape);
         if ((int)strlen(shape) > shape_w) shape_w = (int)strlen(shape);
         if (nw > numel_w) numel_w = nw;
         params += (unsigned long long)t->numel;
@@ -86,7 +79,7 @@ static ddpm_status describe_file(const char *path, dd_text *tb) {
     dd_text_printf(tb, "%-*s  %-5s  %-*s  %*s\n", name_w, "name", "dtype", shape_w, "shape", numel_w, "numel");
     for (int i = 0; i < n; i++) {
         const ddpm_st_tensor *t = ddpm_st_at(st, i);
-        shape_text(t, shape, sizeof shape);
+        dd_shape_text(shape, sizeof shape, t->ndim, t->shape);
         int cols = put_safe(tb, t->name, 200);
         dd_text_printf(tb, "%*s  %-5s  %-*s  %*s\n", cols < name_w ? name_w - cols : 0, "", ddpm_dtype_name(t->dtype),
                        shape_w, shape, numel_w, grouped((unsigned long long)t->numel, b1, sizeof b1));

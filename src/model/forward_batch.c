@@ -8,25 +8,14 @@
 
 #include "core/core.h"
 
-static void shape_text(const ddpm_st_tensor *t, char *buf, size_t size) {
-    int o = snprintf(buf, size, "[");
-    for (int k = 0; k < t->ndim && (size_t)o < size; k++)
-        o += snprintf(buf + o, size - (size_t)o, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
-    if ((size_t)o < size) snprintf(buf + o, size - (size_t)o, "]");
-}
-
-static int is_float(ddpm_dtype d) {
-    return d == DDPM_DTYPE_F32 || d == DDPM_DTYPE_F64 || d == DDPM_DTYPE_F16 || d == DDPM_DTYPE_BF16;
-}
-
 /* An image tensor `name` that must be [N, C, S, S] of a float dtype (N = -1: any N >= 1, returned). */
 static ddpm_status check_image(const ddpm_safetensors *st, const char *path, const char *name, int64_t *N, int C,
                                int S) {
     const ddpm_st_tensor *t = ddpm_st_find(st, name);
     char sh[160];
     if (!t) return dd_error(DDPM_ERR_FORMAT, "%s: no tensor '%s'", path, name);
-    shape_text(t, sh, sizeof sh);
-    if (!is_float(t->dtype))
+    dd_shape_text(sh, sizeof sh, t->ndim, t->shape);
+    if (!dd_dtype_is_float(t->dtype))
         return dd_error(DDPM_ERR_FORMAT, "%s: tensor '%s' is %s; need a float dtype (F32, F64, F16, BF16)", path,
                         name, ddpm_dtype_name(t->dtype));
     if (*N < 0 && t->ndim == 4 && t->shape[0] >= 1 && t->shape[0] <= INT_MAX) *N = t->shape[0];
@@ -45,14 +34,14 @@ static ddpm_status read_vector(const ddpm_safetensors *st, const char *path, con
     const ddpm_st_tensor *t = ddpm_st_find(st, name);
     char sh[160];
     if (!t) return dd_error(DDPM_ERR_FORMAT, "%s: no tensor '%s'", path, name);
-    shape_text(t, sh, sizeof sh);
+    dd_shape_text(sh, sizeof sh, t->ndim, t->shape);
     if (t->ndim > 1 || (t->numel != N && t->numel != 1))
         return dd_error(DDPM_ERR_FORMAT, "%s: tensor '%s' has shape %s; need [%lld]", path, name, sh, (long long)N);
-    if (t->dtype == DDPM_DTYPE_BOOL || (want_int && is_float(t->dtype)))
+    if (t->dtype == DDPM_DTYPE_BOOL || (want_int && dd_dtype_is_float(t->dtype)))
         return dd_error(DDPM_ERR_FORMAT, "%s: tensor '%s' is %s; need an integer dtype", path, name,
                         ddpm_dtype_name(t->dtype));
     ddpm_status s;
-    if (is_float(t->dtype)) {
+    if (dd_dtype_is_float(t->dtype)) {
         if ((s = ddpm_st_read_f32(st, name, fv, t->numel)) != DDPM_OK) return s;
         for (int64_t i = 1; i < N; i++) fv[i] = fv[t->numel == 1 ? 0 : i];
         for (int64_t i = 0; i < N; i++)
