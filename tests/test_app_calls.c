@@ -10,18 +10,8 @@
 
 #include "testutil.h"
 
-static ddpm_model *load(const char *rel) {
-    ddpm_model *m = NULL;
-    CHECK_OK(ddpm_model_load(dd_test_data(rel), 0, &m));
-    if (!m) exit(dd_test_finish("test_app_calls"));
-    return m;
-}
-
-static int64_t model_d(const ddpm_model *m) {
-    ddpm_model_info info;
-    ddpm_model_get_info(m, &info);
-    return (int64_t)info.in_channels * info.sample_size * info.sample_size;
-}
+/* A model of tests/data, loaded only (the calls under test prepare it). */
+static ddpm_model *load(const char *rel) { return dd_test_model(dd_test_data(rel), 0, DDPM_ENGINE_FAST, 0, 0); }
 
 /* The passes announced and the step callbacks seen. */
 typedef struct {
@@ -72,7 +62,7 @@ static double mean_abs_pixels(const float *p, const float *q, int64_t D) {
 static void test_interpolate(void) {
     ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     ddpm_model *m = load("unet_tiny");
-    const int64_t D = model_d(m);
+    const int64_t D = dd_test_model_d(m);
     float *a = malloc(sizeof(float) * (size_t)D), *b = malloc(sizeof(float) * (size_t)D);
     float *out = malloc(sizeof(float) * 3 * (size_t)D);
     image(a, D, 1);
@@ -157,7 +147,7 @@ static void test_interpolate(void) {
 static void test_img2img(void) {
     ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     ddpm_model *m = load("unet_tiny");
-    const int64_t D = model_d(m), N = 3;
+    const int64_t D = dd_test_model_d(m), N = 3;
     float *in = malloc(sizeof(float) * (size_t)D), *out = malloc(sizeof(float) * (size_t)(N * D));
     double *x = malloc(sizeof(double) * (size_t)(N * D));
     image(in, D, 4);
@@ -212,7 +202,7 @@ static void test_inpaint(void) {
     ddpm_model *m = load("unet_tiny");
     ddpm_model_info mi;
     ddpm_model_get_info(m, &mi);
-    const int64_t D = model_d(m), P = (int64_t)mi.sample_size * mi.sample_size, N = 2;
+    const int64_t D = dd_test_model_d(m), P = (int64_t)mi.sample_size * mi.sample_size, N = 2;
     float *in = malloc(sizeof(float) * (size_t)D), *out = malloc(sizeof(float) * (size_t)(N * D));
     float *masked = malloc(sizeof(float) * (size_t)D), *mask = calloc((size_t)P, sizeof(float));
     image(in, D, 6);
@@ -260,7 +250,7 @@ static void test_inpaint(void) {
 static void test_denoise(void) {
     ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     ddpm_model *m = load("unet_tiny");
-    const int64_t D = model_d(m);
+    const int64_t D = dd_test_model_d(m);
     float *in = malloc(sizeof(float) * (size_t)D), *y = malloc(sizeof(float) * 3 * (size_t)D), *x0 = y + D,
           *out = y + 2 * D;
     double *n = malloc(sizeof(double) * (size_t)D);

@@ -12,18 +12,8 @@
 
 enum { MAXN = 8 };
 
-static ddpm_model *load(const char *rel) {
-    ddpm_model *m = NULL;
-    CHECK_OK(ddpm_model_load(dd_test_data(rel), 0, &m));
-    if (!m) exit(dd_test_finish("test_sample_images"));
-    return m;
-}
-
-static int64_t model_d(const ddpm_model *m) {
-    ddpm_model_info info;
-    ddpm_model_get_info(m, &info);
-    return (int64_t)info.in_channels * info.sample_size * info.sample_size;
-}
+/* A model of tests/data, loaded only (the calls under test prepare it). */
+static ddpm_model *load(const char *rel) { return dd_test_model(dd_test_data(rel), 0, DDPM_ENGINE_FAST, 0, 0); }
 
 typedef struct {
     int calls;
@@ -47,7 +37,7 @@ static void test_chunks(void) {
     ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     ddpm_model *m = load("unet_tiny_class");
     CHECK_OK(ddpm_model_set_null_class(m, 9));
-    const int64_t D = model_d(m), N = 5;
+    const int64_t D = dd_test_model_d(m), N = 5;
     double *x = malloc(sizeof(double) * (size_t)(N * D)), *y = malloc(sizeof(double) * (size_t)(N * D));
     int64_t *labels = NULL;
     static const int64_t cls[] = {3, 1};
@@ -122,7 +112,7 @@ static void test_chunks(void) {
 static void test_chunked_apps(void) {
     ddpm_diffusion *d = dd_test_diffusion("linear", 1000);
     ddpm_model *m = load("unet_tiny");
-    const int64_t D = model_d(m), N = 4;
+    const int64_t D = dd_test_model_d(m), N = 4;
     const size_t nd = (size_t)(N * D);
     double *x = malloc(sizeof(double) * nd), *y = malloc(sizeof(double) * nd);
     double *known = malloc(sizeof(double) * nd), *mask = malloc(sizeof(double) * nd);

@@ -165,11 +165,17 @@ ddpm_model *dd_test_model(const char *spec, uint64_t seed, ddpm_engine engine, i
     pc.max_batch = max_batch;
     pc.training = training;
     pc.engine = engine;
-    if (ddpm_model_load(spec, seed, &m) != DDPM_OK || ddpm_model_prepare(m, &pc) != DDPM_OK) {
+    if (ddpm_model_load(spec, seed, &m) != DDPM_OK || (max_batch > 0 && ddpm_model_prepare(m, &pc) != DDPM_OK)) {
         fprintf(stderr, "cannot load and prepare '%s': %s\n", spec, ddpm_last_error());
         exit(1);
     }
     return m;
+}
+
+int64_t dd_test_model_d(const ddpm_model *m) {
+    ddpm_model_info info;
+    ddpm_model_get_info(m, &info);
+    return (int64_t)info.in_channels * info.sample_size * info.sample_size;
 }
 
 uint8_t *dd_test_gzip(const uint8_t *buf, size_t len, size_t *out_len) {

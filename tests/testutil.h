@@ -41,8 +41,11 @@ double *dd_json_numbers(cJSON *list, size_t *n);
 /* A diffusion with schedule `name` and T steps (defaults otherwise); exits the test if it cannot be made. */
 ddpm_diffusion *dd_test_diffusion(const char *name, int T);
 
-/* A model loaded from spec (preset, config.json or folder) and prepared; exits the test on failure. */
+/* A model loaded from spec (preset, config.json or folder) and prepared (max_batch 0: loaded only); exits the
+   test on failure. */
 ddpm_model *dd_test_model(const char *spec, uint64_t seed, ddpm_engine engine, int training, int max_batch);
+/* Numbers per image of a model: in_channels x sample_size^2. */
+int64_t dd_test_model_d(const ddpm_model *m);
 /* gzip of buf (malloc'd; *out_len bytes). */
 uint8_t *dd_test_gzip(const uint8_t *buf, size_t len, size_t *out_len);
 
