@@ -33,7 +33,7 @@
     {"guidance", "W", "auto", "classifier-free guidance weight; auto = the model's own (_ddpm_guidance), "       \
                               "else 2 for a model with a null class when labels are used, else 1 (plain "       \
                               "conditional sampling)"}
-#define APP_OPT_THREADS {"threads", "N", "0", "threads (0 = all cores)"}
+#define APP_OPT_THREADS {"threads", "N", "auto", "threads: a count, or auto (0): the cores other processes leave free"}
 #define APP_OPT_ENGINE {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"}
 /* The rows that end the tables of the application commands, and the end of the table. */
 #define APP_OPT_TAIL                                                                                           \

@@ -1,6 +1,6 @@
-/* cmd_bench.c — `ddpm bench forward|train-step`: times inference forwards, or whole training steps of the
-   library's trainer (the step of the PyTorch peer's bench_torch.py train), on a fixed synthetic batch and
-   reports the median ms per step and images per second. */
+/* cmd_bench.c — `ddpm bench forward|sample|train-step`: times inference forwards, DDIM-50 sampling steps (the
+   step of the PyTorch peer's bench_torch.py sample), or whole training steps of the library's trainer (its
+   bench_torch.py train), on a fixed synthetic batch and reports the median ms per step and images per second. */
 #include <ddpm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@ static const cli_option options[] = {
     {"batch", "B", NULL, "images per step (required)"},
     {"steps", "N", "10", "timed steps"},
     {"warmup", "N", "2", "untimed steps first"},
-    {"threads", "N", "2", "threads"},
+    {"threads", "N", "2", "threads: a count, or auto: the cores other processes leave free"},
     {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
     {"seed", "S", cli_defaults.seed, "seed of the weights (when the model has none) and of the data, timesteps and noise"},
     {"lr", "LR", NULL, "train-step: AdamW learning rate (default: the library's AdamW default, as the peer's)"},
@@ -31,7 +31,49 @@ typedef struct {
     int64_t *t, *labels;
     uint32_t *u;
     double *ms;               /* [steps] timed milliseconds, then sorted after times[] */
+    double *xd;               /* sample: the DDIM sample [B, D] */
+    int timed, warmup, need;  /* sample: steps seen, untimed steps, steps wanted (warmup + timed) */
+    double last;              /* sample: the time of the previous step's end */
 } bench_state;
+
+#define DD_BENCH_DDIM_STEPS 50
+
+/* sample: the network as the sampler's model function (labels 0, 1, 2, ... for a class-conditional one). */
+static ddpm_status sample_model(void *user, float *out, const float *x, const int64_t *t, int64_t N, int64_t D) {
+    (void)D;
+    bench_state *s = user;
+    for (int64_t i = 0; i < N; i++) s->tf[i] = (float)t[i];
+    return ddpm_model_forward(s->m, out, x, s->tf, s->data.num_classes > 0 ? s->labels : NULL, (int)N);
+}
+
+/* sample: after every DDIM step (network call and update), its time; stops the loop once enough are seen. */
+static ddpm_status sample_tick(void *user, int step_index, int num_steps, int64_t timestep, const double *x,
+                               const double *x0_pred, int64_t N, int64_t D) {
+    (void)step_index, (void)num_steps, (void)timestep, (void)x, (void)x0_pred, (void)N, (void)D;
+    bench_state *s = user;
+    const double now = cli_now();
+    if (s->timed >= s->warmup) s->ms[s->timed - s->warmup] = (now - s->last) * 1e3;
+    s->last = now;
+    s->timed++;
+    if (cli_interrupted() || s->timed >= s->need) return DDPM_ERR_INTERRUPTED;
+    return DDPM_OK;
+}
+
+/* sample: DDIM-50 runs (eta 0, leading spacing, timesteps 980, 960, ..., 0) from fresh noise until warmup +
+   steps steps are seen. */
+static ddpm_status sample_steps(bench_state *s, uint64_t seed, int B, int64_t D) {
+    ddpm_sampler_config cfg;
+    ddpm_sampler_config_default(&cfg, DDPM_SAMPLER_DDIM);
+    cfg.steps = DD_BENCH_DDIM_STEPS, cfg.seed = seed, cfg.on_step = sample_tick, cfg.step_user = s;
+    for (int run = 0; s->timed < s->need; run++) {
+        ddpm_rng_normal_f64(seed, ddpm_rng_stream(DDPM_STREAM_NOISING, (uint32_t)run, 0), 0, s->xd, (size_t)(B * D));
+        s->last = cli_now();
+        ddpm_status st = ddpm_sample_loop(s->dif, &cfg, sample_model, s, s->xd, B, D, 0);
+        if (st == DDPM_ERR_INTERRUPTED && s->timed >= s->need) return DDPM_OK;
+        if (st != DDPM_OK) return st;
+    }
+    return DDPM_OK;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -55,35 +97,42 @@ static ddpm_status forward_step(bench_state *s, uint64_t seed, int step, int B, 
     return ddpm_model_forward(s->m, s->out, s->xt, s->tf, s->data.num_classes > 0 ? s->labels : NULL, B);
 }
 
-static void report(const cli_args *a, int train, const ddpm_model_info *info, int B, int threads, int steps,
+static void report(const cli_args *a, int mode, const ddpm_model_info *info, int B, int threads, int steps,
                    int warmup, double *ms, double loss, size_t plan) {
+    const int train = mode == 2, sample = mode == 1;
     double sum = 0, *sorted = ms + steps;
     for (int i = 0; i < steps; i++) sum += sorted[i] = ms[i];
     qsort(sorted, (size_t)steps, sizeof(double), cmp_double);
     const double med = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
-    const double mn = sorted[0], mx = sorted[steps - 1], ips = B / (med * 1e-3);
+    const double mn = sorted[0], mx = sorted[steps - 1];
+    const double ips = B / (med * 1e-3 * (sample ? DD_BENCH_DDIM_STEPS : 1));   /* sample: a whole DDIM-50 run */
+    char thr[64];
+    if (threads > 0) snprintf(thr, sizeof thr, "%d threads", threads);
+    else snprintf(thr, sizeof thr, "auto threads (%d at the end)", ddpm_get_threads());
     char cpu[256];
     ddpm_cpu_name(cpu, sizeof cpu);
     struct rusage ru;
     const double rss_mib = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0;
-    const char *mode = train ? "train-step" : "forward", *engine = cli_str(a, "engine");
+    const char *name = train ? "train-step" : sample ? "sample" : "forward", *engine = cli_str(a, "engine");
     if (!cli_flag(a, "json")) {
-        printf("ddpm %s %s: %lld params, batch %d x [%d, %d, %d], %d threads, %s engine, plan %.1f MiB\n", mode,
+        printf("ddpm %s %s: %lld params, batch %d x [%d, %d, %d], %s, %s engine, plan %.1f MiB\n", name,
                cli_str(a, "model"), (long long)info->num_params, B, info->in_channels, info->sample_size,
-               info->sample_size, threads, engine, plan / 1048576.0);
-        printf("  %s: median %.1f ms (min %.1f, max %.1f, %d timed after %d warm-up) -> %.2f images/s",
-               train ? "training step" : "forward", med, mn, mx, steps, warmup, ips);
+               info->sample_size, thr, engine, plan / 1048576.0);
+        printf("  %s: median %.1f ms (min %.1f, max %.1f, %d timed after %d warm-up) -> %.2f images/s%s",
+               train ? "training step" : sample ? "DDIM step" : "forward", med, mn, mx, steps, warmup, ips,
+               sample ? " (a whole DDIM-50 run)" : "");
         if (train) printf(", loss %.4f", loss);
         printf("\n  peak RSS %.0f MiB, %s\n", rss_mib, cpu);
         return;
     }
-    printf("{\"mode\": \"%s\", \"impl\": \"ddpm\", \"version\": \"%s\", \"model\": ", mode, ddpm_version());
+    printf("{\"mode\": \"%s\", \"impl\": \"ddpm\", \"version\": \"%s\", \"model\": ", name, ddpm_version());
     json_string(cli_str(a, "model"));
     printf(", \"kind\": \"%s\", \"params\": %lld, \"batch\": %d, \"image_shape\": [%d, %d, %d], \"threads\": %d, "
-           "\"engine\": \"%s\", \"steps\": %d, \"warmup\": %d, \"ms_per_step\": %.3f, \"median_ms\": %.3f, "
+           "\"threads_auto\": %s, \"engine\": \"%s\", \"steps\": %d, \"warmup\": %d, \"ms_per_step\": %.3f, \"median_ms\": %.3f, "
            "\"mean_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"images_per_s\": %.4f, \"times_ms\": [",
            info->kind, (long long)info->num_params, B, info->in_channels, info->sample_size, info->sample_size,
-           threads, engine, steps, warmup, med, med, sum / steps, mn, mx, ips);
+           threads > 0 ? threads : ddpm_get_threads(), threads > 0 ? "false" : "true", engine, steps, warmup, med,
+           med, sum / steps, mn, mx, ips);
     for (int i = 0; i < steps; i++) printf("%s%.3f", i ? ", " : "", ms[i]);
     printf("], \"plan_bytes\": %zu, \"peak_rss_mib\": %.1f, \"final_loss\": ", plan, rss_mib);
     printf(train ? "%.9g, \"cpu\": " : "null, \"cpu\": ", loss);
@@ -93,8 +142,9 @@ static void report(const cli_args *a, int train, const ddpm_model_info *info, in
 
 /* Loads the network and makes the batch, then the trainer (train-step: a constant rate, without clipping or
    EMA) or the inference plan and buffers. */
-static int setup(bench_state *s, const cli_args *a, int train, int B, int steps, uint64_t seed, double lr,
+static int setup(bench_state *s, const cli_args *a, int mode, int B, int steps, uint64_t seed, double lr,
                  ddpm_engine engine, ddpm_model_info *info) {
+    const int train = mode == 2;
     if (ddpm_model_load(cli_str(a, "model"), seed, &s->m) != DDPM_OK) return cli_fail();
     ddpm_model_get_info(s->m, info);
     const int C = info->in_channels, S = info->sample_size;
@@ -123,6 +173,8 @@ static int setup(bench_state *s, const cli_args *a, int train, int B, int steps,
     s->tf = s->out + on, s->labels = s->t + B, s->u = (uint32_t *)(s->labels + B);
     for (int i = 0; i < B; i++) ddpm_dataset_get_f32(&s->data, i, s->x0 + (size_t)i * D);
     for (int i = 0; i < B; i++) s->labels[i] = s->data.labels ? s->data.labels[i] : 0;
+    if (mode == 1 && !(s->xd = malloc(sizeof(double) * (size_t)B * D)))
+        return cli_error(CLI_FAIL, "out of memory for a batch of %d images", B);
     return CLI_OK;
 }
 
@@ -131,23 +183,28 @@ static int run(const cli_command *cmd, const cli_args *a) {
     long long B, steps, warmup, threads;
     uint64_t seed;
     double lr = 0, loss = 0;   /* lr 0: the AdamW default */
-    static const char *const modes[] = {"forward", "train-step", NULL};
+    static const char *const modes[] = {"forward", "sample", "train-step", NULL};
     int ev = 0, mode = 0, rc;
     char label[300];
     snprintf(label, sizeof label, "'ddpm bench %.200s'", a->positional[0]);
     if ((rc = cli_choice(label, a->positional[0], modes, "benchmark", &mode)) ||
         (rc = cli_int(a, "batch", 1, 1 << 20, &B)) || (rc = cli_int(a, "steps", 1, 1000000, &steps)) ||
-        (rc = cli_int(a, "warmup", 0, 1000000, &warmup)) || (rc = cli_threads(a, "threads", 1, &threads)) ||
+        (rc = cli_int(a, "warmup", 0, 1000000, &warmup)) || (rc = cli_threads(a, "threads", 0, &threads)) ||
         (rc = cli_u64(a, "seed", &seed)) || (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &ev)) ||
         (cli_given(a, "lr") && (rc = cli_double(a, "lr", 0, 1e6, 1, &lr))))
         return rc;
-    const int train = mode == 1;
+    const int train = mode == 2;
     ddpm_set_threads((int)threads);
     bench_state s = {.m = NULL};
     ddpm_model_info info = {.num_params = 0};
-    rc = setup(&s, a, train, (int)B, (int)steps, seed, lr, (ddpm_engine)ev, &info);
+    rc = setup(&s, a, mode, (int)B, (int)steps, seed, lr, (ddpm_engine)ev, &info);
     const int64_t D = (int64_t)info.in_channels * info.sample_size * info.sample_size;
-    for (int i = 0; rc == CLI_OK && i < warmup + steps; i++) {
+    if (rc == CLI_OK && mode == 1) {
+        s.warmup = (int)warmup, s.need = (int)(warmup + steps);
+        if (sample_steps(&s, seed, (int)B, D) != DDPM_OK) rc = cli_fail();
+        else if (cli_interrupted()) rc = cli_error(cli_stop_status(), "interrupted");
+    }
+    for (int i = 0; rc == CLI_OK && mode != 1 && i < warmup + steps; i++) {
         ddpm_train_stats st;
         double t0 = cli_now();
         if ((train ? ddpm_trainer_step(s.tr, &st) : forward_step(&s, seed, i, (int)B, D)) != DDPM_OK) rc = cli_fail();
@@ -156,7 +213,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
         if (rc == CLI_OK && cli_interrupted()) rc = cli_error(cli_stop_status(), "interrupted");
     }
     if (rc == CLI_OK) {
-        report(a, train, &info, (int)B, (int)threads, (int)steps, (int)warmup, s.ms, loss,
+        report(a, mode, &info, (int)B, (int)threads, (int)steps, (int)warmup, s.ms, loss,
                ddpm_model_plan_bytes(train ? ddpm_trainer_model(s.tr) : s.m));
         if (fflush(stdout) != 0 || ferror(stdout)) rc = cli_error(CLI_FAIL, "cannot write to standard output");
     }
@@ -164,22 +221,26 @@ static int run(const cli_command *cmd, const cli_args *a) {
     ddpm_model_free(s.m);
     ddpm_diffusion_free(s.dif);
     ddpm_dataset_free(&s.data);
-    free(s.x0), free(s.t), free(s.ms);
+    free(s.x0), free(s.t), free(s.ms), free(s.xd);
     return rc;
 }
 
 const cli_command cli_cmd_bench = {
     "bench",
-    "time inference forwards or training steps of a network (median ms/step, images/s)",
-    "forward|train-step --batch B [--model PRESET|M] [--steps N] [--warmup N] [--threads N] [--json]",
-    "forward|train-step", 1, 1, options,
+    "time inference forwards, DDIM sampling steps or training steps of a network (median ms/step, images/s)",
+    "forward|sample|train-step --batch B [--model PRESET|M] [--steps N] [--warmup N] [--threads N|auto] [--json]",
+    "forward|sample|train-step", 1, 1, options,
     "train-step times ddpm_trainer_step, what the PyTorch peer's bench_torch.py train times: t ~ U{0..999}, noise ~\n"
     "N(0, I), x_t = q_sample(x0, t, noise) (linear schedule), forward, MSE against the noise, backward and an AdamW\n"
     "step (weight decay 0.01; no warm-up, clipping or EMA) on one fixed random batch of B images; dropout is active\n"
-    "where the config has it. forward times one inference pass of B images. Times are CLOCK_MONOTONIC per step; the\n"
-    "median is reported.\n\n"
+    "where the config has it. sample times what bench_torch.py sample times: one step of DDIM-50 (eta 0, timesteps\n"
+    "980, 960, ..., 0, walked again from fresh noise when more steps are asked for) is one network call on the\n"
+    "batch and the DDIM update, and images/s = B / (50 x the median step), a whole DDIM-50 run. forward times one\n"
+    "inference pass of B images. Times are CLOCK_MONOTONIC per step; the median is reported. --threads auto\n"
+    "measures, before each network call, the cores other processes keep busy and runs on the rest.\n\n"
     "examples:\n"
     "  ddpm bench train-step --model mnist --batch 64 --threads 2 --json\n"
+    "  ddpm bench sample --model mnist --batch 64 --steps 20\n"
     "  ddpm bench forward --model cifar10 --batch 16 --engine reference --steps 3\n",
     run,
 };

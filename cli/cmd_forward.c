@@ -14,7 +14,7 @@ static const cli_option options[] = {
     {"loss-target", NULL, NULL, "also read target [N,C,S,S]; write loss [1], x_grad and every parameter's "
                                 "gradient under its own name"},
     {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
-    {"threads", "N", NULL, "threads (default: all cores)"},
+    {"threads", "N", NULL, "threads: a count, or auto (default): the cores other processes leave free"},
     {"seed", "S", cli_defaults.seed, "weight initialisation seed, for a --model without weights"},
     {NULL, NULL, NULL, NULL},
 };

@@ -45,7 +45,7 @@ static const cli_option options[] = {
     {"sample-num", "N", "16", "images in a sample grid"},
     {"sample-steps", "N", "50", "DDIM steps of a sample grid"},
     {"log-every", "N", "100", "without a terminal: a progress line every N steps"},
-    {"threads", "N", "0", "threads (0 = all cores)"},
+    {"threads", "N", "auto", "threads: a count, or auto (0): the cores other processes leave free"},
     {"engine", "NAME", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
     {"save-retry", "S", "900", "a save that fails (a full disk) is retried for S seconds while the run waits in "
      "memory (0 = give up at once)"},

@@ -187,7 +187,11 @@ int cli_threads(const cli_args *a, const char *name, long long min, long long *o
     const char *s = cli_str(a, name);
     long long v;
     if (!s) return cli_require(a, name);
-    if (parse_ll(s, &v) != 0) return cli_usage_error("--%s %s: not an integer", name, s);
+    if (strcmp(s, "auto") == 0) {   /* the library's default: the cores other processes leave free */
+        *out = 0;
+        return CLI_OK;
+    }
+    if (parse_ll(s, &v) != 0) return cli_usage_error("--%s %s: not an integer (or auto)", name, s);
     if (v < min) return cli_usage_error("--%s %s: must be at least %lld", name, s, min);
     if (v > max)
         return cli_usage_error("--%s %s: at most %lld on this machine's %lld core%s (threads beyond the cores only "

@@ -100,9 +100,14 @@ typedef struct {
 } ddpm_allocator;
 void ddpm_set_allocator(const ddpm_allocator *a);
 
-/* Threads used by the library's parallel loops (OpenMP) and BLAS. n <= 0 means all cores. */
+/* Threads used by the library's parallel loops (OpenMP), oneDNN and BLAS. n > 0 fixes the count. n <= 0 is the
+   default: OMP_NUM_THREADS when the environment sets it, else auto: before a network call (at most every 0.25 s)
+   the library measures the cores other processes keep busy and runs on those left free (at least 1), so that a
+   shared machine is never slower than one thread. ddpm_get_threads is the count in use now; ddpm_threads_auto
+   is 1 in auto mode. */
 void ddpm_set_threads(int n);
 int ddpm_get_threads(void);
+int ddpm_threads_auto(void);
 /* The cores this process may run on (at least 1): the most threads worth asking for. */
 int ddpm_num_cores(void);
 /* The processor's name (the first "model name" of /proc/cpuinfo, else "unknown") in buf; returns buf. */

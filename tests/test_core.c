@@ -1,6 +1,11 @@
 /* test_core.c — error messages, allocator hook with injected failures, arenas, atomic writes, the output path
-   check, gunzip, the processor's name. */
+   check, gunzip, the processor's name, the thread policy. */
 #include <fcntl.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -267,6 +272,66 @@ static void test_output_check(void) {
     dd_test_remove_dir(dir);
 }
 
+/* The thread policy: the rule, fixed and auto modes, and a busy process that takes a core away. */
+static void test_threads(void) {
+    CHECK(dd_threads_target(2, 0.0, 2) == 2);
+    CHECK(dd_threads_target(2, 0.2, 2) == 2);    /* light background load keeps every core */
+    CHECK(dd_threads_target(2, 0.67, 2) == 1);   /* a busy loop sharing the cores with two of ours */
+    CHECK(dd_threads_target(2, 1.0, 2) == 1);
+    CHECK(dd_threads_target(2, 5.0, 2) == 1);    /* never below one */
+    CHECK(dd_threads_target(8, 3.0, 8) == 5);
+    CHECK(dd_threads_target(16, 0.0, 4) == 4);   /* never above max */
+    CHECK(dd_threads_target(2, 0.0 / 0.0, 2) == 2);
+    CHECK(dd_threads_target(2, -1.0, 2) == 2);
+
+    const char *env = getenv("OMP_NUM_THREADS");
+    char saved[64] = "";
+    if (env) snprintf(saved, sizeof saved, "%s", env);
+    unsetenv("OMP_NUM_THREADS");
+    ddpm_set_threads(3);
+    CHECK(ddpm_get_threads() == 3);
+    CHECK(!ddpm_threads_auto());
+    CHECK(omp_get_max_threads() == 3);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    ddpm_set_threads(0);                           /* the default: the environment's count */
+    CHECK(!ddpm_threads_auto());
+    CHECK(ddpm_get_threads() == 1);
+    unsetenv("OMP_NUM_THREADS");
+    ddpm_set_threads(-1);                          /* auto */
+    CHECK(ddpm_threads_auto());
+    const int cores = ddpm_num_cores();
+    CHECK(ddpm_get_threads() >= 1 && ddpm_get_threads() <= cores);
+
+    if (cores < 2) {
+        printf("SKIPPED: test_threads busy-process check (1 core)\n");
+    } else {
+        pid_t child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+            volatile unsigned long spin = 0;
+            for (;;) spin++;
+        }
+        struct timespec pause = {0, 200 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        dd_threads_forget();
+        dd_threads_update_now();                   /* the first measure: tasks running now */
+        int first = ddpm_get_threads();
+        CHECK(first < cores);
+        CHECK(omp_get_max_threads() == first);
+        pause.tv_nsec = 400 * 1000 * 1000;
+        nanosleep(&pause, NULL);
+        dd_threads_update_now();                   /* over an interval: CPU time of the others */
+        int later = ddpm_get_threads();
+        CHECK(later < cores);
+        if (first >= cores || later >= cores)
+            fprintf(stderr, "with a busy process: %d then %d threads of %d cores\n", first, later, cores);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    if (saved[0]) setenv("OMP_NUM_THREADS", saved, 1);
+    ddpm_set_threads(0);
+}
+
 int main(void) {
     test_errors();
     test_alloc();
@@ -277,5 +342,6 @@ int main(void) {
     test_names();
     test_gunzip();
     test_cpu_name();
+    test_threads();
     return dd_test_finish("test_core");
 }

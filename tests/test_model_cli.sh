@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_model_cli.sh — end-to-end checks of `ddpm init`, `ddpm forward` and `ddpm bench`: a saved pipeline loads
 # and runs, seeds are reproducible, bad inputs get one "ddpm: error:" line and the documented exit status
-# (2 bad command line, 1 bad data or runtime failure) and leave no output file, bench prints its JSON keys.
+# (2 bad command line, 1 bad data or runtime failure) and leave no output file, bench prints its JSON keys, bench sample counts
+# a whole DDIM-50 run.
 # usage: test_model_cli.sh PATH/TO/ddpm TESTS_DATA_DIR
 set -u
 DDPM=${1:-}
@@ -108,6 +109,20 @@ done
 [ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "bench --json printed more than one line: $(cat "$TMP/out")"
 expect 0 bench forward --model tiny --batch 3 --steps 1 --warmup 0
 contains "$TMP/out" "images/s" "bench text output"
+# sample: 60 DDIM steps walk the 50-step list, then start again from fresh noise; images/s is a whole run
+expect 0 bench sample --model tiny --batch 2 --steps 60 --warmup 1 --threads auto --json
+for k in '"mode": "sample"' '"threads_auto": true' '"steps": 60' '"final_loss": null'; do
+    contains "$TMP/out" "$k" "bench sample --json"
+done
+ratio=$(sed 's/.*"median_ms": \([0-9.]*\).*"images_per_s": \([0-9.]*\).*/\1 \2/' "$TMP/out" |
+        awk '{ r = $2 * 50 * $1 / 1000 / 2; printf "%s", (r > 0.99 && r < 1.01) ? "ok" : r }')   # ms printed to 1e-3
+[ "$ratio" = "ok" ] || fail "bench sample: images/s is not batch / (50 x median step) (ratio $ratio)"
+[ "$(grep -o '"times_ms": \[[^]]*\]' "$TMP/out" | tr -cd ',' | wc -c)" -eq 59 ] ||
+    fail "bench sample: not 60 step times: $(cat "$TMP/out")"
+expect 0 bench sample --model tiny --batch 2 --steps 3 --warmup 0
+contains "$TMP/out" "a whole DDIM-50 run" "bench sample text output"
+contains "$TMP/out" "DDIM step: median" "bench sample text output"
+expect_error 2 "or auto" bench sample --model tiny --batch 2 --threads many
 expect_error 2 "did you mean 'forward'" bench forwrd --batch 2
 expect_error 2 "--batch" bench forward --model tiny
 expect_error 2 "--steps" bench forward --model tiny --batch 2 --steps 0

@@ -143,6 +143,14 @@ static void test_conv(void) {
             conv_run(cv, &g, cc->n_small, w, cc->name);   /* plans the smaller batch */
             conv_run(cv, &g, g.N, w, cc->name);           /* the full batch again */
         }
+        if (t == 0) {   /* another thread count plans the batch again (primitives fix theirs), and back */
+            const int nt = omp_get_max_threads();
+            omp_set_num_threads(nt > 1 ? 1 : 2);
+            conv_run(cv, &g, g.N, w, cc->name);
+            conv_run(cv, &g, cc->n_small, w, cc->name);
+            omp_set_num_threads(nt);
+            conv_run(cv, &g, g.N, w, cc->name);
+        }
         /* a weight update is picked up after set_weights */
         for (size_t i = 0; i < nw; i++) w[i] = -0.5f * w[i] + 0.25f;
         CHECK_OK(dd_conv_set_weights(cv, w));

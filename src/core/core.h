@@ -28,6 +28,15 @@ char *dd_strdup(const char *s);
 /* a * b with overflow detection: returns 0 and sets *out on success, -1 on overflow. */
 int dd_mul_size(size_t a, size_t b, size_t *out);
 
+/* The thread policy (threads.c). dd_threads_update re-measures the load of other processes (auto mode only, at
+   most every 0.25 s) and sets the OpenMP count; ddpm_model_forward calls it. dd_threads_update_now measures now;
+   dd_threads_forget drops the previous sample (the next measure is a first one). dd_threads_target is the rule:
+   clamp(floor(cores - other + 0.3), 1, max), `other` in cores. */
+void dd_threads_update(void);
+void dd_threads_update_now(void);
+void dd_threads_forget(void);
+int dd_threads_target(int cores, double other, int max);
+
 /* Arena: one block, bump allocation aligned to 64 bytes, freed all at once. */
 typedef struct {
     uint8_t *base;

@@ -208,6 +208,8 @@ ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const 
     if (N < 1 || N > p->max_batch)
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_forward: batch of %d images, but the model was prepared "
                         "for 1..%d", N, p->max_batch);
+    dd_threads_update();   /* auto threads: the cores other processes leave free (the backward that follows
+                              runs with the same count) */
     const dd_model_config *c = &m->cfg;
     const int unet = c->kind != DD_MODEL_BASIC;
     if (unet) {

@@ -2,6 +2,7 @@
    (jit / brgconv for avx512_core, jit for avx2) take NHWC fp32 directly and run several times faster than
    im2col + sgemm (docs/perf.md). */
 #include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -29,10 +30,15 @@
 
    ENGINE. One CPU engine and one stream serve every convolution of the process, created once (thread-safe)
    and kept for the life of the process. A dd_conv itself is used by one thread at a time (its memory
-   objects' handles are set per call); oneDNN parallelises each primitive over the OpenMP threads. */
+   objects' handles are set per call); oneDNN parallelises each primitive over the OpenMP threads.
+
+   THREADS. oneDNN's JIT convolutions fix their thread count when the primitive is created (they split the work
+   for omp_get_max_threads() threads then, and run that many whatever the count is later), so a plan is keyed
+   by (batch size, thread count): when the thread policy (core/threads.c) changes the count, the next call
+   plans that count once, and switching back finds the earlier plan. */
 
 typedef struct {
-    int n;
+    int n, nthr;                           /* batch size, OpenMP threads the primitives were created for */
     dnnl_primitive_t fwd, bwd_d, bwd_w;
     dnnl_memory_t src, dst;                /* [n, H, W, C], [n, OH, OW, OC] NHWC; handles set per call */
     dnnl_memory_t pad_fwd, pad_bwd_d, pad_bwd_w;   /* scratchpads (NULL when a primitive needs none) */
@@ -172,6 +178,7 @@ static ddpm_status dd_plan_make(dd_conv *c, dd_conv_plan *p, int n, int first) {
     dnnl_status_t s;
     memset(p, 0, sizeof *p);
     p->n = n;
+    p->nthr = omp_get_max_threads();
 
     dnnl_memory_desc_t src_md, dst_md, w_any, b_md;
     if ((st = dd_md_nhwc(&src_md, n, g->H, g->W, g->C)) != DDPM_OK) return st;
@@ -350,14 +357,15 @@ ddpm_status dd_conv_set_weights(dd_conv *c, const float *w) {
     return st;
 }
 
-/* The plan for batch n (made on first use when n < g->N). */
+/* The plan for batch n and the current thread count (made on first use when n < g->N or the count changed). */
 static ddpm_status dd_conv_plan_for(dd_conv *c, int n, dd_conv_plan **out) {
     if (n < 1 || n > c->g.N)
         return dd_error(DDPM_ERR_INVALID_ARG, "convolution: batch %d outside 1..%d", n, c->g.N);
     if (!c->weights_set)
         return dd_error(DDPM_ERR_INVALID_ARG, "convolution: weights not set (call dd_conv_set_weights first)");
+    const int nthr = omp_get_max_threads();
     for (int i = 0; i < c->nplans; i++)
-        if (c->plans[i].n == n) {
+        if (c->plans[i].n == n && c->plans[i].nthr == nthr) {
             *out = &c->plans[i];
             return DDPM_OK;
         }
