@@ -18,6 +18,7 @@ static const cli_option options[] = {
     {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
     {"seed", "S", cli_defaults.seed, "seed of the weights (when the model has none) and of the data, timesteps and noise"},
     {"lr", "LR", NULL, "train-step: AdamW learning rate (default: the library's AdamW default, as the peer's)"},
+    {"profile", NULL, NULL, "time every op of the timed steps and print a table per op kind and pass"},
     {"json", NULL, NULL, "print one JSON object instead of text"},
     {NULL, NULL, NULL, NULL},
 };
@@ -34,7 +35,11 @@ typedef struct {
     double *xd;               /* sample: the DDIM sample [B, D] */
     int timed, warmup, need;  /* sample: steps seen, untimed steps, steps wanted (warmup + timed) */
     double last;              /* sample: the time of the previous step's end */
+    int profile;              /* --profile: start profiling at the first timed step */
 } bench_state;
+
+/* --profile: the model whose ops are timed (the trainer's for train-step). */
+static ddpm_model *profiled_model(const bench_state *s) { return s->tr ? ddpm_trainer_model(s->tr) : s->m; }
 
 #define DD_BENCH_DDIM_STEPS 50
 
@@ -53,8 +58,9 @@ static ddpm_status sample_tick(void *user, int step_index, int num_steps, int64_
     bench_state *s = user;
     const double now = cli_now();
     if (s->timed >= s->warmup) s->ms[s->timed - s->warmup] = (now - s->last) * 1e3;
-    s->last = now;
     s->timed++;
+    if (s->profile && s->timed == s->warmup && ddpm_model_profile_start(s->m) != DDPM_OK) return DDPM_ERR_NOMEM;
+    s->last = cli_now();
     if (cli_interrupted() || s->timed >= s->need) return DDPM_ERR_INTERRUPTED;
     return DDPM_OK;
 }
@@ -97,8 +103,60 @@ static ddpm_status forward_step(bench_state *s, uint64_t seed, int step, int B, 
     return ddpm_model_forward(s->m, s->out, s->xt, s->tf, s->data.num_classes > 0 ? s->labels : NULL, B);
 }
 
-static void report(const cli_args *a, int mode, const ddpm_model_info *info, int B, int threads, int steps,
-                   int warmup, double *ms, double loss, size_t plan) {
+/* --profile: the table of op kinds (text) or the "profile" and "ceilings" members (JSON), per timed step. */
+static void report_profile(const bench_state *s, int json, int steps, double mean_ms) {
+    ddpm_model *m = profiled_model(s);
+    const int n = ddpm_model_profile_rows(m, NULL, 0);
+    ddpm_profile_row *rows = n > 0 ? malloc(sizeof *rows * (size_t)n) : NULL;
+    if (n > 0 && !rows) return;
+    ddpm_model_profile_rows(m, rows, n);
+    double peak = 0.0, bw = 0.0, net = 0.0, all = 0.0;
+    ddpm_measure_ceilings(0, &peak, &bw);
+    for (int i = 0; i < n; i++) {
+        all += rows[i].seconds;
+        if (rows[i].network_op) net += rows[i].seconds;
+    }
+    const double rest_ms = mean_ms - all * 1e3 / steps;
+    if (json) {
+        printf(", \"ceilings\": {\"gflops\": %.1f, \"gbytes\": %.1f, \"threads\": %d}, \"profile\": [", peak, bw,
+               ddpm_get_threads());
+        for (int i = 0; i < n; i++) {
+            const ddpm_profile_row *r = &rows[i];
+            printf("%s{\"op\": \"%s\", \"pass\": \"%s\", \"calls_per_step\": %.2f, \"ms_per_step\": %.3f, "
+                   "\"share\": %.4f, \"gflops\": %.2f, \"gbytes\": %.2f}", i ? ", " : "", r->op,
+                   r->backward ? "backward" : "forward", (double)r->calls / steps, r->seconds * 1e3 / steps,
+                   r->seconds * 1e3 / steps / mean_ms, r->seconds > 0 ? r->flops / r->seconds * 1e-9 : 0.0,
+                   r->seconds > 0 ? r->bytes / r->seconds * 1e-9 : 0.0);
+        }
+        printf("], \"profile_rest_ms\": %.3f", rest_ms);
+        free(rows);
+        return;
+    }
+    printf("\nprofile, per timed step (mean step %.1f ms); ceilings measured on %d threads: %.0f GFLOP/s (FMA loop), "
+           "%.1f GB/s (triad)\n", mean_ms, ddpm_get_threads(), peak, bw);
+    printf("  %-15s %-8s %7s %9s %6s %9s %6s %8s %6s\n", "op", "pass", "calls", "ms/step", "share", "GFLOP/s",
+           "%peak", "GB/s", "%bw");
+    for (int i = 0; i < n; i++) {
+        const ddpm_profile_row *r = &rows[i];
+        const double ms = r->seconds * 1e3 / steps, gf = r->seconds > 0 ? r->flops / r->seconds * 1e-9 : 0.0;
+        const double gb = r->seconds > 0 ? r->bytes / r->seconds * 1e-9 : 0.0;
+        char gfs[16] = "-", pk[16] = "-";
+        if (r->flops > 0) {
+            snprintf(gfs, sizeof gfs, "%.1f", gf);
+            snprintf(pk, sizeof pk, "%.0f%%", peak > 0 ? 100.0 * gf / peak : 0.0);
+        }
+        printf("  %-15s %-8s %7.1f %9.2f %5.1f%% %9s %6s %8.1f %5.0f%%\n", r->op, r->backward ? "backward" : "forward",
+               (double)r->calls / steps, ms, 100.0 * ms / mean_ms, gfs, pk, gb, bw > 0 ? 100.0 * gb / bw : 0.0);
+    }
+    printf("  %-15s %-8s %7s %9.2f %5.1f%%\n", "network ops", "", "", net * 1e3 / steps,
+           100.0 * net * 1e3 / steps / mean_ms);
+    printf("  %-15s %-8s %7s %9.2f %5.1f%%   (%s)\n", "not profiled", "", "", rest_ms, 100.0 * rest_ms / mean_ms,
+           s->tr ? "trainer glue" : "the sampler's update and conversions");
+    free(rows);
+}
+
+static void report(const cli_args *a, const bench_state *bs, int mode, const ddpm_model_info *info, int B,
+                   int threads, int steps, int warmup, double *ms, double loss, size_t plan) {
     const int train = mode == 2, sample = mode == 1;
     double sum = 0, *sorted = ms + steps;
     for (int i = 0; i < steps; i++) sum += sorted[i] = ms[i];
@@ -123,6 +181,7 @@ static void report(const cli_args *a, int mode, const ddpm_model_info *info, int
                sample ? " (a whole DDIM-50 run)" : "");
         if (train) printf(", loss %.4f", loss);
         printf("\n  peak RSS %.0f MiB, %s\n", rss_mib, cpu);
+        if (bs->profile) report_profile(bs, 0, steps, sum / steps);
         return;
     }
     printf("{\"mode\": \"%s\", \"impl\": \"ddpm\", \"version\": \"%s\", \"model\": ", name, ddpm_version());
@@ -137,6 +196,7 @@ static void report(const cli_args *a, int mode, const ddpm_model_info *info, int
     printf("], \"plan_bytes\": %zu, \"peak_rss_mib\": %.1f, \"final_loss\": ", plan, rss_mib);
     printf(train ? "%.9g, \"cpu\": " : "null, \"cpu\": ", loss);
     json_string(cpu);
+    if (bs->profile) report_profile(bs, 1, steps, sum / steps);
     printf("}\n");
 }
 
@@ -199,6 +259,9 @@ static int run(const cli_command *cmd, const cli_args *a) {
     ddpm_model_info info = {.num_params = 0};
     rc = setup(&s, a, mode, (int)B, (int)steps, seed, lr, (ddpm_engine)ev, &info);
     const int64_t D = (int64_t)info.in_channels * info.sample_size * info.sample_size;
+    s.profile = cli_flag(a, "profile");
+    if (rc == CLI_OK && s.profile && warmup == 0 && ddpm_model_profile_start(profiled_model(&s)) != DDPM_OK)
+        rc = cli_fail();
     if (rc == CLI_OK && mode == 1) {
         s.warmup = (int)warmup, s.need = (int)(warmup + steps);
         if (sample_steps(&s, seed, (int)B, D) != DDPM_OK) rc = cli_fail();
@@ -206,6 +269,10 @@ static int run(const cli_command *cmd, const cli_args *a) {
     }
     for (int i = 0; rc == CLI_OK && mode != 1 && i < warmup + steps; i++) {
         ddpm_train_stats st;
+        if (s.profile && i == warmup && i > 0 && ddpm_model_profile_start(profiled_model(&s)) != DDPM_OK) {
+            rc = cli_fail();
+            break;
+        }
         double t0 = cli_now();
         if ((train ? ddpm_trainer_step(s.tr, &st) : forward_step(&s, seed, i, (int)B, D)) != DDPM_OK) rc = cli_fail();
         if (i >= warmup) s.ms[i - warmup] = (cli_now() - t0) * 1e3;
@@ -213,7 +280,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
         if (rc == CLI_OK && cli_interrupted()) rc = cli_error(cli_stop_status(), "interrupted");
     }
     if (rc == CLI_OK) {
-        report(a, mode, &info, (int)B, (int)threads, (int)steps, (int)warmup, s.ms, loss,
+        report(a, &s, mode, &info, (int)B, (int)threads, (int)steps, (int)warmup, s.ms, loss,
                ddpm_model_plan_bytes(train ? ddpm_trainer_model(s.tr) : s.m));
         if (fflush(stdout) != 0 || ferror(stdout)) rc = cli_error(CLI_FAIL, "cannot write to standard output");
     }

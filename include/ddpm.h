@@ -399,6 +399,31 @@ void ddpm_model_zero_grad(ddpm_model *m);
    dx [N, in_channels, S, S] when dx is not NULL. */
 ddpm_status ddpm_model_backward(ddpm_model *m, const float *dout, float *dx);
 
+/* PROFILE: where a network call's time goes. ddpm_model_profile_start zeroes the counters and from then on times
+   every node of every forward and backward (one clock read on each side of a kernel call), the layout changes at
+   the network's edges, the convolutions' weight reorders after ddpm_model_params_changed, and, for a trainer's
+   model, the step's batch (noise, q_sample), loss, AdamW (with the gradient norm and clipping) and EMA.
+   ddpm_model_profile_rows fills up to cap rows, in op order then forward before backward, and returns how many
+   there are. flops and bytes are nominal: 2 x the multiply-adds of the matrix products, and the bytes a call
+   must read and write at least once. ddpm_model_profile_stop ends it and frees the counters. */
+typedef struct {
+    const char *op;            /* "conv", "linear", "groupnorm", "silu", "add", "add-bias", "attention", "upsample",
+                                  "maxpool", "concat", "timestep", "embedding", "dropout" (network ops); "layout",
+                                  "weight-reorder", "batch", "loss", "adamw", "ema" (the rest of a step) */
+    int backward;              /* 0 forward, 1 backward */
+    int network_op;            /* 1 for an op of the network graph */
+    int64_t calls;
+    double seconds, flops, bytes;   /* summed over the calls */
+} ddpm_profile_row;
+ddpm_status ddpm_model_profile_start(ddpm_model *m);
+void ddpm_model_profile_stop(ddpm_model *m);
+int ddpm_model_profile_rows(const ddpm_model *m, ddpm_profile_row *rows, int cap);
+/* The machine's fp32 ceilings on `threads` threads (<= 0: the current count), measured now in about 0.3 s:
+   GFLOP/s of a register-resident multiply-add loop on the widest SIMD the CPU has (AVX-512, AVX2 + FMA, or
+   scalar), and GB/s of a triad a[i] = b[i] + s c[i] over 3 x 16 MiB (the working set of a network's
+   activations). Either pointer may be NULL. */
+ddpm_status ddpm_measure_ceilings(int threads, double *gflops, double *gbytes);
+
 /* A ddpm_model_fn for the samplers: user = the prepared ddpm_model (unconditional). */
 ddpm_status ddpm_model_sampler_fn(void *user, float *out, const float *x, const int64_t *t, int64_t N,
                                   int64_t D);

@@ -122,6 +122,18 @@ ratio=$(sed 's/.*"median_ms": \([0-9.]*\).*"images_per_s": \([0-9.]*\).*/\1 \2/'
 expect 0 bench sample --model tiny --batch 2 --steps 3 --warmup 0
 contains "$TMP/out" "a whole DDIM-50 run" "bench sample text output"
 contains "$TMP/out" "DDIM step: median" "bench sample text output"
+# --profile: a row per op kind and pass of the timed steps, against measured ceilings
+expect 0 bench train-step --model tiny --batch 2 --steps 2 --warmup 1 --threads 1 --profile --json
+for k in '"profile": [' '"op": "conv", "pass": "forward"' '"op": "conv", "pass": "backward"' '"op": "adamw"' \
+         '"ceilings": {"gflops": ' '"profile_rest_ms"'; do
+    contains "$TMP/out" "$k" "bench --profile --json"
+done
+[ "$(wc -l <"$TMP/out")" -eq 1 ] || fail "bench --profile --json printed more than one line"
+grep -q '"calls_per_step": 0' "$TMP/out" && fail "bench --profile: a row without calls: $(cat "$TMP/out")"
+expect 0 bench sample --model tiny --batch 2 --steps 3 --warmup 0 --profile
+contains "$TMP/out" "ceilings measured on" "bench sample --profile"
+contains "$TMP/out" "network ops" "bench sample --profile"
+grep -q "backward" "$TMP/out" && fail "bench sample --profile: an inference run has no backward rows"
 expect_error 2 "or auto" bench sample --model tiny --batch 2 --threads many
 expect_error 2 "did you mean 'forward'" bench forwrd --batch 2
 expect_error 2 "--batch" bench forward --model tiny

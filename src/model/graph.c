@@ -2,6 +2,7 @@
    reverse order, each node one kernel call of the fast family (dd_*) or of the reference twins (dd_ref_*_f32). */
 #include "model/graph.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -290,10 +291,78 @@ static ddpm_status forward_node(const dd_graph *g, const dd_node *nd, const dd_e
     return DDPM_OK;
 }
 
+/* ------------------------------------------------------------------ profile */
+
+double dd_profile_now(void) { return omp_get_wtime(); }
+
+void dd_profile_add(dd_profile *p, int kind, int backward, double seconds, double flops, double bytes) {
+    if (!p || kind < 0 || kind >= DD_PROF_KINDS) return;
+    dd_prof_cell *c = &p->cell[kind][backward ? 1 : 0];
+    c->seconds += seconds, c->flops += flops, c->bytes += bytes, c->calls++;
+}
+
+/* Nominal work of one call of nd on N images: 2 x multiply-adds (the matrix products) and the bytes the call
+   must read and write at least once. */
+static void node_cost(const dd_graph *g, const dd_node *nd, int N, int backward, int want_dx, double *flops,
+                      double *bytes) {
+    const double n = (double)N * (double)g->values[nd->out].size;   /* output floats */
+    const double x = nd->nin > 0 ? (double)N * (double)g->values[nd->in[0]].size : 0.0;
+    const double y = nd->nin > 1 ? (double)N * (double)g->values[nd->in[1]].size : 0.0;
+    double f = 0.0, b = 0.0;
+    switch (nd->op) {
+    case DD_OP_CONV: {
+        const dd_conv_geom *c = &nd->geom;
+        const double w = (double)c->OC * c->C * c->KH * c->KW;
+        f = 2.0 * N * (double)c->OH * c->OW * w;
+        b = 4.0 * (x + n + w);
+        if (backward) {   /* weights always; data unless it is the graph's input without dx */
+            const int data = nd->in[0] != g->input || want_dx;
+            f *= data ? 2.0 : 1.0;
+            b = 4.0 * (2.0 * x + n + 2.0 * w) + (data ? 4.0 * x : 0.0);
+        }
+        break;
+    }
+    case DD_OP_LINEAR: {
+        const double w = (double)nd->IN * nd->OUT;
+        f = 2.0 * N * (double)nd->rows * w * (backward ? 2.0 : 1.0);
+        b = 4.0 * (x + n + w) * (backward ? 2.0 : 1.0);
+        break;
+    }
+    case DD_OP_GROUPNORM:   /* statistics pass + normalise pass; backward: two passes over x and dout */
+        f = (backward ? 12.0 : 8.0) * n;
+        b = 4.0 * (backward ? 5.0 : 3.0) * n;
+        break;
+    case DD_OP_ATTENTION: {   /* QK^T and PV; backward recomputes QK^T, then dP, dV, dQ, dK */
+        const double qk = 2.0 * N * (double)nd->L * nd->L * nd->C;
+        f = (backward ? 5.0 : 2.0) * qk;
+        b = 4.0 * n * (backward ? 8.0 : 4.0);
+        break;
+    }
+    case DD_OP_ADD:
+    case DD_OP_CONCAT:
+        b = 4.0 * (x + y + n);
+        break;
+    default:   /* elementwise and copies: read the input(s), write the output (backward: the same in reverse) */
+        b = 4.0 * (x + y + n) + (backward && nd->op == DD_OP_SILU ? 4.0 * n : 0.0);
+        f = nd->op == DD_OP_SILU ? 4.0 * n : 0.0;
+        break;
+    }
+    *flops = f;
+    *bytes = b;
+}
+
+static void profile_node(const dd_graph *g, const dd_node *nd, const dd_exec *e, int backward, double t0) {
+    double f, b;
+    node_cost(g, nd, e->N, backward, e->want_dx, &f, &b);
+    dd_profile_add(e->prof, (int)nd->op, backward, dd_profile_now() - t0, f, b);
+}
+
 ddpm_status dd_graph_forward(const dd_graph *g, const dd_exec *e) {
     for (int i = 0; i < g->nnodes; i++) {
+        const double t0 = e->prof ? dd_profile_now() : 0.0;
         ddpm_status st = forward_node(g, &g->nodes[i], e);
         if (st != DDPM_OK) return dd_error_prefix(st, g->nodes[i].name);
+        if (e->prof) profile_node(g, &g->nodes[i], e, 0, t0);
     }
     return DDPM_OK;
 }
@@ -418,8 +487,10 @@ static ddpm_status backward_node(const dd_graph *g, const dd_node *nd, const dd_
 
 ddpm_status dd_graph_backward(const dd_graph *g, const dd_exec *e) {
     for (int i = g->nnodes - 1; i >= 0; i--) {
+        const double t0 = e->prof ? dd_profile_now() : 0.0;
         ddpm_status st = backward_node(g, &g->nodes[i], e);
         if (st != DDPM_OK) return dd_error_prefix(st, g->nodes[i].name);
+        if (e->prof) profile_node(g, &g->nodes[i], e, 1, t0);
     }
     return DDPM_OK;
 }

@@ -26,6 +26,21 @@ typedef enum {
     DD_OP_EMBEDDING,   /* class labels -> table rows [D]                          (nn.Embedding) */
     DD_OP_DROPOUT      /* counter-based mask, train mode only                     (nn.Dropout) */
 } dd_op;
+#define DD_OP_KINDS (DD_OP_DROPOUT + 1)
+
+/* PROFILE (ddpm_model_profile_*): wall time, calls and nominal work per op kind and pass, and per step part
+   outside the graph (DD_PROF_*). Nominal work: 2 x multiply-adds, and the bytes a call must read and write. */
+enum { DD_PROF_LAYOUT = DD_OP_KINDS, DD_PROF_REORDER, DD_PROF_BATCH, DD_PROF_LOSS, DD_PROF_ADAMW, DD_PROF_EMA,
+       DD_PROF_KINDS };
+typedef struct {
+    double seconds, flops, bytes;
+    int64_t calls;
+} dd_prof_cell;
+typedef struct dd_profile {
+    dd_prof_cell cell[DD_PROF_KINDS][2];   /* [kind][backward] */
+} dd_profile;
+void dd_profile_add(dd_profile *p, int kind, int backward, double seconds, double flops, double bytes);
+double dd_profile_now(void);
 
 typedef struct {
     int64_t size;              /* floats per image */
@@ -115,6 +130,7 @@ typedef struct {
     void *conv_scratch;
     float *attn_work;          /* threads x dd_attention_work_floats */
     int want_dx;               /* backward: compute the gradient of the graph input */
+    dd_profile *prof;          /* time every node into it; NULL: off */
 } dd_exec;
 
 ddpm_status dd_graph_forward(const dd_graph *g, const dd_exec *e);

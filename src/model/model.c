@@ -44,6 +44,7 @@ ddpm_status ddpm_model_from_config_json(const char *json, size_t len, const char
 
 void ddpm_model_free(ddpm_model *m) {
     if (!m) return;
+    dd_free(m->prof);
     dd_plan_free(m->plan);
     dd_model_params_free(&m->tab);
     dd_free(m->params);
@@ -89,7 +90,12 @@ float *ddpm_model_grads(ddpm_model *m) { return m && m->plan ? m->plan->grads : 
 
 ddpm_status ddpm_model_params_changed(ddpm_model *m) {
     if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_params_changed: model is NULL");
-    return dd_plan_set_weights(m->plan, m->params);
+    const double t0 = m->prof ? dd_profile_now() : 0.0;
+    ddpm_status st = dd_plan_set_weights(m->plan, m->params);
+    if (m->prof && m->plan && m->plan->engine == DDPM_ENGINE_FAST)
+        dd_profile_add(m->prof, DD_PROF_REORDER, 0, dd_profile_now() - t0, 0.0,
+                       8.0 * (double)m->tab.num_params);
+    return st;
 }
 
 ddpm_status ddpm_model_load_weights(ddpm_model *m, const char *path) {
@@ -197,6 +203,48 @@ static void exec_init(const ddpm_model *m, dd_exec *e, int N) {
     e->dropout_step = m->dropout_step;
     e->conv_scratch = p->conv_scratch;
     e->attn_work = p->attn_work;
+    e->prof = m->prof;
+}
+
+/* ------------------------------------------------------------------ profile */
+
+struct dd_profile *dd_model_profile(ddpm_model *m) { return m ? m->prof : NULL; }
+
+ddpm_status ddpm_model_profile_start(ddpm_model *m) {
+    if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_profile_start: model is NULL");
+    if (!m->prof && !(m->prof = dd_alloc(sizeof *m->prof))) return DDPM_ERR_NOMEM;
+    memset(m->prof, 0, sizeof *m->prof);
+    return DDPM_OK;
+}
+
+void ddpm_model_profile_stop(ddpm_model *m) {
+    if (!m) return;
+    dd_free(m->prof);
+    m->prof = NULL;
+}
+
+static const char *const dd_prof_names[DD_PROF_KINDS] = {
+    [DD_OP_CONV] = "conv", [DD_OP_LINEAR] = "linear", [DD_OP_GROUPNORM] = "groupnorm", [DD_OP_SILU] = "silu",
+    [DD_OP_ADD] = "add", [DD_OP_ADD_BIAS] = "add-bias", [DD_OP_ATTENTION] = "attention",
+    [DD_OP_UPSAMPLE] = "upsample", [DD_OP_MAXPOOL] = "maxpool", [DD_OP_CONCAT] = "concat",
+    [DD_OP_TIMESTEP] = "timestep", [DD_OP_EMBEDDING] = "embedding", [DD_OP_DROPOUT] = "dropout",
+    [DD_PROF_LAYOUT] = "layout", [DD_PROF_REORDER] = "weight-reorder", [DD_PROF_BATCH] = "batch",
+    [DD_PROF_LOSS] = "loss", [DD_PROF_ADAMW] = "adamw", [DD_PROF_EMA] = "ema",
+};
+
+int ddpm_model_profile_rows(const ddpm_model *m, ddpm_profile_row *rows, int cap) {
+    if (!m || !m->prof) return 0;
+    int n = 0;
+    for (int k = 0; k < DD_PROF_KINDS; k++)
+        for (int b = 0; b < 2; b++) {
+            const dd_prof_cell *c = &m->prof->cell[k][b];
+            if (c->calls == 0) continue;
+            if (rows && n < cap)
+                rows[n] = (ddpm_profile_row){dd_prof_names[k], b, k < DD_OP_KINDS, c->calls, c->seconds, c->flops,
+                                             c->bytes};
+            n++;
+        }
+    return n;
 }
 
 ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const float *timesteps,
@@ -240,18 +288,25 @@ ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const 
     dd_graph *g = &p->graph;
     const int S = c->sample_size;
     float *xin = g->values[g->input].data;
+    double t0 = m->prof ? dd_profile_now() : 0.0;
     dd_nchw_to_nhwc(xin, x, N, c->in_channels, S, S);                     // [N, S, S, in]
     if (unet && c->center_input_sample) {                                 // 2 x - 1
         size_t n = (size_t)N * (size_t)g->values[g->input].size;
         for (size_t i = 0; i < n; i++) xin[i] = 2.0f * xin[i] - 1.0f;
     }
+    const double in_bytes = 8.0 * (double)N * (double)g->values[g->input].size;
+    if (m->prof) dd_profile_add(m->prof, DD_PROF_LAYOUT, 0, dd_profile_now() - t0, 0.0, in_bytes);
     dd_exec e;
     exec_init(m, &e, N);
     e.timesteps = timesteps;
     p->last_n = 0;
     ddpm_status st = dd_graph_forward(g, &e);
     if (st != DDPM_OK) return st;
+    t0 = m->prof ? dd_profile_now() : 0.0;
     dd_nhwc_to_nchw(out, g->values[g->output].data, N, S, S, c->out_channels);   // [N, out, S, S]
+    if (m->prof)
+        dd_profile_add(m->prof, DD_PROF_LAYOUT, 0, dd_profile_now() - t0, 0.0,
+                       8.0 * (double)N * (double)g->values[g->output].size);
     if (p->training) p->last_n = N;
     return DDPM_OK;
 }
@@ -268,7 +323,11 @@ ddpm_status ddpm_model_backward(ddpm_model *m, const float *dout, float *dx) {
     const dd_model_config *c = &m->cfg;
     dd_graph *g = &p->graph;
     const int N = p->last_n, S = c->sample_size;
+    const double t0 = m->prof ? dd_profile_now() : 0.0;
     dd_nchw_to_nhwc(g->values[g->output].grad, dout, N, c->out_channels, S, S);  // [N, S, S, out]
+    if (m->prof)
+        dd_profile_add(m->prof, DD_PROF_LAYOUT, 1, dd_profile_now() - t0, 0.0,
+                       8.0 * (double)N * (double)g->values[g->output].size);
     dd_exec e;
     exec_init(m, &e, N);
     e.want_dx = dx != NULL;

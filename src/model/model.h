@@ -137,7 +137,12 @@ struct ddpm_model {
     struct dd_plan *plan;      /* layer graph + memory plan; NULL before ddpm_model_prepare */
     uint64_t dropout_seed, dropout_step;
     int eval_mode;                     /* 1: dropout off even in a training plan */
+    struct dd_profile *prof;           /* ddpm_model_profile_start: times every node; NULL: off */
 };
+
+/* The model's profile while one is running (ddpm_model_profile_start), else NULL: the trainer adds the parts of
+   a step outside the network (dd_profile_add, graph.h). */
+struct dd_profile *dd_model_profile(ddpm_model *m);
 
 /* A model from a validated configuration with weights initialised from `seed`. */
 ddpm_status dd_model_create(const dd_model_config *c, uint64_t seed, ddpm_model **out);
