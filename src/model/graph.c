@@ -122,6 +122,12 @@ int dd_graph_linear(dd_graph *g, const char *name, int x, int rows, int IN, int 
     if (!nd) return -1;
     nd->rows = rows, nd->IN = IN, nd->OUT = OUT;
     nd->w = w, nd->b = b;
+    /* the same product as a 1x1 convolution over [rows, 1, IN] per image (weight [OUT, IN, 1, 1]): the fast
+       engine runs the projections of attention (rows = L) on oneDNN, several times faster than sgemm at
+       these sizes (docs/perf.md); the time embedding (rows = 1) stays on BLAS */
+    dd_conv_geom geom = {1, rows, 1, IN, OUT, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    if ((g->status = dd_conv_geom_init(&geom)) != DDPM_OK) return -1;
+    nd->geom = geom;
     return nd->out;
 }
 
@@ -241,6 +247,7 @@ static ddpm_status forward_node(const dd_graph *g, const dd_node *nd, const dd_e
     }
     case DD_OP_LINEAR:
         if (ref) dd_ref_linear_forward_f32(out, x, w, b, N * nd->rows, nd->IN, nd->OUT);
+        else if (nd->conv) return dd_conv_forward(nd->conv, out, x, b, N, e->conv_scratch);
         else dd_linear_forward(out, x, w, b, N * nd->rows, nd->IN, nd->OUT);
         break;
     case DD_OP_GROUPNORM:
@@ -409,6 +416,7 @@ static ddpm_status backward_node(const dd_graph *g, const dd_node *nd, const dd_
     }
     case DD_OP_LINEAR:
         if (ref) dd_ref_linear_backward_f32(din[0], dw, db, dout, in[0], w, N * nd->rows, nd->IN, nd->OUT, acc);
+        else if (nd->conv) return dd_conv_backward(nd->conv, din[0], dw, db, dout, in[0], N, acc, e->conv_scratch);
         else dd_linear_backward(din[0], dw, db, dout, in[0], w, N * nd->rows, nd->IN, nd->OUT, acc);
         break;
     case DD_OP_GROUPNORM:

@@ -72,7 +72,7 @@ typedef struct {
     int dropout_index;
     /* planned state */
     float *mean, *rstd;        /* groupnorm statistics [max_batch, G] */
-    dd_conv *conv;             /* fast engine convolution */
+    dd_conv *conv;             /* fast engine convolution (a conv, or a linear with rows > 1 as a 1x1 one) */
     int acc[3];                /* backward: 0 = the first gradient written into in[k], 1 = add */
 } dd_node;
 
@@ -86,6 +86,12 @@ typedef struct dd_graph {
     ddpm_status status;        /* sticky status of the builder */
     const dd_model_params *tab;
 } dd_graph;
+
+/* Whether the fast engine runs the node on a dd_conv: every convolution, and a linear over rows > 1 (as a 1x1
+   convolution, geom set by dd_graph_linear). */
+static inline int dd_node_on_conv(const dd_node *nd) {
+    return nd->op == DD_OP_CONV || (nd->op == DD_OP_LINEAR && nd->rows > 1);
+}
 
 /* ------------------------------------------------------------------ builder (graph.c) */
 

@@ -240,7 +240,7 @@ ddpm_status dd_plan_create(const ddpm_model *m, const ddpm_plan_config *pc, dd_p
     if (p->engine == DDPM_ENGINE_FAST) {
         for (int i = 0; i < p->graph.nnodes; i++) {
             dd_node *nd = &p->graph.nodes[i];
-            if (nd->op != DD_OP_CONV) continue;
+            if (!dd_node_on_conv(nd)) continue;
             nd->geom.N = p->max_batch;
             if ((st = dd_conv_create(&nd->conv, &nd->geom, p->training)) != DDPM_OK) {
                 dd_error_prefix(st, nd->name);
@@ -300,7 +300,7 @@ ddpm_status dd_plan_set_weights(dd_plan *p, const float *params) {
     if (!p || p->engine != DDPM_ENGINE_FAST) return DDPM_OK;
     for (int i = 0; i < p->graph.nnodes; i++) {
         const dd_node *nd = &p->graph.nodes[i];
-        if (nd->op != DD_OP_CONV || !nd->conv) continue;
+        if (!dd_node_on_conv(nd) || !nd->conv) continue;
         ddpm_status st = dd_conv_set_weights(nd->conv, params + nd->w);
         if (st != DDPM_OK) return dd_error_prefix(st, nd->name);
     }
