@@ -270,7 +270,7 @@ static ddpm_status forward_node(const dd_graph *g, const dd_node *nd, const dd_e
     case DD_OP_ATTENTION: {
         const float *v = g->values[nd->in[2]].data;
         if (ref) dd_ref_attention_forward_f32(out, x, y, v, N, nd->L, nd->C, nd->heads, nd->scale);
-        else dd_attention_forward(out, x, y, v, N, nd->L, nd->C, nd->heads, nd->scale, e->attn_work);
+        else dd_attention_forward(out, x, y, v, N, nd->L, nd->C, nd->heads, nd->scale, e->node_work);
         break;
     }
     case DD_OP_UPSAMPLE:
@@ -423,7 +423,7 @@ static ddpm_status backward_node(const dd_graph *g, const dd_node *nd, const dd_
         if (ref) dd_ref_groupnorm_backward_f32(din[0], dw, db, dout, in[0], nd->mean, nd->rstd, w, b, N, nd->H,
                                                nd->C, nd->G, nd->silu, acc);
         else dd_groupnorm_backward(din[0], dw, db, dout, in[0], nd->mean, nd->rstd, w, b, N, nd->H, nd->C, nd->G,
-                                   nd->silu, acc);
+                                   nd->silu, acc, e->node_work);
         break;
     case DD_OP_SILU:
         if (!din[0]) break;
@@ -445,7 +445,7 @@ static ddpm_status backward_node(const dd_graph *g, const dd_node *nd, const dd_
             if (ref) dd_ref_attention_backward_f32(din[0], din[1], din[2], dout, in[0], in[1], in[2], N, nd->L, nd->C,
                                                    nd->heads, nd->scale, acc);
             else dd_attention_backward(din[0], din[1], din[2], dout, in[0], in[1], in[2], N, nd->L, nd->C,
-                                       nd->heads, nd->scale, acc, e->attn_work);
+                                       nd->heads, nd->scale, acc, e->node_work);
         } else {
             for (int k = 0; k < 3; k++) {
                 float *d[3] = {NULL, NULL, NULL};
@@ -454,7 +454,7 @@ static ddpm_status backward_node(const dd_graph *g, const dd_node *nd, const dd_
                 if (ref) dd_ref_attention_backward_f32(d[0], d[1], d[2], dout, in[0], in[1], in[2], N, nd->L, nd->C,
                                                        nd->heads, nd->scale, nd->acc[k]);
                 else dd_attention_backward(d[0], d[1], d[2], dout, in[0], in[1], in[2], N, nd->L, nd->C, nd->heads,
-                                           nd->scale, nd->acc[k], e->attn_work);
+                                           nd->scale, nd->acc[k], e->node_work);
             }
         }
         break;

@@ -134,7 +134,7 @@ typedef struct {
     const int64_t *labels;     /* [N] or NULL */
     uint64_t dropout_seed, dropout_step;
     void *conv_scratch;
-    float *attn_work;          /* threads x dd_attention_work_floats */
+    float *node_work;          /* threads x the largest slice of attention / GroupNorm backward */
     int want_dx;               /* backward: compute the gradient of the graph input */
     dd_profile *prof;          /* time every node into it; NULL: off */
 } dd_exec;

@@ -202,7 +202,7 @@ static void exec_init(const ddpm_model *m, dd_exec *e, int N) {
     e->dropout_seed = m->dropout_seed;
     e->dropout_step = m->dropout_step;
     e->conv_scratch = p->conv_scratch;
-    e->attn_work = p->attn_work;
+    e->node_work = p->node_work;
     e->prof = m->prof;
 }
 
@@ -281,10 +281,10 @@ ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const 
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_forward: class_labels given, but the model has no class "
                         "embedding (num_class_embeds is null)");
     }
-    if (p->attn_work && omp_get_max_threads() > p->attn_threads)
+    if (p->node_work && omp_get_max_threads() > p->work_threads)
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_forward: %d threads, but the model was prepared for %d; "
                         "call ddpm_model_prepare again after ddpm_set_threads", omp_get_max_threads(),
-                        p->attn_threads);
+                        p->work_threads);
     dd_graph *g = &p->graph;
     const int S = c->sample_size;
     float *xin = g->values[g->input].data;

@@ -177,14 +177,15 @@ static ddpm_status collect(dd_plan *p, const ddpm_model *m, buf_list *l, int **l
     if (st == DDPM_OK) st = add_buf(l, B, sizeof(int64_t), 0, all, NULL, &p->labels);
     if (st == DDPM_OK) st = add_buf(l, B, sizeof(float), 0, all, &p->tsteps, NULL);
     if (st == DDPM_OK && p->engine == DDPM_ENGINE_FAST) {
-        size_t work = 0;
+        size_t work = 0;   /* per thread: the largest slice of an attention, or of a GroupNorm's backward */
         for (int i = 0; i < F; i++) {
             const dd_node *nd = &g->nodes[i];
-            if (nd->op != DD_OP_ATTENTION) continue;
-            size_t w = dd_attention_work_floats(nd->L, nd->C, nd->heads);
+            size_t w = nd->op == DD_OP_ATTENTION              ? dd_attention_work_floats(nd->L, nd->C, nd->heads)
+                       : nd->op == DD_OP_GROUPNORM && T ? dd_groupnorm_work_floats()
+                                                              : 0;
             if (w > work) work = w;
         }
-        if (work) st = add_buf(l, work * (size_t)p->attn_threads, sizeof(float), 0, all, &p->attn_work, NULL);
+        if (work) st = add_buf(l, work * (size_t)p->work_threads, sizeof(float), 0, all, &p->node_work, NULL);
     }
     return st;
 }
@@ -218,8 +219,8 @@ ddpm_status dd_plan_create(const ddpm_model *m, const ddpm_plan_config *pc, dd_p
     p->training = pc->training ? 1 : 0;
     p->engine = pc->engine;
     int procs = omp_get_num_procs(), maxt = omp_get_max_threads();
-    p->attn_threads = maxt > procs ? maxt : procs;
-    if (p->attn_threads < 1) p->attn_threads = 1;
+    p->work_threads = maxt > procs ? maxt : procs;
+    if (p->work_threads < 1) p->work_threads = 1;
     size_t limit = pc->memory_limit ? pc->memory_limit : physical_limit();
 
     buf_list l = {0};

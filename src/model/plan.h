@@ -16,8 +16,8 @@ typedef struct dd_plan {
     int64_t *labels;           /* [max_batch] class labels of the last forward (the embedding's backward) */
     float *tsteps;             /* [max_batch] float timesteps for the sampler callback */
     void *conv_scratch;        /* max dd_conv_scratch_size over the convolutions (fast engine) */
-    float *attn_work;          /* attn_threads x max dd_attention_work_floats */
-    int attn_threads;
+    float *node_work;          /* work_threads x the largest per-thread slice (attention, GroupNorm backward) */
+    int work_threads;
     int last_n;                /* images of the last training forward; 0 = none yet */
 } dd_plan;
 

@@ -3,19 +3,19 @@
    pass and one normalise pass per block while it sits in cache is what matters; the row loops are compiled
    for AVX-512 / AVX2 / baseline and picked at run time. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "ops/ops.h"
 
 /* Channels per chunk of the per-channel stack accumulators. */
 #define DD_GN_CB 256
-/* Channels per task: whole groups, about this many (a block has at most this many groups). Forward tasks are
-   (image, block); backward tasks are blocks, looping over the images, so that dgamma / dbeta are summed by
-   one task per channel in a fixed order (the result does not depend on the thread count). 16 floats = one
-   cache line of each row. */
+/* Channels per forward task: whole groups, about this many (a block has at most this many groups); forward
+   tasks are (image, block). Backward tasks are blocks of whole groups, one per thread, looping over the
+   images, so that dgamma / dbeta are summed by one task per channel in a fixed order: the sums of a channel and
+   of a group are the same whatever the blocks are, so the result does not depend on the thread count. */
 #define DD_GN_FWD_TARGET 32
-#define DD_GN_BWD_TARGET 16
-#define DD_GN_MAXG 32   /* >= both targets */
+#define DD_GN_MAXG 32   /* >= the target; the most groups of a backward block */
 /* Floats in a tile of rows gathered for one vector SiLU / sigmoid call (>= 4 rows of a DD_GN_CB chunk); tile
    buffers are DD_GN_TILE + DD_GN_PAD floats apart, not a multiple of 4 KiB (4K aliasing between their loads
    and stores stalls the loops). */
@@ -221,6 +221,64 @@ void dd_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp
 
 /* ------------------------------------------------------------------ backward */
 
+/* CACHE. With a work slice, a task keeps, per image, xhat and dy of its block ([HW, nc] contiguous, at most
+   DD_GN_CACHE floats each) from the sums pass for the output pass: the output pass then reads neither x nor
+   dout again and, with the fused SiLU, computes no second sigmoid. Both paths do the same IEEE operations per
+   element in the same order, so the bits do not depend on which one a block takes. */
+#define DD_GN_CACHE 65536
+
+size_t dd_groupnorm_work_floats(void) { return 2 * (size_t)DD_GN_CACHE + 2 * DD_GN_PAD; }
+
+/* Pass 1 of a cached block: xh = (x - m) r and dy (times silu'(y) when fused) into xh0, dy0 [HW, nc]; the sums
+   sdy[j] += sum_p dy, sdx[j] += sum_p dy xh (double, rows in order). */
+DD_CLONES static void dd_gn_bwd_cache(float *dy0, float *xh0, double *sdy, double *sdx, const float *d0,
+                                      const float *x0, int C, int HW, int nc, const float *m, const float *r,
+                                      const float *ga, const float *be, int silu) {
+    for (int p = 0; p < HW; p++) {
+        const float *x = x0 + (size_t)p * C, *d = d0 + (size_t)p * C;   /* [nc] */
+        float *xt = xh0 + (size_t)p * nc, *yt = dy0 + (size_t)p * nc;
+        for (int j = 0; j < nc; j++) xt[j] = (x[j] - m[j]) * r[j];
+        if (silu)
+            for (int j = 0; j < nc; j++) yt[j] = xt[j] * ga[j] + be[j];   /* y, for the sigmoid below */
+        else
+            for (int j = 0; j < nc; j++) yt[j] = d[j];
+    }
+    if (silu) {
+        /* dy = dout s (1 + y (1 - s)), s = sigmoid(y): one sigmoid call over the block, then y rebuilt from xh */
+        dd_vsigmoid(dy0, dy0, (size_t)HW * nc);   /* dy0 <- s */
+        for (int p = 0; p < HW; p++) {
+            const float *d = d0 + (size_t)p * C;
+            const float *xt = xh0 + (size_t)p * nc;
+            float *st = dy0 + (size_t)p * nc;
+            for (int j = 0; j < nc; j++) {
+                const float y = xt[j] * ga[j] + be[j];
+                st[j] = d[j] * st[j] * (1.0f + y * (1.0f - st[j]));
+            }
+        }
+    }
+    for (int p = 0; p < HW; p++) {
+        const float *dt = dy0 + (size_t)p * nc, *xt = xh0 + (size_t)p * nc;
+        for (int j = 0; j < nc; j++) {
+            sdy[j] += (double)dt[j];
+            sdx[j] += (double)dt[j] * (double)xt[j];
+        }
+    }
+}
+
+/* Pass 2 of a cached block: o = r (dy ga - m1 - xh m2) (acc: o += ...). */
+DD_CLONES static void dd_gn_bwd_cached_apply(float *o0, const float *dy0, const float *xh0, int C, int HW, int nc,
+                                             const float *r, const float *ga, const float *m1, const float *m2,
+                                             int acc) {
+    for (int p = 0; p < HW; p++) {
+        const float *dt = dy0 + (size_t)p * nc, *xt = xh0 + (size_t)p * nc;
+        float *o = o0 + (size_t)p * C;
+        if (acc)
+            for (int j = 0; j < nc; j++) o[j] += r[j] * (dt[j] * ga[j] - m1[j] - xt[j] * m2[j]);
+        else
+            for (int j = 0; j < nc; j++) o[j] = r[j] * (dt[j] * ga[j] - m1[j] - xt[j] * m2[j]);
+    }
+}
+
 /* Per-channel mean, rstd, gamma, beta of channels [a, a + nc) of image n. */
 static void dd_gn_load_chunk(float *m, float *r, float *ga, float *be, const float *mean, const float *rstd,
                              const float *gamma, const float *beta, int n, int G, int Cg, int a, int nc) {
@@ -239,16 +297,27 @@ static void dd_gn_load_chunk(float *m, float *r, float *ga, float *be, const flo
    mean, rstd [N, G] are the forward's; xhat and y are recomputed. */
 void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
                            const float *mean, const float *rstd, const float *gamma, const float *beta, int N,
-                           int HW, int C, int G, int silu, int acc) {
+                           int HW, int C, int G, int silu, int acc, float *work) {
     if (!dinp && !dgamma && !dbeta) return;
     const int Cg = C / G;
-    const int gpb = dd_gn_groups_per_block(Cg, G, DD_GN_BWD_TARGET);
+    /* one block of whole groups per thread (each reads whole cache lines of its rows and the load is even),
+       split further only to keep a block within DD_GN_MAXG groups and DD_GN_CB channels */
+    const int nt = omp_get_max_threads();
+    int gpb = (G + nt - 1) / nt;
+    if (gpb > DD_GN_MAXG) gpb = DD_GN_MAXG;
+    if (gpb * Cg > DD_GN_CB) gpb = DD_GN_CB / Cg > 0 ? DD_GN_CB / Cg : 1;
     const int nblk = (G + gpb - 1) / gpb;
     const double cnt = (double)Cg * HW;
+    const size_t slice = dd_groupnorm_work_floats();
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
         const int g0 = blk * gpb, ng = G - g0 < gpb ? G - g0 : gpb;
         const int c0 = g0 * Cg, c1 = (g0 + ng) * Cg;
+        /* the cached path (with the fused SiLU, whose second sigmoid it saves; without, x and dout are still in
+           cache for the output pass): a block of one chunk whose [HW, nc] fits the thread's work slice */
+        const int cached = work && silu && c1 - c0 <= DD_GN_CB && (size_t)HW * (size_t)(c1 - c0) <= DD_GN_CACHE;
+        float *cdy = cached ? work + (size_t)omp_get_thread_num() * slice : NULL;
+        float *cxh = cached ? cdy + DD_GN_CACHE + DD_GN_PAD : NULL;
         /* A block of at most DD_GN_CB channels keeps its dgamma / dbeta sums in double over all images;
            a larger one (a single wide group) adds each image's sums to dgamma / dbeta directly. */
         const int fits = c1 - c0 <= DD_GN_CB;
@@ -263,7 +332,8 @@ void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                 double sdy[DD_GN_CB], sdx[DD_GN_CB];
                 dd_gn_load_chunk(m, r, ga, be, mean, rstd, gamma, beta, n, G, Cg, a, nc);
                 for (int j = 0; j < nc; j++) sdy[j] = sdx[j] = 0.0;
-                dd_gn_bwd_sums(sdy, sdx, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, silu);
+                if (cached) dd_gn_bwd_cache(cdy, cxh, sdy, sdx, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, silu);
+                else dd_gn_bwd_sums(sdy, sdx, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, silu);
                 for (int j = 0; j < nc; j++) {
                     const int k = (a + j - c0) / Cg;
                     A[k] += (double)ga[j] * sdy[j];
@@ -296,8 +366,11 @@ void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                     m1[j] = m1g[k];
                     m2[j] = m2g[k];
                 }
-                dd_gn_bwd_apply(dinp + (size_t)n * HW * C + a, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, m1, m2,
-                                silu, acc);
+                if (cached)
+                    dd_gn_bwd_cached_apply(dinp + (size_t)n * HW * C + a, cdy, cxh, C, HW, nc, r, ga, m1, m2, acc);
+                else
+                    dd_gn_bwd_apply(dinp + (size_t)n * HW * C + a, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, m1, m2,
+                                    silu, acc);
             }
         }
         if (fits)
