@@ -47,8 +47,7 @@ int app_parse_common(const cli_args *a, app_ctx *c) {
 #define GIVEN(name) (rc == CLI_OK && cli_has(a, name) && cli_given(a, name))
     if (cli_has(a, "seed")) rc = cli_u64(a, "seed", &c->seed);
     if (rc == CLI_OK && cli_has(a, "threads")) rc = cli_threads(a, "threads", 0, &threads);
-    if (rc == CLI_OK && cli_has(a, "engine") && (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &v)) == CLI_OK)
-        c->engine = (ddpm_engine)v;
+    if (rc == CLI_OK && cli_has(a, "engine") && (rc = cli_engine(a, &v)) == CLI_OK) c->engine = (ddpm_engine)v;
     if (rc == CLI_OK && cli_has(a, "sampler") && cli_str(a, "sampler"))
         rc = cli_enum(a, "sampler", DDPM_ENUM_SAMPLER, &o->sampler);
     if (GIVEN("steps")) rc = cli_int(a, "steps", 1, 1 << 24, &o->steps);

@@ -15,7 +15,8 @@ static const cli_option options[] = {
     {"steps", "N", "10", "timed steps"},
     {"warmup", "N", "2", "untimed steps first"},
     {"threads", "N", "2", "threads: a count, or auto: the cores other processes leave free"},
-    {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
+    {"engine", "fast|reference|bf16", cli_defaults.engine, "the kernels: fast, bf16 (fast with bf16 convolutions on AMX), or the plain reference twins"},
+    {"precision", "fp32|bf16", "fp32", "bf16: the convolutions in bf16 on AMX (fp32 accumulation and master weights; the same as --engine bf16)"},
     {"seed", "S", cli_defaults.seed, "seed of the weights (when the model has none) and of the data, timesteps and noise"},
     {"lr", "LR", NULL, "train-step: AdamW learning rate (default: the library's AdamW default, as the peer's)"},
     {"profile", NULL, NULL, "time every op of the timed steps and print a table per op kind and pass"},
@@ -36,6 +37,7 @@ typedef struct {
     int timed, warmup, need;  /* sample: steps seen, untimed steps, steps wanted (warmup + timed) */
     double last;              /* sample: the time of the previous step's end */
     int profile;              /* --profile: start profiling at the first timed step */
+    int engine;               /* the engine run (--engine with --precision) */
 } bench_state;
 
 /* --profile: the model whose ops are timed (the trainer's for train-step). */
@@ -171,7 +173,7 @@ static void report(const cli_args *a, const bench_state *bs, int mode, const ddp
     ddpm_cpu_name(cpu, sizeof cpu);
     struct rusage ru;
     const double rss_mib = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0;
-    const char *name = train ? "train-step" : sample ? "sample" : "forward", *engine = cli_str(a, "engine");
+    const char *name = train ? "train-step" : sample ? "sample" : "forward", *engine = ddpm_enum_name(DDPM_ENUM_ENGINE, bs->engine);
     if (!cli_flag(a, "json")) {
         printf("ddpm %s %s: %lld params, batch %d x [%d, %d, %d], %s, %s engine, plan %.1f MiB\n", name,
                cli_str(a, "model"), (long long)info->num_params, B, info->in_channels, info->sample_size,
@@ -250,13 +252,14 @@ static int run(const cli_command *cmd, const cli_args *a) {
     if ((rc = cli_choice(label, a->positional[0], modes, "benchmark", &mode)) ||
         (rc = cli_int(a, "batch", 1, 1 << 20, &B)) || (rc = cli_int(a, "steps", 1, 1000000, &steps)) ||
         (rc = cli_int(a, "warmup", 0, 1000000, &warmup)) || (rc = cli_threads(a, "threads", 0, &threads)) ||
-        (rc = cli_u64(a, "seed", &seed)) || (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &ev)) ||
+        (rc = cli_u64(a, "seed", &seed)) || (rc = cli_engine(a, &ev)) ||
         (cli_given(a, "lr") && (rc = cli_double(a, "lr", 0, 1e6, 1, &lr))))
         return rc;
     const int train = mode == 2;
     ddpm_set_threads((int)threads);
     bench_state s = {.m = NULL};
     ddpm_model_info info = {.num_params = 0};
+    s.engine = ev;
     rc = setup(&s, a, mode, (int)B, (int)steps, seed, lr, (ddpm_engine)ev, &info);
     const int64_t D = (int64_t)info.in_channels * info.sample_size * info.sample_size;
     s.profile = cli_flag(a, "profile");

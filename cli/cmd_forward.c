@@ -13,7 +13,8 @@ static const cli_option options[] = {
     {"out", "FILE", NULL, "safetensors to write: sample [N,C,S,S] (required)"},
     {"loss-target", NULL, NULL, "also read target [N,C,S,S]; write loss [1], x_grad and every parameter's "
                                 "gradient under its own name"},
-    {"engine", "fast|reference", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
+    {"engine", "fast|reference|bf16", cli_defaults.engine, "the kernels: fast, bf16 (fast with bf16 convolutions on AMX), or the plain reference twins"},
+    {"precision", "fp32|bf16", "fp32", "bf16: the convolutions in bf16 on AMX (fp32 accumulation and master weights; the same as --engine bf16)"},
     {"threads", "N", NULL, "threads: a count, or auto (default): the cores other processes leave free"},
     {"seed", "S", cli_defaults.seed, "weight initialisation seed, for a --model without weights"},
     {NULL, NULL, NULL, NULL},
@@ -25,7 +26,7 @@ static int run(const cli_command *cmd, const cli_args *a) {
     long long threads = 0;
     int engine = 0, rc, train = cli_flag(a, "loss-target");
     if ((rc = cli_require(a, "model")) || (rc = cli_require(a, "in")) || (rc = cli_require(a, "out")) ||
-        (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &engine)) ||
+        (rc = cli_engine(a, &engine)) ||
         (cli_given(a, "threads") && (rc = cli_threads(a, "threads", 1, &threads))) || (rc = cli_u64(a, "seed", &seed)))
         return rc;
     if (threads > 0) ddpm_set_threads((int)threads);

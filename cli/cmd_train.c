@@ -46,7 +46,8 @@ static const cli_option options[] = {
     {"sample-steps", "N", "50", "DDIM steps of a sample grid"},
     {"log-every", "N", "100", "without a terminal: a progress line every N steps"},
     {"threads", "N", "auto", "threads: a count, or auto (0): the cores other processes leave free"},
-    {"engine", "NAME", cli_defaults.engine, "the kernels: fast, or the plain reference twins"},
+    {"engine", "fast|reference|bf16", cli_defaults.engine, "the kernels: fast, bf16 (fast with bf16 convolutions on AMX), or the plain reference twins"},
+    {"precision", "fp32|bf16", "fp32", "bf16: the convolutions in bf16 on AMX (fp32 accumulation and master weights; the same as --engine bf16)"},
     {"save-retry", "S", "900", "a save that fails (a full disk) is retried for S seconds while the run waits in "
      "memory (0 = give up at once)"},
     {NULL, NULL, NULL, NULL},
@@ -177,7 +178,7 @@ static int parse_config(train_run *r, ddpm_train_config *tc, long long *threads)
         rc = cli_double(a, reals[i].name, 0, reals[i].max, reals[i].open, reals[i].out);
     if (rc || (rc = cli_enum(a, "lr-schedule", DDPM_ENUM_LR_SCHEDULE, &lrs)) ||
         (rc = cli_enum(a, "objective", DDPM_ENUM_PREDICTION, &obj)) ||
-        (rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, &eng)) ||
+        (rc = cli_engine(a, &eng)) ||
         (rc = cli_schedule(a, &tc->schedule)) || (rc = cli_u64(a, "seed", &tc->seed)) ||
         (rc = cli_threads(a, "threads", 0, threads)) ||
         (cli_str(a, "classes") && (rc = cli_int(a, "classes", 1, 1000000, &r->classes))))

@@ -378,6 +378,22 @@ char *cli_settings(const cli_args *a) {
     return buf;
 }
 
+int cli_engine(const cli_args *a, int *out) {
+    int rc = cli_enum(a, "engine", DDPM_ENUM_ENGINE, out);
+    if (rc != CLI_OK || !cli_has(a, "precision")) return rc;
+    const char *p = cli_str(a, "precision");
+    if (!p || strcmp(p, "fp32") == 0) {
+        if (cli_given(a, "precision") && *out == DDPM_ENGINE_BF16)
+            return cli_usage_error("--precision fp32 contradicts --engine bf16");
+        return CLI_OK;
+    }
+    if (strcmp(p, "bf16") != 0) return cli_usage_error("--precision %s: must be fp32 or bf16", p);
+    if (*out == DDPM_ENGINE_REFERENCE)
+        return cli_usage_error("--precision bf16: the reference engine computes in fp32 only (use --engine fast)");
+    *out = DDPM_ENGINE_BF16;
+    return CLI_OK;
+}
+
 int cli_enum(const cli_args *a, const char *name, ddpm_enum_kind kind, int *out) {
     const char *s = cli_str(a, name);
     if (!s) return cli_usage_error("missing --%s", name);

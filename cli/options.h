@@ -60,6 +60,9 @@ int cli_flag(const cli_args *a, const char *name);
 int cli_int(const cli_args *a, const char *name, long long min, long long max, long long *out);
 /* --NAME as a thread count: an integer from min up to twice the cores this process may use (ddpm_num_cores). */
 int cli_threads(const cli_args *a, const char *name, long long min, long long *out);
+/* --engine fast|reference|bf16 combined with --precision fp32|bf16 where the command has it (bf16 on the fast
+   engine is the bf16 engine); a contradiction is a usage error. */
+int cli_engine(const cli_args *a, int *out);
 int cli_u64(const cli_args *a, const char *name, uint64_t *out);
 /* A finite number with min < v < max (open interval when open != 0, else min <= v <= max). */
 int cli_double(const cli_args *a, const char *name, double min, double max, int open, double *out);

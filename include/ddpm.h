@@ -374,11 +374,19 @@ ddpm_status ddpm_model_config_json(const ddpm_model *m, char **json);
 ddpm_status ddpm_model_save(const ddpm_model *m, const char *dir, const ddpm_schedule_config *schedule,
                             ddpm_prediction prediction);
 
-typedef enum { DDPM_ENGINE_FAST = 0, DDPM_ENGINE_REFERENCE = 1 } ddpm_engine;
+/* The kernels a model runs on. FAST: fp32 (oneDNN convolutions, BLAS, fused OpenMP passes). REFERENCE: the plain
+   twins of every op, for checking. BF16: FAST with the convolutions and attention's projections in bf16 on AMX
+   tiles (fp32 accumulation); activations between them, GroupNorm statistics, softmax, the loss, the master
+   weights, their gradients, AdamW and EMA stay fp32. It needs ddpm_bf16_supported(); preparing it elsewhere is
+   DDPM_ERR_UNSUPPORTED. */
+typedef enum { DDPM_ENGINE_FAST = 0, DDPM_ENGINE_REFERENCE = 1, DDPM_ENGINE_BF16 = 2 } ddpm_engine;
+/* 1 when this CPU runs bf16 on AMX (oneDNN's effective ISA includes AMX), and the environment does not set
+   DDPM_NO_AMX to anything but 0. */
+int ddpm_bf16_supported(void);
 typedef struct {
     int max_batch;             /* >= 1 */
     int training;              /* 1: keep activations, allocate gradients, dropout active */
-    ddpm_engine engine;        /* fast kernels, or the plain reference twins (for tests) */
+    ddpm_engine engine;        /* fast kernels, bf16 on AMX, or the plain reference twins (for tests) */
     size_t memory_limit;       /* bytes; 0 = 3/4 of physical memory. A larger plan is refused. */
 } ddpm_plan_config;
 void ddpm_plan_config_default(ddpm_plan_config *pc);

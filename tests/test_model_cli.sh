@@ -134,6 +134,19 @@ expect 0 bench sample --model tiny --batch 2 --steps 3 --warmup 0 --profile
 contains "$TMP/out" "ceilings measured on" "bench sample --profile"
 contains "$TMP/out" "network ops" "bench sample --profile"
 grep -q "backward" "$TMP/out" && fail "bench sample --profile: an inference run has no backward rows"
+# --precision: bf16 refused in one line without AMX (DDPM_NO_AMX hides it), contradictions are usage errors
+export DDPM_NO_AMX=1
+expect_error 1 "AMX" bench sample --model tiny --batch 2 --steps 1 --precision bf16
+unset DDPM_NO_AMX
+expect_error 2 "reference engine computes in fp32" bench forward --model tiny --batch 2 --precision bf16 --engine reference
+expect_error 2 "contradicts" bench forward --model tiny --batch 2 --precision fp32 --engine bf16
+expect_error 2 "must be fp32 or bf16" bench forward --model tiny --batch 2 --precision fp16
+if "$DDPM" bench forward --model tiny --batch 1 --steps 1 --warmup 0 --precision bf16 >/dev/null 2>&1; then
+    expect 0 bench train-step --model tiny --batch 2 --steps 2 --warmup 1 --precision bf16 --json
+    contains "$TMP/out" '"engine": "bf16"' "bench --precision bf16"
+else
+    echo "SKIPPED: bf16 runs (this CPU has no AMX)"
+fi
 expect_error 2 "or auto" bench sample --model tiny --batch 2 --threads many
 expect_error 2 "did you mean 'forward'" bench forwrd --batch 2
 expect_error 2 "--batch" bench forward --model tiny

@@ -22,9 +22,9 @@ static double max_diff(const float *a, const float *b, size_t n) {
 /* Fast vs reference on a batch of 2: forward within 1e-4 relative, every parameter gradient within 1e-4 of
    the larger of its own scale and 1e-3 of the largest gradient (mathematically zero gradients are rounding
    noise in both), dx within 1e-4 relative. */
-static void engines_agree(const char *spec) {
+static void engines_agree_tol(const char *spec, ddpm_engine engine, double tol, double gtol, double gfloor) {
     const int N = 2;
-    ddpm_model *fast = dd_test_model(spec, 7, DDPM_ENGINE_FAST, 1, N);
+    ddpm_model *fast = dd_test_model(spec, 7, engine, 1, N);
     ddpm_model *ref = dd_test_model(spec, 7, DDPM_ENGINE_REFERENCE, 1, N);
     ddpm_model_info info;
     ddpm_model_get_info(fast, &info);
@@ -40,9 +40,9 @@ static void engines_agree(const char *spec) {
     CHECK_OK(ddpm_model_forward(fast, y1, x, t, NULL, N));
     CHECK_OK(ddpm_model_forward(ref, y2, x, t, NULL, N));
     double ey = max_diff(y1, y2, N * Dout) / max_abs(y2, N * Dout);
-    CHECK_MSG(ey <= 1e-4, "%s: forward relative difference %.3g", spec, ey);
+    CHECK_MSG(ey <= tol, "%s: forward relative difference %.3g", spec, ey);
     double l1 = ddpm_mse_loss(y1, target, N * Dout, d1), l2 = ddpm_mse_loss(y2, target, N * Dout, d2);
-    CHECK_MSG(fabs(l1 - l2) <= 1e-5 * l2, "%s: loss %.9g vs %.9g", spec, l1, l2);
+    CHECK_MSG(fabs(l1 - l2) <= 0.1 * tol * l2, "%s: loss %.9g vs %.9g", spec, l1, l2);
     ddpm_model_zero_grad(fast);
     ddpm_model_zero_grad(ref);
     CHECK_OK(ddpm_model_backward(fast, d1, dx1));
@@ -53,19 +53,33 @@ static void engines_agree(const char *spec) {
     for (int i = 0; i < info.num_tensors; i++) {
         ddpm_param_info p;
         CHECK_OK(ddpm_model_param(ref, i, &p));
-        double scale = fmax(max_abs(g2 + p.offset, (size_t)p.numel), 1e-3 * gmax);
+        double scale = fmax(max_abs(g2 + p.offset, (size_t)p.numel), gfloor * gmax);
         double e = max_diff(g1 + p.offset, g2 + p.offset, (size_t)p.numel) / scale;
-        CHECK_MSG(e <= 1e-4, "%s: grad %s differs by %.3g (relative)", spec, p.name, e);
+        CHECK_MSG(e <= gtol, "%s: grad %s differs by %.3g (relative)", spec, p.name, e);
         if (e > worst) worst = e, worst_name = p.name;
     }
     double edx = max_diff(dx1, dx2, N * D) / max_abs(dx2, N * D);
-    CHECK_MSG(edx <= 1e-4, "%s: dx relative difference %.3g", spec, edx);
-    printf("%s fast vs reference: forward %.2e, loss %.2e, worst grad %.2e (%s), dx %.2e; training plan at batch "
-           "%d: fast %zu bytes, reference %zu bytes\n", spec, ey, fabs(l1 - l2) / l2, worst, worst_name, edx, N,
+    CHECK_MSG(edx <= gtol, "%s: dx relative difference %.3g", spec, edx);
+    printf("%s %s vs reference: forward %.2e, loss %.2e, worst grad %.2e (%s), dx %.2e; training plan at batch "
+           "%d: %zu bytes, reference %zu bytes\n", spec, ddpm_enum_name(DDPM_ENUM_ENGINE, engine), ey, fabs(l1 - l2) / l2, worst, worst_name, edx, N,
            ddpm_model_plan_bytes(fast), ddpm_model_plan_bytes(ref));
     ddpm_model_free(fast);
     ddpm_model_free(ref);
     free(x), free(target), free(y1), free(y2), free(d1), free(d2), free(dx1), free(dx2);
+}
+
+static void engines_agree(const char *spec) { engines_agree_tol(spec, DDPM_ENGINE_FAST, 1e-4, 1e-4, 1e-3); }
+
+/* The bf16 engine against the reference: bf16 rounds the inputs and weights of every 3x3 convolution (8 bits of
+   mantissa, fp32 accumulation), so the network agrees to about 1e-2 and its gradients to a few 1e-2 (gradients
+   that are mathematically zero, as of a bias before a GroupNorm, against 3e-2 of the largest one). Skipped
+   (with a message) on a CPU without AMX. */
+static void bf16_agrees(const char *spec) {
+    if (!ddpm_bf16_supported()) {
+        printf("SKIPPED: %s bf16 vs reference: this CPU has no AMX\n", spec);
+        return;
+    }
+    engines_agree_tol(spec, DDPM_ENGINE_BF16, 3e-2, 1e-1, 3e-2);
 }
 
 static const char *dropout_config(double p) {
@@ -231,6 +245,9 @@ int main(void) {
     engines_agree("mnist");
     engines_agree("basic");
     engines_agree("tiny");
+    bf16_agrees("mnist");
+    bf16_agrees("basic");
+    bf16_agrees("tiny");
     dropout(DDPM_ENGINE_REFERENCE);
     dropout(DDPM_ENGINE_FAST);
     sampler_fn();

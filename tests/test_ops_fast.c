@@ -63,6 +63,9 @@ typedef struct {
     int n_small;   /* also run with this smaller batch (0 = no) */
 } conv_case;
 
+/* Tolerances of conv_run: fp32, or bf16 (inputs and weights rounded to 8 bits of mantissa, fp32 sums). */
+static double conv_tol_fwd = TOL_FWD, conv_tol_bwd = TOL_BWD;
+
 static void conv_run(dd_conv *cv, const dd_conv_geom *G, int n, const float *w, const char *name) {
     dd_conv_geom g = *G;
     g.N = n;
@@ -80,7 +83,7 @@ static void conv_run(dd_conv *cv, const dd_conv_geom *G, int n, const float *w, 
         CHECK_OK(dd_conv_forward(cv, out, inp, with_b ? b : NULL, n, scr));
         dd_ref_conv2d_forward_f32(ref, inp, w, with_b ? b : NULL, &g);
         snprintf(what, sizeof what, "conv %s n=%d fwd%s", name, n, with_b ? "" : " (no bias)");
-        cmp(what, out, ref, no, TOL_FWD);
+        cmp(what, out, ref, no, conv_tol_fwd);
     }
 
     /* backward, acc = 0 and 1, into pre-filled dw, db */
@@ -90,11 +93,11 @@ static void conv_run(dd_conv *cv, const dd_conv_geom *G, int n, const float *w, 
         CHECK_OK(dd_conv_backward(cv, dinp, dw, db, dout, inp, n, acc, scr));
         dd_ref_conv2d_backward_f32(rdinp, rdw, rdb, dout, inp, w, &g, acc);
         snprintf(what, sizeof what, "conv %s n=%d dinp acc=%d", name, n, acc);
-        cmp(what, dinp, rdinp, ni, TOL_BWD);
+        cmp(what, dinp, rdinp, ni, conv_tol_bwd);
         snprintf(what, sizeof what, "conv %s n=%d dw += (acc=%d)", name, n, acc);
-        cmp(what, dw, rdw, nw, TOL_BWD);
+        cmp(what, dw, rdw, nw, conv_tol_bwd);
         snprintf(what, sizeof what, "conv %s n=%d db += (acc=%d)", name, n, acc);
-        cmp(what, db, rdb, (size_t)g.OC, TOL_BWD);
+        cmp(what, db, rdb, (size_t)g.OC, conv_tol_bwd);
         free(dinp), free(dw), free(db), free(rdinp), free(rdw), free(rdb);
     }
     /* NULL gradients are skipped; dw alone and dinp alone still right */
@@ -105,9 +108,9 @@ static void conv_run(dd_conv *cv, const dd_conv_geom *G, int n, const float *w, 
         CHECK_OK(dd_conv_backward(cv, dinp, NULL, NULL, dout, inp, n, 0, scr));
         dd_ref_conv2d_backward_f32(rdinp, rdw, NULL, dout, inp, w, &g, 0);
         snprintf(what, sizeof what, "conv %s n=%d dw only", name, n);
-        cmp(what, dw, rdw, nw, TOL_BWD);
+        cmp(what, dw, rdw, nw, conv_tol_bwd);
         snprintf(what, sizeof what, "conv %s n=%d dinp only", name, n);
-        cmp(what, dinp, rdinp, ni, TOL_BWD);
+        cmp(what, dinp, rdinp, ni, conv_tol_bwd);
         free(dw), free(rdw), free(dinp), free(rdinp);
     }
     free(inp), free(b), free(dout), free(out), free(ref), free(scratch);
@@ -127,13 +130,19 @@ static void test_conv(void) {
         {"5x5 p2 8->3", 2, 9, 9, 8, 3, 5, 1, 2, 2, 2, 2, 1},
         {"3x3 s1 p1 3->8", 2, 10, 12, 3, 8, 3, 1, 1, 1, 1, 1, 0},
     };
-    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-        const conv_case *cc = &cases[t];
+    const int bf16_runs = ddpm_bf16_supported();
+    if (!bf16_runs) printf("SKIPPED: bf16 convolutions: this CPU has no AMX\n");
+    for (size_t t = 0; t < (1 + (size_t)bf16_runs) * (sizeof cases / sizeof cases[0]); t++) {
+        const size_t ncase = sizeof cases / sizeof cases[0];
+        const conv_case *cc = &cases[t % ncase];
+        const int bf16 = t >= ncase;
+        conv_tol_fwd = bf16 ? 1e-2 : TOL_FWD, conv_tol_bwd = bf16 ? 1e-2 : TOL_BWD;
         dd_conv_geom g = {cc->N, cc->H, cc->W, cc->C, cc->OC, cc->K, cc->K, cc->stride,
                           cc->pt, cc->pl, cc->pb, cc->pr, 0, 0};
         CHECK_OK(dd_conv_geom_init(&g));
         dd_conv *cv = NULL;
-        CHECK_OK(dd_conv_create(&cv, &g, 1));
+        if (bf16) printf("  bf16:\n");
+        CHECK_OK(dd_conv_create(&cv, &g, 1, bf16));
         if (!cv) continue;
         const size_t nw = (size_t)g.OC * g.C * g.KH * g.KW;
         float *w = randn(nw, 0.0);
@@ -159,11 +168,23 @@ static void test_conv(void) {
         dd_conv_free(cv);
     }
 
+    conv_tol_fwd = TOL_FWD, conv_tol_bwd = TOL_BWD;
+    /* bf16 refused where the CPU has no AMX (DDPM_NO_AMX hides it) */
+    {
+        dd_conv_geom gb = {2, 8, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 0, 0};
+        CHECK_OK(dd_conv_geom_init(&gb));
+        setenv("DDPM_NO_AMX", "1", 1);
+        dd_conv *cb = NULL;
+        CHECK_FAIL(dd_conv_create(&cb, &gb, 1, 1), DDPM_ERR_UNSUPPORTED);
+        CHECK(cb == NULL && strstr(ddpm_last_error(), "AMX") != NULL);
+        CHECK(!ddpm_bf16_supported());
+        unsetenv("DDPM_NO_AMX");
+    }
     /* inference-only plan: forward works, backward refuses; bad batch sizes and missing weights refused */
     dd_conv_geom g = {2, 8, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 0, 0};
     CHECK_OK(dd_conv_geom_init(&g));
     dd_conv *cv = NULL;
-    CHECK_OK(dd_conv_create(&cv, &g, 0));
+    CHECK_OK(dd_conv_create(&cv, &g, 0, 0));
     if (cv) {
         const size_t ni = (size_t)g.N * g.H * g.W * g.C, no = (size_t)g.N * g.OH * g.OW * g.OC;
         float *w = randn((size_t)g.OC * g.C * 9, 0.0), *b = randn((size_t)g.OC, 0.0), *inp = randn(ni, 0.0);
@@ -182,7 +203,7 @@ static void test_conv(void) {
     }
     dd_conv_geom bad = {2, 2, 2, 8, 16, 3, 3, 1, 0, 0, 0, 0, 0, 0};
     cv = NULL;
-    CHECK_FAIL(dd_conv_create(&cv, &bad, 1), DDPM_ERR_INVALID_ARG);
+    CHECK_FAIL(dd_conv_create(&cv, &bad, 1, 0), DDPM_ERR_INVALID_ARG);
     CHECK(cv == NULL);
     dd_conv_free(NULL);
 }

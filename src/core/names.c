@@ -11,7 +11,8 @@ typedef struct {
     int alias;   /* accepted, not listed */
 } dd_name;
 
-static const dd_name engines[] = {{"fast", DDPM_ENGINE_FAST, 0}, {"reference", DDPM_ENGINE_REFERENCE, 0}, {NULL, 0, 0}};
+static const dd_name engines[] = {{"fast", DDPM_ENGINE_FAST, 0}, {"reference", DDPM_ENGINE_REFERENCE, 0},
+                                  {"bf16", DDPM_ENGINE_BF16, 0}, {NULL, 0, 0}};
 static const dd_name samplers[] = {{"ddpm", DDPM_SAMPLER_DDPM, 0},       {"ddim", DDPM_SAMPLER_DDIM, 0},
                                    {"dpmpp2m", DDPM_SAMPLER_DPMPP2M, 0}, {"dpm++2m", DDPM_SAMPLER_DPMPP2M, 1},
                                    {"dpm++", DDPM_SAMPLER_DPMPP2M, 1},   {"dpmpp", DDPM_SAMPLER_DPMPP2M, 1},

@@ -177,8 +177,8 @@ static ddpm_status ws_create(const ddpm_classifier *c, int B, int training, cls_
                        .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1};
     dd_conv_geom g2 = {.N = B, .H = S2, .W = S2, .C = DD_CLS_C1, .OC = DD_CLS_C2, .KH = 3, .KW = 3, .stride = 1,
                        .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1};
-    ddpm_status st = dd_conv_create(&w->conv1, &g1, training);
-    if (st == DDPM_OK) st = dd_conv_create(&w->conv2, &g2, training);
+    ddpm_status st = dd_conv_create(&w->conv1, &g1, training, 0);
+    if (st == DDPM_OK) st = dd_conv_create(&w->conv2, &g2, training, 0);
     if (st != DDPM_OK) {
         ws_free(w);
         return dd_error_prefix(st, "classifier");

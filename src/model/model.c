@@ -92,7 +92,7 @@ ddpm_status ddpm_model_params_changed(ddpm_model *m) {
     if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_params_changed: model is NULL");
     const double t0 = m->prof ? dd_profile_now() : 0.0;
     ddpm_status st = dd_plan_set_weights(m->plan, m->params);
-    if (m->prof && m->plan && m->plan->engine == DDPM_ENGINE_FAST)
+    if (m->prof && m->plan && m->plan->engine != DDPM_ENGINE_REFERENCE)
         dd_profile_add(m->prof, DD_PROF_REORDER, 0, dd_profile_now() - t0, 0.0,
                        8.0 * (double)m->tab.num_params);
     return st;
@@ -167,8 +167,13 @@ ddpm_status ddpm_model_prepare(ddpm_model *m, const ddpm_plan_config *pc) {
     if (pc->max_batch < 1 || pc->max_batch > MAX_PLAN_BATCH)
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_prepare: max_batch = %d is out of range (1..%d)",
                         pc->max_batch, MAX_PLAN_BATCH);
-    if (pc->engine != DDPM_ENGINE_FAST && pc->engine != DDPM_ENGINE_REFERENCE)
+    if (pc->engine != DDPM_ENGINE_FAST && pc->engine != DDPM_ENGINE_REFERENCE && pc->engine != DDPM_ENGINE_BF16)
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_prepare: unknown engine %d", (int)pc->engine);
+    if (pc->engine == DDPM_ENGINE_BF16 && !ddpm_bf16_supported()) {
+        char cpu[128];
+        return dd_error(DDPM_ERR_UNSUPPORTED, "bf16 needs a CPU with AMX (bf16 tiles), and this one (%s) has none; "
+                        "use fp32 (--precision fp32)", ddpm_cpu_name(cpu, sizeof cpu));
+    }
     dd_plan_free(m->plan);
     m->plan = NULL;
     return dd_plan_create(m, pc, &m->plan);

@@ -117,7 +117,7 @@ static ddpm_status too_big(const dd_plan *p, size_t need, int overflow, size_t l
     return dd_error(DDPM_ERR_NOMEM, "model plan for batch %d (%s, %s engine) needs %s but the memory limit is "
                     "%.1f MiB; lower the batch or raise memory_limit", p->max_batch,
                     p->training ? "training" : "inference",
-                    p->engine == DDPM_ENGINE_REFERENCE ? "reference" : "fast", want, MIB(limit));
+                    ddpm_enum_name(DDPM_ENUM_ENGINE, (int)p->engine), want, MIB(limit));
 }
 
 /* Every buffer of the graph with its lifetime. */
@@ -176,7 +176,7 @@ static ddpm_status collect(dd_plan *p, const ddpm_model *m, buf_list *l, int **l
     if (st == DDPM_OK && T) st = add_buf(l, (size_t)m->tab.num_params, sizeof(float), 0, all, &p->grads, NULL);
     if (st == DDPM_OK) st = add_buf(l, B, sizeof(int64_t), 0, all, NULL, &p->labels);
     if (st == DDPM_OK) st = add_buf(l, B, sizeof(float), 0, all, &p->tsteps, NULL);
-    if (st == DDPM_OK && p->engine == DDPM_ENGINE_FAST) {
+    if (st == DDPM_OK && p->engine != DDPM_ENGINE_REFERENCE) {
         size_t work = 0;   /* per thread: the largest slice of an attention, or of a GroupNorm's backward */
         for (int i = 0; i < F; i++) {
             const dd_node *nd = &g->nodes[i];
@@ -236,14 +236,18 @@ ddpm_status dd_plan_create(const ddpm_model *m, const ddpm_plan_config *pc, dd_p
         st = too_big(p, total, l.overflow, limit);
         goto fail;
     }
-    /* fast engine: oneDNN convolutions for max_batch, sharing one scratch region */
+    /* fast and bf16 engines: oneDNN convolutions for max_batch, sharing one scratch region */
     size_t scratch = 0;
-    if (p->engine == DDPM_ENGINE_FAST) {
+    if (p->engine != DDPM_ENGINE_REFERENCE) {
         for (int i = 0; i < p->graph.nnodes; i++) {
             dd_node *nd = &p->graph.nodes[i];
             if (!dd_node_on_conv(nd)) continue;
             nd->geom.N = p->max_batch;
-            if ((st = dd_conv_create(&nd->conv, &nd->geom, p->training)) != DDPM_OK) {
+            /* bf16: every convolution for inference; for training the 1x1 ones (and the linear layers on them)
+               stay fp32, since oneDNN's bf16 backward-weights of a 1x1 convolution is several times slower
+               than its fp32 one (docs/perf.md) */
+            const int bf16 = p->engine == DDPM_ENGINE_BF16 && (!p->training || nd->geom.KH * nd->geom.KW > 1);
+            if ((st = dd_conv_create(&nd->conv, &nd->geom, p->training, bf16)) != DDPM_OK) {
                 dd_error_prefix(st, nd->name);
                 goto fail;
             }
@@ -298,7 +302,7 @@ void dd_plan_free(dd_plan *p) {
 }
 
 ddpm_status dd_plan_set_weights(dd_plan *p, const float *params) {
-    if (!p || p->engine != DDPM_ENGINE_FAST) return DDPM_OK;
+    if (!p || p->engine == DDPM_ENGINE_REFERENCE) return DDPM_OK;
     for (int i = 0; i < p->graph.nnodes; i++) {
         const dd_node *nd = &p->graph.nodes[i];
         if (!dd_node_on_conv(nd) || !nd->conv) continue;

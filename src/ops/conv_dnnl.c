@@ -4,6 +4,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -24,9 +25,15 @@
    [OC, C, KH, KW] and added to the caller's dw, db.
 
    SCRATCH. Scratchpads are in user mode: the caller's scratch (dd_conv_scratch_size bytes, any alignment)
-   holds 64 bytes of alignment slack, the largest scratchpad of the g->N plan, and, when training, an
-   [N, H, W, C] float area that backward-data writes into when acc = 1 before adding it to dinp. A plan made
-   later for a smaller batch whose scratchpad would not fit gets its own scratchpad at planning time.
+   holds 64 bytes of alignment slack, the largest scratchpad of the g->N plan, when training an [N, H, W, C]
+   float area that backward-data writes into when acc = 1 before adding it to dinp, and, in bf16, the bf16
+   copies of the input [N, H, W, C] and (training) of the output gradient [N, OH, OW, OC]. A plan made later
+   for a smaller batch whose scratchpad would not fit gets its own scratchpad at planning time.
+
+   BF16. The primitives take bf16 sources, weights and output gradients (AMX tiles, fp32 accumulation) and
+   write fp32 outputs, input gradients and weight gradients: the graph around them stays fp32. The input is
+   rounded into the scratch copy by the forward and again by backward-weights (cheaper than keeping it), the
+   output gradient once per backward; the weights are rounded by the reorder of dd_conv_set_weights.
 
    ENGINE. One CPU engine and one stream serve every convolution of the process, created once (thread-safe)
    and kept for the life of the process. A dd_conv itself is used by one thread at a time (its memory
@@ -40,7 +47,10 @@
 typedef struct {
     int n, nthr;                           /* batch size, OpenMP threads the primitives were created for */
     dnnl_primitive_t fwd, bwd_d, bwd_w;
-    dnnl_memory_t src, dst;                /* [n, H, W, C], [n, OH, OW, OC] NHWC; handles set per call */
+    /* NHWC views, handles set per call: the source and the output gradient in the compute type (f32 or bf16),
+       the output and the input gradient in f32 */
+    dnnl_memory_t x, dy;                   /* [n, H, W, C], [n, OH, OW, OC] */
+    dnnl_memory_t y, dx;                   /* [n, OH, OW, OC], [n, H, W, C] */
     dnnl_memory_t pad_fwd, pad_bwd_d, pad_bwd_w;   /* scratchpads (NULL when a primitive needs none) */
     size_t pad_bytes;                      /* largest scratchpad of this plan */
     void *own_pad;                         /* own scratchpad when the caller's region is too small */
@@ -49,6 +59,7 @@ typedef struct {
 struct dd_conv {
     dd_conv_geom g;
     int training;
+    int bf16;                              /* compute in bf16 (BF16 above) */
     int weights_set;
     /* chosen layouts (from the g->N plan) */
     dnnl_memory_desc_t wfwd_md, wbwd_md, dw_md;
@@ -61,6 +72,7 @@ struct dd_conv {
     dnnl_primitive_t reorder_wfwd, reorder_wbwd, reorder_dw;
     float *zero_bias;                      /* [OC] zeros for a forward without bias */
     size_t pad_region;                     /* bytes of the caller's scratch reserved for scratchpads */
+    size_t xb_at, dyb_at;                  /* bf16: offsets of the bf16 input / output-gradient copies */
     size_t scratch_bytes;                  /* what dd_conv_scratch_size reports */
     dd_conv_plan *plans;
     int nplans, cap;
@@ -111,10 +123,49 @@ static void *dd_scratch_base(void *scratch) {
     return (void *)((p + 63) & ~(uintptr_t)63);
 }
 
-static ddpm_status dd_md_nhwc(dnnl_memory_desc_t *md, int n, int h, int w, int c) {
+/* bf16: src rounded into the scratch at offset `at`; returns the copy. */
+static const void *dd_conv_to_bf16(const dd_conv *c, void *scratch, size_t at, const float *src, size_t count) {
+    (void)c;
+    uint16_t *dst = (uint16_t *)((char *)dd_scratch_base(scratch) + at);
+    dd_f32_to_bf16(dst, src, count);
+    return dst;
+}
+
+static ddpm_status dd_md_nhwc(dnnl_memory_desc_t *md, int n, int h, int w, int c, dnnl_data_type_t t) {
     dnnl_dims_t d = {n, c, h, w};
-    DD_DNNL_TRY(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nhwc), "memory descriptor (nhwc)");
+    DD_DNNL_TRY(dnnl_memory_desc_init_by_tag(md, 4, d, t, dnnl_nhwc), "memory descriptor (nhwc)");
     return DDPM_OK;
+}
+
+/* The rounding loop, with clones for AVX-512 and AVX2 picked at load time (GCC ifunc). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void dd_bf16_round(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], sizeof u);
+        const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;   /* round to nearest even */
+        const uint32_t q = (u >> 16) | 0x40u;                       /* NaN: keep it, quiet */
+        dst[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? q : r);
+    }
+}
+
+void dd_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
+    const size_t chunk = 16384;
+    const long long nchunks = (long long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (nchunks > 4)
+    for (long long k = 0; k < nchunks; k++) {
+        const size_t i0 = (size_t)k * chunk, m = n - i0 < chunk ? n - i0 : chunk;
+        dd_bf16_round(dst + i0, src + i0, m);
+    }
+}
+
+int ddpm_bf16_supported(void) {
+    const char *no = getenv("DDPM_NO_AMX");   /* for tests of the refusal: any value but 0 hides AMX */
+    if (no && no[0] && strcmp(no, "0") != 0) return 0;
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_amx) == (unsigned)dnnl_cpu_isa_avx512_core_amx;
 }
 
 static ddpm_status dd_make_memory(dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle) {
@@ -161,8 +212,9 @@ static void dd_plan_destroy(dd_conv_plan *p) {
     if (p->fwd) dnnl_primitive_destroy(p->fwd);
     if (p->bwd_d) dnnl_primitive_destroy(p->bwd_d);
     if (p->bwd_w) dnnl_primitive_destroy(p->bwd_w);
-    if (p->src) dnnl_memory_destroy(p->src);
-    if (p->dst) dnnl_memory_destroy(p->dst);
+    dnnl_memory_t views[] = {p->x, p->dy, p->y, p->dx};
+    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
+        if (views[i]) dnnl_memory_destroy(views[i]);
     if (p->pad_fwd) dnnl_memory_destroy(p->pad_fwd);
     if (p->pad_bwd_d) dnnl_memory_destroy(p->pad_bwd_d);
     if (p->pad_bwd_w) dnnl_memory_destroy(p->pad_bwd_w);
@@ -180,11 +232,15 @@ static ddpm_status dd_plan_make(dd_conv *c, dd_conv_plan *p, int n, int first) {
     p->n = n;
     p->nthr = omp_get_max_threads();
 
-    dnnl_memory_desc_t src_md, dst_md, w_any, b_md;
-    if ((st = dd_md_nhwc(&src_md, n, g->H, g->W, g->C)) != DDPM_OK) return st;
-    if ((st = dd_md_nhwc(&dst_md, n, g->OH, g->OW, g->OC)) != DDPM_OK) return st;
+    const dnnl_data_type_t ct = c->bf16 ? dnnl_bf16 : dnnl_f32;   /* compute type */
+    dnnl_memory_desc_t x_md, dx_md, y_md, dy_md, w_any, dw_any, b_md;
+    if ((st = dd_md_nhwc(&x_md, n, g->H, g->W, g->C, ct)) != DDPM_OK) return st;
+    if ((st = dd_md_nhwc(&dx_md, n, g->H, g->W, g->C, dnnl_f32)) != DDPM_OK) return st;
+    if ((st = dd_md_nhwc(&y_md, n, g->OH, g->OW, g->OC, dnnl_f32)) != DDPM_OK) return st;
+    if ((st = dd_md_nhwc(&dy_md, n, g->OH, g->OW, g->OC, ct)) != DDPM_OK) return st;
     dnnl_dims_t wd = {g->OC, g->C, g->KH, g->KW}, bd = {g->OC};
-    DD_DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights descriptor");
+    DD_DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, ct, dnnl_format_tag_any), "weights descriptor");
+    DD_DNNL_TRY(dnnl_memory_desc_init_by_tag(&dw_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights descriptor");
     DD_DNNL_TRY(dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x), "bias descriptor");
     dnnl_dims_t strides = {g->stride, g->stride}, pad_l = {g->pad_t, g->pad_l}, pad_r = {g->pad_b, g->pad_r};
 
@@ -200,24 +256,24 @@ static ddpm_status dd_plan_make(dd_conv *c, dd_conv_plan *p, int n, int first) {
     dnnl_convolution_desc_t cd;
     const char *what = "convolution forward descriptor";
     s = dnnl_convolution_forward_desc_init(&cd, c->training ? dnnl_forward_training : dnnl_forward_inference,
-                                           dnnl_convolution_direct, &src_md, first ? &w_any : &c->wfwd_md,
-                                           &b_md, &dst_md, strides, pad_l, pad_r);
+                                           dnnl_convolution_direct, &x_md, first ? &w_any : &c->wfwd_md,
+                                           &b_md, &y_md, strides, pad_l, pad_r);
     if (s == dnnl_success) {
         what = "convolution forward primitive descriptor";
         s = dnnl_primitive_desc_create(&fpd, &cd, attr, dd_dnnl_engine, NULL);
     }
     if (s == dnnl_success && c->training) {
         what = "convolution backward-data descriptor";
-        s = dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src_md,
-                                                     first ? &w_any : &c->wbwd_md, &dst_md, strides, pad_l, pad_r);
+        s = dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &dx_md,
+                                                     first ? &w_any : &c->wbwd_md, &dy_md, strides, pad_l, pad_r);
         if (s == dnnl_success) {
             what = "convolution backward-data primitive descriptor";
             s = dnnl_primitive_desc_create(&dpd, &cd, attr, dd_dnnl_engine, fpd);
         }
         if (s == dnnl_success) {
             what = "convolution backward-weights descriptor";
-            s = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src_md,
-                                                            first ? &w_any : &c->dw_md, &b_md, &dst_md, strides,
+            s = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &x_md,
+                                                            first ? &dw_any : &c->dw_md, &b_md, &dy_md, strides,
                                                             pad_l, pad_r);
         }
         if (s == dnnl_success) {
@@ -248,8 +304,12 @@ static ddpm_status dd_plan_make(dd_conv *c, dd_conv_plan *p, int n, int first) {
         if ((st = dd_make_pad(&p->pad_bwd_d, dpd, &p->pad_bytes)) != DDPM_OK) goto done;
         if ((st = dd_make_pad(&p->pad_bwd_w, wpd, &p->pad_bytes)) != DDPM_OK) goto done;
     }
-    if ((st = dd_make_memory(&p->src, &src_md, DNNL_MEMORY_NONE)) != DDPM_OK) goto done;
-    if ((st = dd_make_memory(&p->dst, &dst_md, DNNL_MEMORY_NONE)) != DDPM_OK) goto done;
+    if ((st = dd_make_memory(&p->x, &x_md, DNNL_MEMORY_NONE)) != DDPM_OK) goto done;
+    if ((st = dd_make_memory(&p->y, &y_md, DNNL_MEMORY_NONE)) != DDPM_OK) goto done;
+    if (c->training) {
+        if ((st = dd_make_memory(&p->dx, &dx_md, DNNL_MEMORY_NONE)) != DDPM_OK) goto done;
+        if ((st = dd_make_memory(&p->dy, &dy_md, DNNL_MEMORY_NONE)) != DDPM_OK) goto done;
+    }
     if (!first && p->pad_bytes > c->pad_region) {
         p->own_pad = dd_alloc(p->pad_bytes + 64);
         if (!p->own_pad) st = DDPM_ERR_NOMEM;
@@ -294,7 +354,7 @@ static ddpm_status dd_conv_make_weights(dd_conv *c) {
 
 /* ------------------------------------------------------------------ public */
 
-ddpm_status dd_conv_create(dd_conv **out, const dd_conv_geom *g, int training) {
+ddpm_status dd_conv_create(dd_conv **out, const dd_conv_geom *g, int training, int bf16) {
     *out = NULL;
     dd_conv_geom geom = *g;
     ddpm_status st = dd_conv_geom_init(&geom);
@@ -305,6 +365,11 @@ ddpm_status dd_conv_create(dd_conv **out, const dd_conv_geom *g, int training) {
     if (!c) return DDPM_ERR_NOMEM;
     c->g = geom;
     c->training = training != 0;
+    c->bf16 = bf16 != 0;
+    if (c->bf16 && !ddpm_bf16_supported()) {
+        dd_conv_free(c);
+        return dd_error(DDPM_ERR_UNSUPPORTED, "bf16 convolutions need a CPU with AMX (bf16 tiles); this one has none");
+    }
     c->zero_bias = dd_calloc((size_t)geom.OC, sizeof(float));
     c->cap = 2;
     c->plans = dd_calloc((size_t)c->cap, sizeof *c->plans);
@@ -322,9 +387,19 @@ ddpm_status dd_conv_create(dd_conv **out, const dd_conv_geom *g, int training) {
         return st;
     }
     c->pad_region = dd_align64(c->plans[0].pad_bytes);
-    c->scratch_bytes = 64 + c->pad_region;
-    if (c->training)
-        c->scratch_bytes += (size_t)geom.N * (size_t)geom.H * (size_t)geom.W * (size_t)geom.C * sizeof(float);
+    const size_t in = (size_t)geom.N * (size_t)geom.H * (size_t)geom.W * (size_t)geom.C;
+    const size_t outn = (size_t)geom.N * (size_t)geom.OH * (size_t)geom.OW * (size_t)geom.OC;
+    size_t at = c->pad_region;
+    if (c->training) at += dd_align64(in * sizeof(float));   /* the acc = 1 area */
+    if (c->bf16) {
+        c->xb_at = at;
+        at += dd_align64(in * sizeof(uint16_t));
+        if (c->training) {
+            c->dyb_at = at;
+            at += dd_align64(outn * sizeof(uint16_t));
+        }
+    }
+    c->scratch_bytes = 64 + at;
     *out = c;
     return DDPM_OK;
 }
@@ -392,11 +467,13 @@ ddpm_status dd_conv_forward(dd_conv *c, float *out, const float *inp, const floa
     dd_conv_plan *p = NULL;
     ddpm_status st = dd_conv_plan_for(c, n, &p);
     if (st != DDPM_OK) return st;
-    DD_DNNL_TRY(dnnl_memory_set_data_handle(p->src, (void *)(uintptr_t)inp), "source handle");
-    DD_DNNL_TRY(dnnl_memory_set_data_handle(p->dst, out), "destination handle");
+    const void *x = inp;
+    if (c->bf16) x = dd_conv_to_bf16(c, scratch, c->xb_at, inp, (size_t)n * c->g.H * c->g.W * c->g.C);
+    DD_DNNL_TRY(dnnl_memory_set_data_handle(p->x, (void *)(uintptr_t)x), "source handle");
+    DD_DNNL_TRY(dnnl_memory_set_data_handle(p->y, out), "destination handle");
     DD_DNNL_TRY(dnnl_memory_set_data_handle(c->bias, (void *)(uintptr_t)(b ? b : c->zero_bias)), "bias handle");
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_WEIGHTS, c->wfwd}, {DNNL_ARG_BIAS, c->bias},
-                               {DNNL_ARG_DST, p->dst}, {DNNL_ARG_SCRATCHPAD, p->pad_fwd}};
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->x}, {DNNL_ARG_WEIGHTS, c->wfwd}, {DNNL_ARG_BIAS, c->bias},
+                               {DNNL_ARG_DST, p->y}, {DNNL_ARG_SCRATCHPAD, p->pad_fwd}};
     int nargs = 4;
     if (p->pad_fwd) {
         if ((st = dd_set_pad(p, p->pad_fwd, scratch)) != DDPM_OK) return st;
@@ -420,15 +497,17 @@ ddpm_status dd_conv_backward(dd_conv *c, float *dinp, float *dw, float *db, cons
     ddpm_status st = dd_conv_plan_for(c, n, &p);
     if (st != DDPM_OK) return st;
     const dd_conv_geom *g = &c->g;
-    DD_DNNL_TRY(dnnl_memory_set_data_handle(p->dst, (void *)(uintptr_t)dout), "diff destination handle");
+    const void *dy = dout;
+    if (c->bf16) dy = dd_conv_to_bf16(c, scratch, c->dyb_at, dout, (size_t)n * g->OH * g->OW * g->OC);
+    DD_DNNL_TRY(dnnl_memory_set_data_handle(p->dy, (void *)(uintptr_t)dy), "diff destination handle");
 
     if (dinp) {
         /* acc = 1: into the scratch area after the scratchpads, then added */
         float *target = acc ? (float *)((char *)dd_scratch_base(scratch) + c->pad_region) : dinp;
-        DD_DNNL_TRY(dnnl_memory_set_data_handle(p->src, target), "diff source handle");
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->dst},
+        DD_DNNL_TRY(dnnl_memory_set_data_handle(p->dx, target), "diff source handle");
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->dy},
                                    {DNNL_ARG_WEIGHTS, c->bwd_own_weights ? c->wbwd : c->wfwd},
-                                   {DNNL_ARG_DIFF_SRC, p->src},
+                                   {DNNL_ARG_DIFF_SRC, p->dx},
                                    {DNNL_ARG_SCRATCHPAD, p->pad_bwd_d}};
         int nargs = 3;
         if (p->pad_bwd_d) {
@@ -440,8 +519,10 @@ ddpm_status dd_conv_backward(dd_conv *c, float *dinp, float *dw, float *db, cons
     }
 
     if (dw || db) {
-        DD_DNNL_TRY(dnnl_memory_set_data_handle(p->src, (void *)(uintptr_t)inp), "source handle");
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_DIFF_DST, p->dst},
+        const void *x = inp;
+        if (c->bf16) x = dd_conv_to_bf16(c, scratch, c->xb_at, inp, (size_t)n * g->H * g->W * g->C);
+        DD_DNNL_TRY(dnnl_memory_set_data_handle(p->x, (void *)(uintptr_t)x), "source handle");
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->x}, {DNNL_ARG_DIFF_DST, p->dy},
                                    {DNNL_ARG_DIFF_WEIGHTS, c->dw}, {DNNL_ARG_DIFF_BIAS, c->db},
                                    {DNNL_ARG_SCRATCHPAD, p->pad_bwd_w}};
         int nargs = 4;

@@ -112,9 +112,13 @@ void dd_dropout_backward(float *dinp, const float *dout, size_t n, double p, uin
 
 /* A planned convolution: oneDNN forward, backward-data and backward-weights primitives for up to
    g->N images, NHWC activations, weights reordered into oneDNN's preferred layout inside. `training`
-   = 0 creates only the forward primitive. */
+   = 0 creates only the forward primitive. bf16 = 1 computes in bf16 on AMX (fp32 accumulation): the caller's
+   fp32 activations and gradients are rounded to bf16 in the scratch on the way in, outputs, weight and bias
+   gradients stay fp32 (ddpm_bf16_supported says whether the CPU can). */
 typedef struct dd_conv dd_conv;
-ddpm_status dd_conv_create(dd_conv **out, const dd_conv_geom *g, int training);
+ddpm_status dd_conv_create(dd_conv **out, const dd_conv_geom *g, int training, int bf16);
+/* dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN), in parallel for large n. */
+void dd_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 void dd_conv_free(dd_conv *c);
 /* Scratch bytes the convolution needs (shared by all convolutions of a model; size it to the max). */
 size_t dd_conv_scratch_size(const dd_conv *c);
