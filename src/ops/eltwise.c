@@ -148,9 +148,12 @@ DD_CLONES void dd_vsoftmax(float *x, size_t n) {
     const float mx = dd_row_max(x, n);
     const size_t nv = n - n % DD_EW_TAIL;
     float part[DD_EW_TAIL] = {0};
-    for (size_t i = 0; i < nv; i++) x[i] = dd_exp_approx(x[i] - mx);
-    for (size_t i = 0; i < nv; i += DD_EW_TAIL)
-        for (int l = 0; l < DD_EW_TAIL; l++) part[l] += x[i + l];
+    for (size_t i = 0; i < nv; i += DD_EW_TAIL)   /* exp and the partial sums in one pass */
+        for (int l = 0; l < DD_EW_TAIL; l++) {
+            const float e = dd_exp_approx(x[i + l] - mx);
+            x[i + l] = e;
+            part[l] += e;
+        }
     if (nv < n) {
         float t[DD_EW_TAIL] = {0};
         memcpy(t, x + nv, (n - nv) * sizeof(float));
