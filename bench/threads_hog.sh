@@ -2,7 +2,7 @@
 # threads_hog.sh — the thread policy on a shared machine: while a busy loop holds one core, ddpm's default
 # (--threads auto) against --threads 1 and --threads <all cores>, for a training step, DDIM sampling steps and
 # the whole `ddpm sample --num 1 --steps 10` process on the shipped model; whole processes interleaved round by
-# round; prints every run and the medians. Then the same without the busy loop, for the start-up.
+# round, in an order that rotates; prints every run and the medians. Then the same without the busy loop, for the start-up.
 #
 # usage: bench/threads_hog.sh [--ddpm PATH] [--rounds 3] [--batch 64]
 set -eu
@@ -59,7 +59,12 @@ for phase in hog quiet; do
     fi
     for j in $jobs; do
         for r in $(seq 1 "$ROUNDS"); do
-            for t in auto 1 "$ALL"; do
+            case $((r % 3)) in   # the order rotates, so that no count always follows the same one
+                1) order="auto 1 $ALL" ;;
+                2) order="1 $ALL auto" ;;
+                *) order="$ALL auto 1" ;;
+            esac
+            for t in $order; do
                 ms=$(run "$j" "$t")
                 echo "$ms" >>"$OUT/$phase.$j.$t"
                 printf '  %-7s round %d  --threads %-4s %9.1f ms  (load %s)\n' "$j" "$r" "$t" "$ms" "$(cut -d' ' -f1 /proc/loadavg)"
