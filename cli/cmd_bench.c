@@ -298,7 +298,8 @@ static int run(const cli_command *cmd, const cli_args *a) {
 const cli_command cli_cmd_bench = {
     "bench",
     "time inference forwards, DDIM sampling steps or training steps of a network (median ms/step, images/s)",
-    "forward|sample|train-step --batch B [--model PRESET|M] [--steps N] [--warmup N] [--threads N|auto] [--json]",
+    "forward|sample|train-step --batch B [--model PRESET|M] [--steps N] [--warmup N] [--threads N|auto]\n"
+    "                  [--precision fp32|bf16] [--profile] [--json]",
     "forward|sample|train-step", 1, 1, options,
     "train-step times ddpm_trainer_step, what the PyTorch peer's bench_torch.py train times: t ~ U{0..999}, noise ~\n"
     "N(0, I), x_t = q_sample(x0, t, noise) (linear schedule), forward, MSE against the noise, backward and an AdamW\n"
