@@ -16,7 +16,9 @@
 
 #define CONFIG_FILE_MAX ((size_t)1 << 20)
 
-static ddpm_status from_config_file(const char *path, uint64_t seed, ddpm_model **out) {
+/* init = 0 when the caller loads every weight next (the initialisation draws 1.7 M normals for mnist: a tenth of
+   a short sampling run's process time). */
+static ddpm_status from_config_file(const char *path, uint64_t seed, int init, ddpm_model **out) {
     uint8_t *buf = NULL;
     size_t len = 0;
     ddpm_status st = dd_read_file(path, CONFIG_FILE_MAX, &buf, &len);
@@ -25,7 +27,7 @@ static ddpm_status from_config_file(const char *path, uint64_t seed, ddpm_model 
     st = dd_model_config_parse((const char *)buf, len, path, &c);
     dd_free(buf);
     if (st != DDPM_OK) return st;
-    return dd_model_create(&c, seed, out);
+    return dd_model_create_ex(&c, seed, init, out);
 }
 
 /* The newest spec/checkpoints/checkpoint-N that holds a model (dd_alloc'ed), or NULL: for the message about a
@@ -108,7 +110,7 @@ static ddpm_status from_folder(const char *spec, uint64_t seed, ddpm_model **out
                           "config file, %s", dir, cfg);
         goto done;
     }
-    if ((st = from_config_file(cfg, seed, out)) != DDPM_OK) goto done;
+    if ((st = from_config_file(cfg, seed, 0, out)) != DDPM_OK) goto done;
     if (weights && (st = ddpm_model_load_weights(*out, weights)) != DDPM_OK) {
         ddpm_model_free(*out);
         *out = NULL;
@@ -142,7 +144,7 @@ ddpm_status ddpm_model_load(const char *spec, uint64_t seed, ddpm_model **out) {
     if (n > 12 && strcmp(spec + n - 12, ".safetensors") == 0)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: a weights file, not a model; give the folder that holds it beside "
                         "its config.json (a diffusers unet or pipeline folder)", spec);
-    return from_config_file(spec, seed, out);
+    return from_config_file(spec, seed, 1, out);
 }
 
 /* ------------------------------------------------------------------ saving */

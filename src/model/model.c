@@ -12,6 +12,10 @@
 #define MAX_PLAN_BATCH (1 << 20)
 
 ddpm_status dd_model_create(const dd_model_config *c, uint64_t seed, ddpm_model **out) {
+    return dd_model_create_ex(c, seed, 1, out);
+}
+
+ddpm_status dd_model_create_ex(const dd_model_config *c, uint64_t seed, int init, ddpm_model **out) {
     *out = NULL;
     ddpm_status st = dd_model_config_validate(c, "model config");
     if (st != DDPM_OK) return st;
@@ -27,7 +31,7 @@ ddpm_status dd_model_create(const dd_model_config *c, uint64_t seed, ddpm_model 
         ddpm_model_free(m);
         return DDPM_ERR_NOMEM;
     }
-    dd_model_params_init(&m->tab, m->params, seed);
+    if (init) dd_model_params_init(&m->tab, m->params, seed);
     *out = m;
     return DDPM_OK;
 }

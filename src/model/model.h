@@ -146,6 +146,9 @@ struct dd_profile *dd_model_profile(ddpm_model *m);
 
 /* A model from a validated configuration with weights initialised from `seed`. */
 ddpm_status dd_model_create(const dd_model_config *c, uint64_t seed, ddpm_model **out);
+/* The same with init = 0: zero weights, for a caller that loads every tensor next (a model folder; a load that
+   fails frees the model). */
+ddpm_status dd_model_create_ex(const dd_model_config *c, uint64_t seed, int init, ddpm_model **out);
 
 /* Dropout layer d at training step `step` draws from stream
    ddpm_rng_stream(DDPM_STREAM_TRAIN, step mod 2^24, DD_MODEL_DROPOUT_ITEM + d); element i of the layer's
