@@ -99,10 +99,11 @@ static inline void dd_gn_tile_dy(float *dy, float *xh, float *yb, const float *d
     }
 }
 
-/* sdy[j] += sum_p dy, sdx[j] += sum_p dy xh (double, rows in order). */
+/* sdy[j] += sum_p dy, sdx[j] += sum_p dy xh (double, rows in order). With the fused SiLU and keep_dy, keep_xh
+   ([HW, nc] each, or NULL) the tiles of dy and xh are made there instead of on the stack, for dd_gn_bwd_apply. */
 DD_CLONES static void dd_gn_bwd_sums(double *sdy, double *sdx, const float *d0, const float *x0, int C, int HW,
                                      int nc, const float *m, const float *r, const float *ga, const float *be,
-                                     int silu) {
+                                     int silu, float *keep_dy, float *keep_xh) {
     if (!silu) {
         for (int p = 0; p < HW; p++) {
             const float *x = x0 + (size_t)p * C, *d = d0 + (size_t)p * C;   /* [nc] */
@@ -120,9 +121,10 @@ DD_CLONES static void dd_gn_bwd_sums(double *sdy, double *sdx, const float *d0, 
     for (int p0 = 0; p0 < HW; p0 += R) {
         const int nr = HW - p0 < R ? HW - p0 : R;
         const size_t off = (size_t)p0 * C;
-        dd_gn_tile_dy(dy, xh, yb, d0 + off, x0 + off, C, nr, nc, m, r, ga, be);
+        float *dyt = keep_dy ? keep_dy + (size_t)p0 * nc : dy, *xht = keep_xh ? keep_xh + (size_t)p0 * nc : xh;
+        dd_gn_tile_dy(dyt, xht, yb, d0 + off, x0 + off, C, nr, nc, m, r, ga, be);
         for (int t = 0; t < nr; t++) {
-            const float *dt = dy + (size_t)t * nc, *xt = xh + (size_t)t * nc;
+            const float *dt = dyt + (size_t)t * nc, *xt = xht + (size_t)t * nc;
             for (int j = 0; j < nc; j++) {
                 sdy[j] += (double)dt[j];
                 sdx[j] += (double)dt[j] * (double)xt[j];
@@ -131,10 +133,12 @@ DD_CLONES static void dd_gn_bwd_sums(double *sdy, double *sdx, const float *d0, 
     }
 }
 
-/* o = r (dy ga - m1 - xh m2) (acc: o += ...). */
+/* o = r (dy ga - m1 - xh m2) (acc: o += ...). With the fused SiLU and kept_dy, kept_xh (dd_gn_bwd_sums's) dy and
+   xh are read from there instead of made again. */
 DD_CLONES static void dd_gn_bwd_apply(float *o0, const float *d0, const float *x0, int C, int HW, int nc,
                                       const float *m, const float *r, const float *ga, const float *be,
-                                      const float *m1, const float *m2, int silu, int acc) {
+                                      const float *m1, const float *m2, int silu, int acc, const float *kept_dy,
+                                      const float *kept_xh) {
     if (!silu) {
         for (int p = 0; p < HW; p++) {
             const float *x = x0 + (size_t)p * C, *d = d0 + (size_t)p * C;   /* [nc] */
@@ -152,9 +156,11 @@ DD_CLONES static void dd_gn_bwd_apply(float *o0, const float *d0, const float *x
     for (int p0 = 0; p0 < HW; p0 += R) {
         const int nr = HW - p0 < R ? HW - p0 : R;
         const size_t off = (size_t)p0 * C;
-        dd_gn_tile_dy(dy, xh, yb, d0 + off, x0 + off, C, nr, nc, m, r, ga, be);
+        const float *dyt = dy, *xht = xh;
+        if (kept_dy) dyt = kept_dy + (size_t)p0 * nc, xht = kept_xh + (size_t)p0 * nc;
+        else dd_gn_tile_dy(dy, xh, yb, d0 + off, x0 + off, C, nr, nc, m, r, ga, be);
         for (int t = 0; t < nr; t++) {
-            const float *dt = dy + (size_t)t * nc, *xt = xh + (size_t)t * nc;
+            const float *dt = dyt + (size_t)t * nc, *xt = xht + (size_t)t * nc;
             float *o = o0 + off + (size_t)t * C;   /* [nc] */
             if (acc)
                 for (int j = 0; j < nc; j++) o[j] += r[j] * (dt[j] * ga[j] - m1[j] - xt[j] * m2[j]);
@@ -221,63 +227,14 @@ void dd_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp
 
 /* ------------------------------------------------------------------ backward */
 
-/* CACHE. With a work slice, a task keeps, per image, xhat and dy of its block ([HW, nc] contiguous, at most
-   DD_GN_CACHE floats each) from the sums pass for the output pass: the output pass then reads neither x nor
-   dout again and, with the fused SiLU, computes no second sigmoid. Both paths do the same IEEE operations per
-   element in the same order, so the bits do not depend on which one a block takes. */
+/* CACHE. With the fused SiLU and a work slice, a task keeps, per image, xhat and dy of its block ([HW, nc]
+   contiguous, at most DD_GN_CACHE floats each) from the sums pass (dd_gn_bwd_sums makes its tiles there) for the
+   output pass (dd_gn_bwd_apply reads them instead of making them again): the output pass then reads neither x
+   nor dout and computes no second sigmoid. The tiles come from the same dd_gn_tile_dy either way, so the bits do
+   not depend on whether a block keeps them. */
 #define DD_GN_CACHE 65536
 
 size_t dd_groupnorm_work_floats(void) { return 2 * (size_t)DD_GN_CACHE + 2 * DD_GN_PAD; }
-
-/* Pass 1 of a cached block: xh = (x - m) r and dy (times silu'(y) when fused) into xh0, dy0 [HW, nc]; the sums
-   sdy[j] += sum_p dy, sdx[j] += sum_p dy xh (double, rows in order). */
-DD_CLONES static void dd_gn_bwd_cache(float *dy0, float *xh0, double *sdy, double *sdx, const float *d0,
-                                      const float *x0, int C, int HW, int nc, const float *m, const float *r,
-                                      const float *ga, const float *be, int silu) {
-    for (int p = 0; p < HW; p++) {
-        const float *x = x0 + (size_t)p * C, *d = d0 + (size_t)p * C;   /* [nc] */
-        float *xt = xh0 + (size_t)p * nc, *yt = dy0 + (size_t)p * nc;
-        for (int j = 0; j < nc; j++) xt[j] = (x[j] - m[j]) * r[j];
-        if (silu)
-            for (int j = 0; j < nc; j++) yt[j] = xt[j] * ga[j] + be[j];   /* y, for the sigmoid below */
-        else
-            for (int j = 0; j < nc; j++) yt[j] = d[j];
-    }
-    if (silu) {
-        /* dy = dout s (1 + y (1 - s)), s = sigmoid(y): one sigmoid call over the block, then y rebuilt from xh */
-        dd_vsigmoid(dy0, dy0, (size_t)HW * nc);   /* dy0 <- s */
-        for (int p = 0; p < HW; p++) {
-            const float *d = d0 + (size_t)p * C;
-            const float *xt = xh0 + (size_t)p * nc;
-            float *st = dy0 + (size_t)p * nc;
-            for (int j = 0; j < nc; j++) {
-                const float y = xt[j] * ga[j] + be[j];
-                st[j] = d[j] * st[j] * (1.0f + y * (1.0f - st[j]));
-            }
-        }
-    }
-    for (int p = 0; p < HW; p++) {
-        const float *dt = dy0 + (size_t)p * nc, *xt = xh0 + (size_t)p * nc;
-        for (int j = 0; j < nc; j++) {
-            sdy[j] += (double)dt[j];
-            sdx[j] += (double)dt[j] * (double)xt[j];
-        }
-    }
-}
-
-/* Pass 2 of a cached block: o = r (dy ga - m1 - xh m2) (acc: o += ...). */
-DD_CLONES static void dd_gn_bwd_cached_apply(float *o0, const float *dy0, const float *xh0, int C, int HW, int nc,
-                                             const float *r, const float *ga, const float *m1, const float *m2,
-                                             int acc) {
-    for (int p = 0; p < HW; p++) {
-        const float *dt = dy0 + (size_t)p * nc, *xt = xh0 + (size_t)p * nc;
-        float *o = o0 + (size_t)p * C;
-        if (acc)
-            for (int j = 0; j < nc; j++) o[j] += r[j] * (dt[j] * ga[j] - m1[j] - xt[j] * m2[j]);
-        else
-            for (int j = 0; j < nc; j++) o[j] = r[j] * (dt[j] * ga[j] - m1[j] - xt[j] * m2[j]);
-    }
-}
 
 /* Per-channel mean, rstd, gamma, beta of channels [a, a + nc) of image n. */
 static void dd_gn_load_chunk(float *m, float *r, float *ga, float *be, const float *mean, const float *rstd,
@@ -332,8 +289,7 @@ void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                 double sdy[DD_GN_CB], sdx[DD_GN_CB];
                 dd_gn_load_chunk(m, r, ga, be, mean, rstd, gamma, beta, n, G, Cg, a, nc);
                 for (int j = 0; j < nc; j++) sdy[j] = sdx[j] = 0.0;
-                if (cached) dd_gn_bwd_cache(cdy, cxh, sdy, sdx, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, silu);
-                else dd_gn_bwd_sums(sdy, sdx, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, silu);
+                dd_gn_bwd_sums(sdy, sdx, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, silu, cdy, cxh);
                 for (int j = 0; j < nc; j++) {
                     const int k = (a + j - c0) / Cg;
                     A[k] += (double)ga[j] * sdy[j];
@@ -366,11 +322,8 @@ void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                     m1[j] = m1g[k];
                     m2[j] = m2g[k];
                 }
-                if (cached)
-                    dd_gn_bwd_cached_apply(dinp + (size_t)n * HW * C + a, cdy, cxh, C, HW, nc, r, ga, m1, m2, acc);
-                else
-                    dd_gn_bwd_apply(dinp + (size_t)n * HW * C + a, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, m1, m2,
-                                    silu, acc);
+                dd_gn_bwd_apply(dinp + (size_t)n * HW * C + a, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, m1, m2,
+                                silu, acc, cdy, cxh);
             }
         }
         if (fits)
