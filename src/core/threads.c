@@ -154,26 +154,26 @@ static void dd_threads_decide(void) {
 
 static double dd_last_check = -1.0;
 
+/* Auto mode: measures when `now` or the period has passed since the last check; the lock is held. */
+static void dd_threads_check(int now) {
+    dd_threads_decide();
+    if (dd_fixed != 0) return;
+    const double t = dd_now();
+    if (now || dd_last_check < 0.0 || t - dd_last_check >= DD_THREADS_PERIOD) {
+        dd_last_check = t;
+        dd_threads_measure();
+    }
+}
+
 void dd_threads_update(void) {
     if (pthread_mutex_trylock(&dd_threads_lock) != 0) return;   /* another thread is checking */
-    dd_threads_decide();
-    if (dd_fixed == 0) {
-        double t = dd_now();
-        if (dd_last_check < 0.0 || t - dd_last_check >= DD_THREADS_PERIOD) {
-            dd_last_check = t;
-            dd_threads_measure();
-        }
-    }
+    dd_threads_check(0);
     pthread_mutex_unlock(&dd_threads_lock);
 }
 
 void dd_threads_update_now(void) {
     pthread_mutex_lock(&dd_threads_lock);
-    dd_threads_decide();
-    if (dd_fixed == 0) {
-        dd_last_check = dd_now();
-        dd_threads_measure();
-    }
+    dd_threads_check(1);
     pthread_mutex_unlock(&dd_threads_lock);
 }
 
