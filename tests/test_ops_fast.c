@@ -432,6 +432,32 @@ static void test_eltwise(void) {
 
 /* ------------------------------------------------------------------ vector row helpers */
 
+/* dd_f32_to_bf16: round to nearest, ties to even; infinities kept, NaN stays NaN, the largest finite floats
+   round up to infinity; a long array (the parallel chunks) the same as element by element. */
+static void test_bf16_round(void) {
+    static const uint32_t in[] = {0x3f800000u, 0x3f808000u, 0x3f818000u, 0x3f808001u, 0xbf808000u,
+                                  0x7f800000u, 0xff800000u, 0x7fc00001u, 0x7f800001u, 0x7f7fffffu, 0x00000001u};
+    static const uint16_t want[] = {0x3f80, 0x3f80, 0x3f82, 0x3f81, 0xbf80, 0x7f80, 0xff80, 0, 0, 0x7f80, 0x0000};
+    const size_t n = sizeof in / sizeof in[0];
+    float f[sizeof in / sizeof in[0]];
+    uint16_t got[sizeof in / sizeof in[0]];
+    memcpy(f, in, sizeof in);
+    dd_f32_to_bf16(got, f, n);
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] == 0x7fc00001u || in[i] == 0x7f800001u)
+            CHECK_MSG((got[i] & 0x7f80) == 0x7f80 && (got[i] & 0x7f) != 0, "bf16 of NaN %08x is %04x", in[i], got[i]);
+        else
+            CHECK_MSG(got[i] == want[i], "bf16 of %08x is %04x, want %04x", in[i], got[i], want[i]);
+    }
+    const size_t m = 100003;
+    float *x = randn(m, 0.0);
+    uint16_t *a = malloc(m * sizeof *a), *b = malloc(m * sizeof *b);
+    dd_f32_to_bf16(a, x, m);
+    for (size_t i = 0; i < m; i++) dd_f32_to_bf16(b + i, x + i, 1);
+    CHECK(memcmp(a, b, m * sizeof *a) == 0);
+    free(x), free(a), free(b);
+}
+
 static void test_vector_helpers(void) {
     /* e^x against exp in double over the whole clamped range, odd lengths (the padded tail) */
     const size_t n = 100003;
@@ -545,6 +571,7 @@ static void test_attention(void) {
 }
 
 int main(void) {
+    test_bf16_round();
     printf("threads: %d\n", omp_get_max_threads());
     test_conv();
     test_linear();

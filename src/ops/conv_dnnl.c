@@ -124,8 +124,7 @@ static void *dd_scratch_base(void *scratch) {
 }
 
 /* bf16: src rounded into the scratch at offset `at`; returns the copy. */
-static const void *dd_conv_to_bf16(const dd_conv *c, void *scratch, size_t at, const float *src, size_t count) {
-    (void)c;
+static const void *dd_conv_to_bf16(void *scratch, size_t at, const float *src, size_t count) {
     uint16_t *dst = (uint16_t *)((char *)dd_scratch_base(scratch) + at);
     dd_f32_to_bf16(dst, src, count);
     return dst;
@@ -468,7 +467,7 @@ ddpm_status dd_conv_forward(dd_conv *c, float *out, const float *inp, const floa
     ddpm_status st = dd_conv_plan_for(c, n, &p);
     if (st != DDPM_OK) return st;
     const void *x = inp;
-    if (c->bf16) x = dd_conv_to_bf16(c, scratch, c->xb_at, inp, (size_t)n * c->g.H * c->g.W * c->g.C);
+    if (c->bf16) x = dd_conv_to_bf16(scratch, c->xb_at, inp, (size_t)n * c->g.H * c->g.W * c->g.C);
     DD_DNNL_TRY(dnnl_memory_set_data_handle(p->x, (void *)(uintptr_t)x), "source handle");
     DD_DNNL_TRY(dnnl_memory_set_data_handle(p->y, out), "destination handle");
     DD_DNNL_TRY(dnnl_memory_set_data_handle(c->bias, (void *)(uintptr_t)(b ? b : c->zero_bias)), "bias handle");
@@ -498,7 +497,7 @@ ddpm_status dd_conv_backward(dd_conv *c, float *dinp, float *dw, float *db, cons
     if (st != DDPM_OK) return st;
     const dd_conv_geom *g = &c->g;
     const void *dy = dout;
-    if (c->bf16) dy = dd_conv_to_bf16(c, scratch, c->dyb_at, dout, (size_t)n * g->OH * g->OW * g->OC);
+    if (c->bf16) dy = dd_conv_to_bf16(scratch, c->dyb_at, dout, (size_t)n * g->OH * g->OW * g->OC);
     DD_DNNL_TRY(dnnl_memory_set_data_handle(p->dy, (void *)(uintptr_t)dy), "diff destination handle");
 
     if (dinp) {
@@ -520,7 +519,7 @@ ddpm_status dd_conv_backward(dd_conv *c, float *dinp, float *dw, float *db, cons
 
     if (dw || db) {
         const void *x = inp;
-        if (c->bf16) x = dd_conv_to_bf16(c, scratch, c->xb_at, inp, (size_t)n * g->H * g->W * g->C);
+        if (c->bf16) x = dd_conv_to_bf16(scratch, c->xb_at, inp, (size_t)n * g->H * g->W * g->C);
         DD_DNNL_TRY(dnnl_memory_set_data_handle(p->x, (void *)(uintptr_t)x), "source handle");
         dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->x}, {DNNL_ARG_DIFF_DST, p->dy},
                                    {DNNL_ARG_DIFF_WEIGHTS, c->dw}, {DNNL_ARG_DIFF_BIAS, c->db},
