@@ -33,10 +33,8 @@
     {"guidance", "W", "auto", "classifier-free guidance weight; auto = the model's own (_ddpm_guidance), "       \
                               "else 2 for a model with a null class when labels are used, else 1 (plain "       \
                               "conditional sampling)"}
-#define APP_OPT_THREADS {"threads", "N", "auto", "threads: a count, or auto (0): the cores other processes leave free"}
-#define APP_OPT_ENGINE                                                                                         \
-    {"engine", "fast|reference|bf16", cli_defaults.engine, "the kernels: fast, bf16 (fast with bf16 convolutions on AMX), or the plain reference twins"}, \
-    {"precision", "fp32|bf16", "fp32", "bf16: the convolutions in bf16 on AMX (fp32 accumulation and master weights; the same as --engine bf16)"}
+#define APP_OPT_THREADS CLI_OPT_THREADS
+#define APP_OPT_ENGINE CLI_OPT_ENGINE
 /* The rows that end the tables of the application commands, and the end of the table. */
 #define APP_OPT_TAIL                                                                                           \
     APP_OPT_SEED, APP_OPT_CLASS, APP_OPT_GUIDANCE, APP_OPT_THREADS, APP_OPT_ENGINE, {NULL, NULL, NULL, NULL}

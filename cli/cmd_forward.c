@@ -13,8 +13,7 @@ static const cli_option options[] = {
     {"out", "FILE", NULL, "safetensors to write: sample [N,C,S,S] (required)"},
     {"loss-target", NULL, NULL, "also read target [N,C,S,S]; write loss [1], x_grad and every parameter's "
                                 "gradient under its own name"},
-    {"engine", "fast|reference|bf16", cli_defaults.engine, "the kernels: fast, bf16 (fast with bf16 convolutions on AMX), or the plain reference twins"},
-    {"precision", "fp32|bf16", "fp32", "bf16: the convolutions in bf16 on AMX (fp32 accumulation and master weights; the same as --engine bf16)"},
+    CLI_OPT_ENGINE,
     {"threads", "N", NULL, "threads: a count, or auto (default): the cores other processes leave free"},
     {"seed", "S", cli_defaults.seed, "weight initialisation seed, for a --model without weights"},
     {NULL, NULL, NULL, NULL},

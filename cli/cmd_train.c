@@ -45,9 +45,8 @@ static const cli_option options[] = {
     {"sample-num", "N", "16", "images in a sample grid"},
     {"sample-steps", "N", "50", "DDIM steps of a sample grid"},
     {"log-every", "N", "100", "without a terminal: a progress line every N steps"},
-    {"threads", "N", "auto", "threads: a count, or auto (0): the cores other processes leave free"},
-    {"engine", "fast|reference|bf16", cli_defaults.engine, "the kernels: fast, bf16 (fast with bf16 convolutions on AMX), or the plain reference twins"},
-    {"precision", "fp32|bf16", "fp32", "bf16: the convolutions in bf16 on AMX (fp32 accumulation and master weights; the same as --engine bf16)"},
+    CLI_OPT_THREADS,
+    CLI_OPT_ENGINE,
     {"save-retry", "S", "900", "a save that fails (a full disk) is retried for S seconds while the run waits in "
      "memory (0 = give up at once)"},
     {NULL, NULL, NULL, NULL},

@@ -97,6 +97,13 @@ typedef struct {
 } cli_lib_defaults;
 extern cli_lib_defaults cli_defaults;
 
+/* Option rows every command that runs a network shares: --engine with --precision (read by cli_engine), and
+   --threads with the library's default, auto. */
+#define CLI_OPT_ENGINE                                                                                         \
+    {"engine", "fast|reference|bf16", cli_defaults.engine, "the kernels: fast, bf16 (fast with bf16 convolutions on AMX), or the plain reference twins"},                                                                                               \
+    {"precision", "fp32|bf16", "fp32", "bf16: the convolutions in bf16 on AMX (fp32 accumulation and master weights; the same as --engine bf16)"}
+#define CLI_OPT_THREADS {"threads", "N", "auto", "threads: a count, or auto (0): the cores other processes leave free"}
+
 /* The run's settings for a PNG tEXt chunk: "SUBCOMMAND --opt value ..." with every option's effective
    value (defaults included), shell-quoted where needed. Heap string (free()); NULL when out of memory. */
 char *cli_settings(const cli_args *a);
