@@ -300,12 +300,12 @@ static ddpm_status forward_node(const dd_graph *g, const dd_node *nd, const dd_e
 
 /* ------------------------------------------------------------------ profile */
 
-double dd_profile_now(void) { return omp_get_wtime(); }
+double dd_profile_clock(const dd_profile *p) { return p ? omp_get_wtime() : 0.0; }
 
-void dd_profile_add(dd_profile *p, int kind, int backward, double seconds, double flops, double bytes) {
+void dd_profile_add(dd_profile *p, int kind, int backward, double t0, double flops, double bytes) {
     if (!p || kind < 0 || kind >= DD_PROF_KINDS) return;
     dd_prof_cell *c = &p->cell[kind][backward ? 1 : 0];
-    c->seconds += seconds, c->flops += flops, c->bytes += bytes, c->calls++;
+    c->seconds += omp_get_wtime() - t0, c->flops += flops, c->bytes += bytes, c->calls++;
 }
 
 /* Nominal work of one call of nd on N images: 2 x multiply-adds (the matrix products) and the bytes the call
@@ -359,17 +359,18 @@ static void node_cost(const dd_graph *g, const dd_node *nd, int N, int backward,
 }
 
 static void profile_node(const dd_graph *g, const dd_node *nd, const dd_exec *e, int backward, double t0) {
+    if (!e->prof) return;
     double f, b;
     node_cost(g, nd, e->N, backward, e->want_dx, &f, &b);
-    dd_profile_add(e->prof, (int)nd->op, backward, dd_profile_now() - t0, f, b);
+    dd_profile_add(e->prof, (int)nd->op, backward, t0, f, b);
 }
 
 ddpm_status dd_graph_forward(const dd_graph *g, const dd_exec *e) {
     for (int i = 0; i < g->nnodes; i++) {
-        const double t0 = e->prof ? dd_profile_now() : 0.0;
+        const double t0 = dd_profile_clock(e->prof);
         ddpm_status st = forward_node(g, &g->nodes[i], e);
         if (st != DDPM_OK) return dd_error_prefix(st, g->nodes[i].name);
-        if (e->prof) profile_node(g, &g->nodes[i], e, 0, t0);
+        profile_node(g, &g->nodes[i], e, 0, t0);
     }
     return DDPM_OK;
 }
@@ -495,10 +496,10 @@ static ddpm_status backward_node(const dd_graph *g, const dd_node *nd, const dd_
 
 ddpm_status dd_graph_backward(const dd_graph *g, const dd_exec *e) {
     for (int i = g->nnodes - 1; i >= 0; i--) {
-        const double t0 = e->prof ? dd_profile_now() : 0.0;
+        const double t0 = dd_profile_clock(e->prof);
         ddpm_status st = backward_node(g, &g->nodes[i], e);
         if (st != DDPM_OK) return dd_error_prefix(st, g->nodes[i].name);
-        if (e->prof) profile_node(g, &g->nodes[i], e, 1, t0);
+        profile_node(g, &g->nodes[i], e, 1, t0);
     }
     return DDPM_OK;
 }

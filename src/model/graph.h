@@ -39,8 +39,10 @@ typedef struct {
 typedef struct dd_profile {
     dd_prof_cell cell[DD_PROF_KINDS][2];   /* [kind][backward] */
 } dd_profile;
-void dd_profile_add(dd_profile *p, int kind, int backward, double seconds, double flops, double bytes);
-double dd_profile_now(void);
+/* t0 = dd_profile_clock(p) before a part, dd_profile_add(p, kind, backward, t0, flops, bytes) after it: one call
+   of the part, from t0 to now. Both do nothing (and read no clock) when p is NULL (profiling off). */
+double dd_profile_clock(const dd_profile *p);
+void dd_profile_add(dd_profile *p, int kind, int backward, double t0, double flops, double bytes);
 
 typedef struct {
     int64_t size;              /* floats per image */

@@ -94,11 +94,10 @@ float *ddpm_model_grads(ddpm_model *m) { return m && m->plan ? m->plan->grads : 
 
 ddpm_status ddpm_model_params_changed(ddpm_model *m) {
     if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_params_changed: model is NULL");
-    const double t0 = m->prof ? dd_profile_now() : 0.0;
+    const double t0 = dd_profile_clock(m->prof);
     ddpm_status st = dd_plan_set_weights(m->plan, m->params);
-    if (m->prof && m->plan && m->plan->engine != DDPM_ENGINE_REFERENCE)
-        dd_profile_add(m->prof, DD_PROF_REORDER, 0, dd_profile_now() - t0, 0.0,
-                       8.0 * (double)m->tab.num_params);
+    if (m->plan && m->plan->engine != DDPM_ENGINE_REFERENCE)
+        dd_profile_add(m->prof, DD_PROF_REORDER, 0, t0, 0.0, 8.0 * (double)m->tab.num_params);
     return st;
 }
 
@@ -171,7 +170,7 @@ ddpm_status ddpm_model_prepare(ddpm_model *m, const ddpm_plan_config *pc) {
     if (pc->max_batch < 1 || pc->max_batch > MAX_PLAN_BATCH)
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_prepare: max_batch = %d is out of range (1..%d)",
                         pc->max_batch, MAX_PLAN_BATCH);
-    if (pc->engine != DDPM_ENGINE_FAST && pc->engine != DDPM_ENGINE_REFERENCE && pc->engine != DDPM_ENGINE_BF16)
+    if (!ddpm_enum_name(DDPM_ENUM_ENGINE, (int)pc->engine))   /* the engines are the names' list */
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_prepare: unknown engine %d", (int)pc->engine);
     if (pc->engine == DDPM_ENGINE_BF16 && !ddpm_bf16_supported()) {
         char cpu[128];
@@ -297,25 +296,23 @@ ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const 
     dd_graph *g = &p->graph;
     const int S = c->sample_size;
     float *xin = g->values[g->input].data;
-    double t0 = m->prof ? dd_profile_now() : 0.0;
+    double t0 = dd_profile_clock(m->prof);
     dd_nchw_to_nhwc(xin, x, N, c->in_channels, S, S);                     // [N, S, S, in]
     if (unet && c->center_input_sample) {                                 // 2 x - 1
         size_t n = (size_t)N * (size_t)g->values[g->input].size;
         for (size_t i = 0; i < n; i++) xin[i] = 2.0f * xin[i] - 1.0f;
     }
     const double in_bytes = 8.0 * (double)N * (double)g->values[g->input].size;
-    if (m->prof) dd_profile_add(m->prof, DD_PROF_LAYOUT, 0, dd_profile_now() - t0, 0.0, in_bytes);
+    dd_profile_add(m->prof, DD_PROF_LAYOUT, 0, t0, 0.0, in_bytes);
     dd_exec e;
     exec_init(m, &e, N);
     e.timesteps = timesteps;
     p->last_n = 0;
     ddpm_status st = dd_graph_forward(g, &e);
     if (st != DDPM_OK) return st;
-    t0 = m->prof ? dd_profile_now() : 0.0;
+    t0 = dd_profile_clock(m->prof);
     dd_nhwc_to_nchw(out, g->values[g->output].data, N, S, S, c->out_channels);   // [N, out, S, S]
-    if (m->prof)
-        dd_profile_add(m->prof, DD_PROF_LAYOUT, 0, dd_profile_now() - t0, 0.0,
-                       8.0 * (double)N * (double)g->values[g->output].size);
+    dd_profile_add(m->prof, DD_PROF_LAYOUT, 0, t0, 0.0, 8.0 * (double)N * (double)g->values[g->output].size);
     if (p->training) p->last_n = N;
     return DDPM_OK;
 }
@@ -332,11 +329,9 @@ ddpm_status ddpm_model_backward(ddpm_model *m, const float *dout, float *dx) {
     const dd_model_config *c = &m->cfg;
     dd_graph *g = &p->graph;
     const int N = p->last_n, S = c->sample_size;
-    const double t0 = m->prof ? dd_profile_now() : 0.0;
+    const double t0 = dd_profile_clock(m->prof);
     dd_nchw_to_nhwc(g->values[g->output].grad, dout, N, c->out_channels, S, S);  // [N, S, S, out]
-    if (m->prof)
-        dd_profile_add(m->prof, DD_PROF_LAYOUT, 1, dd_profile_now() - t0, 0.0,
-                       8.0 * (double)N * (double)g->values[g->output].size);
+    dd_profile_add(m->prof, DD_PROF_LAYOUT, 1, t0, 0.0, 8.0 * (double)N * (double)g->values[g->output].size);
     dd_exec e;
     exec_init(m, &e, N);
     e.want_dx = dx != NULL;

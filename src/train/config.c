@@ -148,7 +148,7 @@ ddpm_status dd_train_config_validate(const ddpm_train_config *c) {
     if (c->keep_checkpoints < 0)
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: keep_checkpoints = %d must be >= 0 (0 = all)", w,
                         c->keep_checkpoints);
-    if (c->engine != DDPM_ENGINE_FAST && c->engine != DDPM_ENGINE_REFERENCE && c->engine != DDPM_ENGINE_BF16)
+    if (!ddpm_enum_name(DDPM_ENUM_ENGINE, (int)c->engine))
         return dd_error(DDPM_ERR_INVALID_ARG, "%s: unknown engine %d", w, (int)c->engine);
     return DDPM_OK;
 }

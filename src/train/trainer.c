@@ -370,19 +370,19 @@ ddpm_status ddpm_trainer_step(ddpm_trainer *t, ddpm_train_stats *stats) {
     double loss = 0.0;
     ddpm_status st;
     dd_profile *prof = dd_model_profile(t->model);   /* NULL unless profiling */
-    double t0 = prof ? dd_profile_now() : 0.0;
+    double t0 = dd_profile_clock(prof);
     ddpm_model_zero_grad(t->model);
     for (int a = 0; a < A; a++) {   /* gradient accumulation: the grads of every micro-batch add up */
         if ((st = fill_batch(t, s, a, &epoch, &pos)) != DDPM_OK) return st;
-        if (prof) dd_profile_add(prof, DD_PROF_BATCH, 0, dd_profile_now() - t0, 0.0, 16.0 * (double)B * t->D);
+        dd_profile_add(prof, DD_PROF_BATCH, 0, t0, 0.0, 16.0 * (double)B * t->D);
         ddpm_model_set_dropout_seed(t->model, c->seed, (uint64_t)s * (uint64_t)A + (uint64_t)a);
         st = ddpm_model_forward(t->model, t->pred, t->xt, t->tf, t->conditional ? t->labels : NULL, B);
         if (st != DDPM_OK) return st;
-        t0 = prof ? dd_profile_now() : 0.0;
+        t0 = dd_profile_clock(prof);
         loss += micro_loss(t, inv_count);
-        if (prof) dd_profile_add(prof, DD_PROF_LOSS, 0, dd_profile_now() - t0, 0.0, 12.0 * (double)B * t->D);
+        dd_profile_add(prof, DD_PROF_LOSS, 0, t0, 0.0, 12.0 * (double)B * t->D);
         if ((st = ddpm_model_backward(t->model, t->dpred, NULL)) != DDPM_OK) return st;
-        t0 = prof ? dd_profile_now() : 0.0;
+        t0 = dd_profile_clock(prof);
     }
     loss *= inv_count;
     float *params = ddpm_model_params(t->model), *grads = ddpm_model_grads(t->model);
@@ -406,10 +406,10 @@ ddpm_status ddpm_trainer_step(ddpm_trainer *t, ddpm_train_stats *stats) {
     ddpm_adamw_set_lr(t->opt, lr);     /* rate 0 (the first warm-up step) is a real step at rate 0 */
     ddpm_adamw_step(t->opt, params, grads, lr);
     /* gradient norm, clipping and AdamW: read p, g, m, v; write p, m, v */
-    if (prof) dd_profile_add(prof, DD_PROF_ADAMW, 0, dd_profile_now() - t0, 0.0, 32.0 * (double)t->P);
+    dd_profile_add(prof, DD_PROF_ADAMW, 0, t0, 0.0, 32.0 * (double)t->P);
     if ((st = ddpm_model_params_changed(t->model)) != DDPM_OK) return st;
     double decay = 0.0;
-    t0 = prof ? dd_profile_now() : 0.0;
+    t0 = dd_profile_clock(prof);
     if (c->use_ema) {   /* diffusers EMAModel.step: s -= (1 - decay) (s - p) */
         decay = ddpm_train_ema_decay(c, t->s.ema_steps + 1);
         const float omd = (float)(1.0 - decay);
@@ -418,7 +418,7 @@ ddpm_status ddpm_trainer_step(ddpm_trainer *t, ddpm_train_stats *stats) {
 #pragma omp parallel for schedule(static) if (P >= DD_NORM_CHUNK)
         for (int64_t i = 0; i < P; i++) e[i] = e[i] - omd * (e[i] - params[i]);
         t->s.ema_steps++;
-        if (prof) dd_profile_add(prof, DD_PROF_EMA, 0, dd_profile_now() - t0, 0.0, 12.0 * (double)t->P);
+        dd_profile_add(prof, DD_PROF_EMA, 0, t0, 0.0, 12.0 * (double)t->P);
     }
     t->s.step = s + 1;
     t->s.adamw_steps = ddpm_adamw_steps(t->opt);
