@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
+#include "backend/reference/ref_ops.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------------ helpers */

@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
+#include "backend/reference/ref_ops.h"
+#include "core/core.h"
 #include "testutil.h"
 
 #define TOL_LINEAR 1e-8

@@ -96,4 +96,8 @@ ddpm_status dd_text_finish(dd_text *t, char **out);
 ddpm_status dd_maybe_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out, size_t *out_len,
                             const char *what);
 
+/* Layout conversion of float images on the host (layout.c): NCHW [N, C, H, W] <-> NHWC [N, H, W, C]. */
+void dd_nchw_to_nhwc(float *out, const float *inp, int N, int C, int H, int W);
+void dd_nhwc_to_nchw(float *out, const float *inp, int N, int H, int W, int C);
+
 #endif

@@ -15,7 +15,8 @@
 
 #include "core/core.h"
 #include "eval/classifier.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
+#include "backend/reference/ref_ops.h"
 
 #define DD_CLS_CHUNK 256            /* images per inference call of the network */
 #define DD_CLS_C1 32                /* conv1 output channels */

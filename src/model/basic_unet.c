@@ -2,11 +2,11 @@
    down with SiLU and 2x2 max-pool after the first two, three 5x5 convs up with nearest x2 before the last two,
    additive skips popped LIFO, SiLU after every conv (the last one too), no time input. */
 #include "core/core.h"
-#include "model/graph.h"
+#include "model/model.h"
 
-ddpm_status dd_basic_unet_build(dd_graph *g, const dd_model_config *c, const dd_model_params *tab) {
+ddpm_status dd_basic_unet_build(dd_graph *g, const dd_model_config *c) {
     const int S = c->sample_size;
-    ddpm_status st = dd_graph_init(g, tab, (int64_t)S * S * c->in_channels);
+    ddpm_status st = dd_graph_init(g, S, S, c->in_channels);
     if (st != DDPM_OK) return st;
     /* down_layers: conv -> SiLU; the first two push a skip and max-pool */
     int h = dd_graph_conv(g, "down_layers.0", g->input, S, S, c->in_channels, 32, 5, 1, 2, 2, 2, 2); // [N, S, S, 32]

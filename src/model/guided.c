@@ -8,7 +8,7 @@
 
 #include "core/core.h"
 #include "model/model.h"
-#include "model/plan.h"
+#include "engine/plan.h"
 
 #define GUIDED_MAX_BATCH (1 << 19)   /* 2 x max_batch rows must fit a plan */
 

@@ -7,9 +7,17 @@
 
 #include "core/core.h"
 #include "model/model.h"
-#include "model/plan.h"
+#include "backend/cpu/cpu_ops.h"
+#include "engine/plan.h"
 
 #define MAX_PLAN_BATCH (1 << 20)
+
+ddpm_status dd_model_graph_build(dd_graph *g, const dd_model_config *c, int training) {
+    ddpm_status st = c->kind == DD_MODEL_BASIC ? dd_basic_unet_build(g, c) : dd_unet2d_build(g, c, training);
+    if (st != DDPM_OK) return st;
+    if ((st = dd_graph_finish(g)) != DDPM_OK) dd_graph_free(g);
+    return st;
+}
 
 ddpm_status dd_model_create(const dd_model_config *c, uint64_t seed, ddpm_model **out) {
     return dd_model_create_ex(c, seed, 1, out);
@@ -96,7 +104,7 @@ ddpm_status ddpm_model_params_changed(ddpm_model *m) {
     if (!m) return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_params_changed: model is NULL");
     const double t0 = dd_profile_clock(m->prof);
     ddpm_status st = dd_plan_set_weights(m->plan, m->params);
-    if (m->plan && m->plan->engine != DDPM_ENGINE_REFERENCE)
+    if (m->plan && m->plan->backend->set_weights)
         dd_profile_add(m->prof, DD_PROF_REORDER, 0, t0, 0.0, 8.0 * (double)m->tab.num_params);
     return st;
 }
@@ -172,14 +180,31 @@ ddpm_status ddpm_model_prepare(ddpm_model *m, const ddpm_plan_config *pc) {
                         pc->max_batch, MAX_PLAN_BATCH);
     if (!ddpm_enum_name(DDPM_ENUM_ENGINE, (int)pc->engine))   /* the engines are the names' list */
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_prepare: unknown engine %d", (int)pc->engine);
-    if (pc->engine == DDPM_ENGINE_BF16 && !ddpm_bf16_supported()) {
-        char cpu[128];
-        return dd_error(DDPM_ERR_UNSUPPORTED, "bf16 needs a CPU with AMX (bf16 tiles), and this one (%s) has none; "
-                        "use fp32 (--precision fp32)", ddpm_cpu_name(cpu, sizeof cpu));
-    }
     dd_plan_free(m->plan);
     m->plan = NULL;
-    return dd_plan_create(m, pc, &m->plan);
+    dd_graph g;
+    ddpm_status st = dd_model_graph_build(&g, &m->cfg, pc->training);
+    if (st != DDPM_OK) return st;
+    /* the graph's parameters are the table's (derived from the same description): their offsets */
+    for (int i = 0; i < g.nparams && st == DDPM_OK; i++) {
+        int j = dd_model_params_find(&m->tab, g.params[i].name);
+        if (j < 0 || m->tab.t[j].numel != g.params[i].numel)
+            st = dd_error(DDPM_ERR_INTERNAL, "layer graph: parameter '%s' of %lld values is not in the table",
+                          g.params[i].name, (long long)g.params[i].numel);
+        else g.params[i].offset = m->tab.t[j].offset;
+    }
+    if (st != DDPM_OK) {
+        dd_graph_free(&g);
+        return st;
+    }
+    const dd_plan_request rq = {pc->max_batch, pc->training ? 1 : 0, pc->engine, pc->memory_limit,
+                                m->tab.num_params};
+    if ((st = dd_plan_create(&g, &rq, &m->plan)) != DDPM_OK) return st;
+    if ((st = dd_plan_set_weights(m->plan, m->params)) != DDPM_OK) {
+        dd_plan_free(m->plan);
+        m->plan = NULL;
+    }
+    return st;
 }
 
 size_t ddpm_model_plan_bytes(const ddpm_model *m) { return m && m->plan ? m->plan->bytes : 0; }
@@ -202,15 +227,13 @@ static void exec_init(const ddpm_model *m, dd_exec *e, int N) {
     const dd_plan *p = m->plan;
     memset(e, 0, sizeof *e);
     e->N = N;
-    e->engine = p->engine;
     e->training = p->training && !m->eval_mode;   /* dropout active */
     e->params = m->params;
     e->grads = p->grads;
     e->labels = m->cfg.num_class_embeds > 0 && m->cfg.kind != DD_MODEL_BASIC ? p->labels : NULL;
     e->dropout_seed = m->dropout_seed;
-    e->dropout_step = m->dropout_step;
-    e->conv_scratch = p->conv_scratch;
-    e->node_work = p->node_work;
+    e->dropout_step = (uint32_t)(m->dropout_step & 0xffffffu);
+    e->dropout_item = DD_MODEL_DROPOUT_ITEM;
     e->prof = m->prof;
 }
 
@@ -231,15 +254,6 @@ void ddpm_model_profile_stop(ddpm_model *m) {
     m->prof = NULL;
 }
 
-static const char *const dd_prof_names[DD_PROF_KINDS] = {
-    [DD_OP_CONV] = "conv", [DD_OP_LINEAR] = "linear", [DD_OP_GROUPNORM] = "groupnorm", [DD_OP_SILU] = "silu",
-    [DD_OP_ADD] = "add", [DD_OP_ADD_BIAS] = "add-bias", [DD_OP_ATTENTION] = "attention",
-    [DD_OP_UPSAMPLE] = "upsample", [DD_OP_MAXPOOL] = "maxpool", [DD_OP_CONCAT] = "concat",
-    [DD_OP_TIMESTEP] = "timestep", [DD_OP_EMBEDDING] = "embedding", [DD_OP_DROPOUT] = "dropout",
-    [DD_PROF_LAYOUT] = "layout", [DD_PROF_REORDER] = "weight-reorder", [DD_PROF_BATCH] = "batch",
-    [DD_PROF_LOSS] = "loss", [DD_PROF_ADAMW] = "adamw", [DD_PROF_EMA] = "ema",
-};
-
 int ddpm_model_profile_rows(const ddpm_model *m, ddpm_profile_row *rows, int cap) {
     if (!m || !m->prof) return 0;
     int n = 0;
@@ -248,7 +262,7 @@ int ddpm_model_profile_rows(const ddpm_model *m, ddpm_profile_row *rows, int cap
             const dd_prof_cell *c = &m->prof->cell[k][b];
             if (c->calls == 0) continue;
             if (rows && n < cap)
-                rows[n] = (ddpm_profile_row){dd_prof_names[k], b, k < DD_OP_KINDS, c->calls, c->seconds, c->flops,
+                rows[n] = (ddpm_profile_row){dd_profile_kind_name(k), b, k < DD_OP_KINDS, c->calls, c->seconds, c->flops,
                                              c->bytes};
             n++;
         }
@@ -289,13 +303,13 @@ ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const 
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_forward: class_labels given, but the model has no class "
                         "embedding (num_class_embeds is null)");
     }
-    if (p->node_work && omp_get_max_threads() > p->work_threads)
+    if (p->work && omp_get_max_threads() > p->work_threads)
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_forward: %d threads, but the model was prepared for %d; "
                         "call ddpm_model_prepare again after ddpm_set_threads", omp_get_max_threads(),
                         p->work_threads);
-    dd_graph *g = &p->graph;
+    const dd_graph *g = &p->graph;
     const int S = c->sample_size;
-    float *xin = g->values[g->input].data;
+    float *xin = p->data[g->input];
     double t0 = dd_profile_clock(m->prof);
     dd_nchw_to_nhwc(xin, x, N, c->in_channels, S, S);                     // [N, S, S, in]
     if (unet && c->center_input_sample) {                                 // 2 x - 1
@@ -308,10 +322,10 @@ ddpm_status ddpm_model_forward(ddpm_model *m, float *out, const float *x, const 
     exec_init(m, &e, N);
     e.timesteps = timesteps;
     p->last_n = 0;
-    ddpm_status st = dd_graph_forward(g, &e);
+    ddpm_status st = dd_plan_forward(p, &e);
     if (st != DDPM_OK) return st;
     t0 = dd_profile_clock(m->prof);
-    dd_nhwc_to_nchw(out, g->values[g->output].data, N, S, S, c->out_channels);   // [N, out, S, S]
+    dd_nhwc_to_nchw(out, p->data[g->output], N, S, S, c->out_channels);   // [N, out, S, S]
     dd_profile_add(m->prof, DD_PROF_LAYOUT, 0, t0, 0.0, 8.0 * (double)N * (double)g->values[g->output].size);
     if (p->training) p->last_n = N;
     return DDPM_OK;
@@ -327,18 +341,18 @@ ddpm_status ddpm_model_backward(ddpm_model *m, const float *dout, float *dx) {
         return dd_error(DDPM_ERR_INVALID_ARG, "ddpm_model_backward: no forward pass to differentiate; call "
                         "ddpm_model_forward first");
     const dd_model_config *c = &m->cfg;
-    dd_graph *g = &p->graph;
+    const dd_graph *g = &p->graph;
     const int N = p->last_n, S = c->sample_size;
     const double t0 = dd_profile_clock(m->prof);
-    dd_nchw_to_nhwc(g->values[g->output].grad, dout, N, c->out_channels, S, S);  // [N, S, S, out]
+    dd_nchw_to_nhwc(p->grad[g->output], dout, N, c->out_channels, S, S);  // [N, S, S, out]
     dd_profile_add(m->prof, DD_PROF_LAYOUT, 1, t0, 0.0, 8.0 * (double)N * (double)g->values[g->output].size);
     dd_exec e;
     exec_init(m, &e, N);
     e.want_dx = dx != NULL;
-    ddpm_status st = dd_graph_backward(g, &e);
+    ddpm_status st = dd_plan_backward(p, &e);
     if (st != DDPM_OK) return st;
     if (dx) {
-        dd_nhwc_to_nchw(dx, g->values[g->input].grad, N, S, S, c->in_channels);  // [N, in, S, S]
+        dd_nhwc_to_nchw(dx, p->grad[g->input], N, S, S, c->in_channels);  // [N, in, S, S]
         if (c->kind != DD_MODEL_BASIC && c->center_input_sample) {              // d(2x - 1)/dx = 2
             size_t n = (size_t)N * (size_t)g->values[g->input].size;
             for (size_t i = 0; i < n; i++) dx[i] *= 2.0f;

@@ -1,6 +1,6 @@
 /* model.h — internal interface of the model module: the network configuration (a diffusers UNet2DModel
    config.json or the seed's BasicUNet), the parameter table in diffusers' state_dict order, and the
-   ddpm_model object that ties them to a layer graph (graph.h) and its memory plan. */
+   ddpm_model object that ties them to a graph IR (graph/graph.h) and its plan (engine/plan.h). */
 #ifndef DD_MODEL_H
 #define DD_MODEL_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ddpm.h"
+#include "graph/graph.h"
 
 /* ============================================================== configuration */
 
@@ -92,14 +93,13 @@ ddpm_status dd_json_choice(const struct cJSON *it, const char *what, const char 
 
 /* ============================================================== parameters */
 
-typedef enum { DD_INIT_FAN_IN, DD_INIT_ONES, DD_INIT_ZEROS, DD_INIT_NORMAL } dd_model_init;
 
 typedef struct {
     char *name;                /* diffusers state_dict key */
     int ndim;
     int64_t shape[4];
     int64_t offset, numel;     /* into the flat buffers */
-    dd_model_init init;        /* PyTorch's default for the layer type */
+    dd_param_init init;        /* PyTorch's default for the layer type */
     int64_t fan_in;            /* DD_INIT_FAN_IN: bound 1/sqrt(fan_in) */
 } dd_model_tensor;
 
@@ -125,6 +125,15 @@ ddpm_status dd_model_params_load(const dd_model_params *p, float *params, const 
 /* Write params as F32 safetensors in table order with __metadata__ {"format": "pt"} (atomic). */
 ddpm_status dd_model_params_save(const dd_model_params *p, const float *params, const char *path);
 
+/* ============================================================== the network descriptions */
+
+/* The graph IR of a configuration (unet2d.c, basic_unet.c), parameters declared by its nodes; dropout layers are
+   part of it only for training (nn.Dropout is the identity in eval mode). g is initialised here; on failure it
+   is freed. */
+ddpm_status dd_unet2d_build(dd_graph *g, const dd_model_config *c, int training);
+ddpm_status dd_basic_unet_build(dd_graph *g, const dd_model_config *c);
+ddpm_status dd_model_graph_build(dd_graph *g, const dd_model_config *c, int training);
+
 /* ============================================================== the model object */
 
 struct dd_plan;
@@ -141,7 +150,7 @@ struct ddpm_model {
 };
 
 /* The model's profile while one is running (ddpm_model_profile_start), else NULL: the trainer adds the parts of
-   a step outside the network (dd_profile_add, graph.h). */
+   a step outside the network (dd_profile_add, engine/profile.h). */
 struct dd_profile *dd_model_profile(ddpm_model *m);
 
 /* A model from a validated configuration with weights initialised from `seed`. */

@@ -16,7 +16,7 @@ typedef struct {
     ddpm_status st;
 } builder;
 
-static void add(builder *b, const char *name, int ndim, const int64_t *shape, dd_model_init init, int64_t fan_in) {
+static void add(builder *b, const char *name, int ndim, const int64_t *shape, dd_param_init init, int64_t fan_in) {
     if (b->st != DDPM_OK) return;
     dd_model_params *p = b->p;
     if (p->count == p->cap) {

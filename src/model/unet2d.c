@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
-#include "model/graph.h"
+#include "model/model.h"
 
 #define MAX_SKIPS (1 + DD_MODEL_MAX_BLOCKS * (DD_MODEL_MAX_LAYERS + 1))
 
@@ -72,12 +72,12 @@ typedef struct {
     int id, C, H;
 } skip;
 
-ddpm_status dd_unet2d_build(dd_graph *g, const dd_model_config *c, const dd_model_params *tab, int training) {
+ddpm_status dd_unet2d_build(dd_graph *g, const dd_model_config *c, int training) {
     const int S = c->sample_size, n = c->num_blocks, L = c->layers_per_block;
     const int *ch = c->block_out_channels;
     const int G = c->norm_num_groups;
     const int attn_groups = c->attn_norm_num_groups > 0 ? c->attn_norm_num_groups : G;
-    ddpm_status st = dd_graph_init(g, tab, (int64_t)S * S * c->in_channels);
+    ddpm_status st = dd_graph_init(g, S, S, c->in_channels);
     if (st != DDPM_OK) return st;
     unet u = {g, c, -1, 4 * ch[0], training};
     char pre[96];

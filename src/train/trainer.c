@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "model/graph.h"
+#include "engine/profile.h"
 #include "model/model.h"
 #include "train/train.h"
 

@@ -2,7 +2,7 @@
    the way diffusers computes it and in double for a double-precision model. */
 #include <math.h>
 
-#include "ops/ops.h"
+#include "backend/reference/ref_ops.h"
 
 /* diffusers v0.27.2 get_timestep_embedding, every operation in float32:
      exponent_i = fl32(-ln(max_period)) * fl32(i) / fl32(half - freq_shift),  i < half = dim / 2

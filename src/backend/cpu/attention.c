@@ -4,7 +4,7 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 /* Queries per block: a block's [bq, L] score matrix (and, in backward, its [bq, L] dP) stays within
    DD_ATT_BLOCK_FLOATS floats (256 KiB), so it lives in L2. L = 196 or 49 is one block. */

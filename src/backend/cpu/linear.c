@@ -2,7 +2,7 @@
    library's OpenMP threads), plus the small fused bias passes. */
 #include <cblas.h>
 
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 /* Bias gradient columns handled per task: a stack block of double accumulators. */
 #define DD_LIN_DB_BLOCK 64

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 /* PLAN. A dd_conv owns, per distinct batch size n, a plan: the forward primitive (forward_training when
    created for training, else forward_inference) and, when training, backward-data and backward-weights.

@@ -1,5 +1,7 @@
-/* layout.c — NCHW <-> NHWC conversion at the model's edges. */
-#include "ops/ops.h"
+/* layout.c — NCHW <-> NHWC conversion of float images on the host. */
+#include <stddef.h>
+
+#include "core/core.h"
 
 /* out[n, y, x, c] = inp[n, c, y, x]; inp [N, C, H, W], out [N, H, W, C]. One output row (n, y) per task:
    it reads C input rows of W contiguous floats and writes W C contiguous floats. */

@@ -1,6 +1,6 @@
 /* dropout.c — dropout whose mask comes from the counter-based RNG, so it is recomputed in backward (never
    stored) and is the same for any thread count. */
-#include "ops/ops.h"
+#include "backend/reference/ref_ops.h"
 
 /* Elements per RNG call: the uniforms of one chunk live in a stack buffer (no allocation). */
 #define DD_DROPOUT_CHUNK 256

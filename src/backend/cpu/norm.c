@@ -6,7 +6,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 /* Channels per chunk of the per-channel stack accumulators. */
 #define DD_GN_CB 256

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 /* Below this many elements a loop runs on the calling thread (a parallel region costs more). */
 #define DD_EW_PAR_MIN 32768
