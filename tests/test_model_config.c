@@ -441,7 +441,62 @@ static void pipeline_folder(void) {
     ddpm_model_free(m);
 }
 
+/* The parameter table, derived from the layer graph, is diffusers' state_dict: the same keys in the same order
+   with the same shapes (tests/data/state_dict/<net>/keys.txt, written by diffusers through
+   make_state_dict_keys.py), for the presets and for class-conditional, middle-less and three-block variants. */
+static void state_dict_order(void) {
+    static const char *const nets[] = {"mnist", "cifar10", "tiny", "tiny_class_nomid", "tiny3_noattn", "basic"};
+    for (size_t n = 0; n < sizeof nets / sizeof nets[0]; n++) {
+        char rel[128], spec[1024];
+        snprintf(rel, sizeof rel, "state_dict/%s/keys.txt", nets[n]);
+        FILE *f = fopen(dd_test_data(rel), "r");
+        CHECK_MSG(f != NULL, "%s: cannot open %s", nets[n], rel);
+        if (!f) continue;
+        if (strcmp(nets[n], "basic") == 0) {
+            snprintf(spec, sizeof spec, "basic");
+        } else {
+            snprintf(rel, sizeof rel, "state_dict/%s/config.json", nets[n]);
+            snprintf(spec, sizeof spec, "%s", dd_test_data(rel));
+        }
+        ddpm_model *m = NULL;
+        CHECK_OK(ddpm_model_load(spec, 0, &m));
+        ddpm_model_info info;
+        ddpm_model_get_info(m, &info);
+        char line[512];
+        int i = 0;
+        int64_t offset = 0;
+        while (fgets(line, sizeof line, f)) {
+            char key[256], shape[64];
+            if (sscanf(line, "%255s %63s", key, shape) != 2) continue;
+            ddpm_param_info p;
+            if (i >= info.num_tensors) {
+                CHECK_MSG(0, "%s: the table ends before %s (tensor %d)", nets[n], key, i);
+                break;
+            }
+            CHECK_OK(ddpm_model_param(m, i, &p));
+            char have[64] = "";
+            for (int d = 0; d < p.ndim; d++)
+                snprintf(have + strlen(have), sizeof have - strlen(have), d ? "x%lld" : "%lld",
+                         (long long)p.shape[d]);
+            CHECK_MSG(strcmp(p.name, key) == 0, "%s: tensor %d is %s, diffusers has %s", nets[n], i, p.name, key);
+            CHECK_MSG(strcmp(have, shape) == 0, "%s: %s is %s, diffusers has %s", nets[n], key, have, shape);
+            CHECK_MSG(p.offset == offset, "%s: %s at offset %lld, not %lld", nets[n], key, (long long)p.offset,
+                      (long long)offset);
+            offset += p.numel;
+            i++;
+        }
+        fclose(f);
+        CHECK_MSG(i == info.num_tensors, "%s: %d tensors in diffusers' state_dict, %d in the table", nets[n], i,
+                  info.num_tensors);
+        CHECK_MSG(offset == info.num_params, "%s: %lld parameters, diffusers has %lld", nets[n],
+                  (long long)info.num_params, (long long)offset);
+        printf("%s: %d tensors, %lld parameters, in diffusers' state_dict order\n", nets[n], i, (long long)offset);
+        ddpm_model_free(m);
+    }
+}
+
 int main(void) {
+    state_dict_order();
     presets();
     fixture_config();
     refusals();

@@ -1,5 +1,6 @@
-/* params.c — the parameter table: every tensor of UNet2DModel (or BasicUNet) under its diffusers state_dict
-   key, in state_dict order, with PyTorch's layout and default initialisation; loading and saving safetensors. */
+/* params.c — the parameter table: every tensor the layer graph of UNet2DModel (or BasicUNet) declares, under its
+   diffusers state_dict key, sorted into state_dict order, with PyTorch's layout and default initialisation;
+   loading and saving safetensors. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,186 +11,102 @@
 #define NAME_MAX_LEN 256
 #define LIST_NAMES 4   /* names quoted in a message about missing or unexpected tensors */
 
-/* Table builder with a sticky status, so the layer walk below reads like the module tree. */
-typedef struct {
-    dd_model_params *p;
-    ddpm_status st;
-} builder;
+/* ------------------------------------------------------------------ the table, from the layer graph */
 
-static void add(builder *b, const char *name, int ndim, const int64_t *shape, dd_param_init init, int64_t fan_in) {
-    if (b->st != DDPM_OK) return;
-    dd_model_params *p = b->p;
-    if (p->count == p->cap) {
-        int cap = p->cap ? 2 * p->cap : 256;
-        dd_model_tensor *t = dd_realloc(p->t, sizeof *t * (size_t)cap);
-        if (!t) {
-            b->st = DDPM_ERR_NOMEM;
-            return;
-        }
-        p->t = t;
-        p->cap = cap;
+/* diffusers registers a module's children in its __init__ order, and state_dict walks them in that order. The
+   names of sibling modules, in registration order (every list a set of siblings: UNet2DModel; BasicUNet; a down
+   or up block; ResnetBlock2D; Attention; TimestepEmbedding; a parameter's leaves). */
+static const char *const registration_order[] = {
+    "conv_in", "time_proj", "time_embedding", "class_embedding", "down_blocks", "up_blocks", "mid_block",
+    "conv_norm_out", "conv_act", "conv_out",
+    "down_layers", "up_layers",
+    "attentions", "resnets", "downsamplers", "upsamplers",
+    "norm1", "conv1", "time_emb_proj", "norm2", "conv2", "conv_shortcut",
+    "group_norm", "to_q", "to_k", "to_v", "to_out",
+    "linear_1", "linear_2",
+    "conv",
+    "weight", "bias",
+};
+#define REGISTRATION_NAMES ((int)(sizeof registration_order / sizeof registration_order[0]))
+
+/* Rank of one dot-separated component [s, s + n): a ModuleList index ranks by its value, a name by its place in
+   registration_order; -1 for a name not there. */
+static long long component_rank(const char *s, size_t n) {
+    int digits = n > 0 && n < 10;
+    for (size_t i = 0; i < n && digits; i++) digits = s[i] >= '0' && s[i] <= '9';
+    if (digits) {
+        long long v = 0;
+        for (size_t i = 0; i < n; i++) v = 10 * v + (s[i] - '0');
+        return v;
     }
-    dd_model_tensor *t = &p->t[p->count];
-    memset(t, 0, sizeof *t);
-    t->name = dd_strdup(name);
-    if (!t->name) {
-        b->st = DDPM_ERR_NOMEM;
-        return;
+    for (int k = 0; k < REGISTRATION_NAMES; k++)
+        if (strlen(registration_order[k]) == n && memcmp(registration_order[k], s, n) == 0) return k;
+    return -1;
+}
+
+/* state_dict order of two keys: component by component, by rank (-2: a name outside registration_order). */
+static int state_dict_cmp(const char *a, const char *b) {
+    while (*a && *b) {
+        size_t na = strcspn(a, "."), nb = strcspn(b, ".");
+        long long ra = component_rank(a, na), rb = component_rank(b, nb);
+        if (ra < 0 || rb < 0) return -2;
+        if (ra != rb) return ra < rb ? -1 : 1;
+        a += na + (a[na] == '.');
+        b += nb + (b[nb] == '.');
     }
-    p->count++;
-    t->ndim = ndim;
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        t->shape[i] = shape[i];
-        t->numel *= shape[i];
-    }
-    t->offset = p->num_params;
-    t->init = init;
-    t->fan_in = fan_in;
-    p->num_params += t->numel;
-    if (p->num_params > DD_MODEL_MAX_PARAMS)
-        b->st = dd_error(DDPM_ERR_INVALID_ARG, "the configuration has more than %lld parameters; that is not a "
-                         "model this engine can hold", (long long)DD_MODEL_MAX_PARAMS);
-}
-
-/* "<prefix>.<leaf>" into buf[NAME_MAX_LEN] (names are far shorter; an overlong one is cut). */
-static const char *cat(char *buf, const char *prefix, const char *leaf) {
-    size_t a = strlen(prefix), b = strlen(leaf);
-    if (a > NAME_MAX_LEN - 2) a = NAME_MAX_LEN - 2;
-    if (b > NAME_MAX_LEN - 2 - a) b = NAME_MAX_LEN - 2 - a;
-    memmove(buf, prefix, a);
-    buf[a] = '.';
-    memcpy(buf + a + 1, leaf, b);
-    buf[a + 1 + b] = 0;
-    return buf;
-}
-
-/* torch.nn.Conv2d(ic, oc, k) with bias: weight [oc, ic, k, k], bias [oc]; both U(-1/sqrt(fan_in), ..). */
-static void conv(builder *b, const char *prefix, int oc, int ic, int k) {
-    char name[NAME_MAX_LEN];
-    int64_t w[4] = {oc, ic, k, k}, bias[1] = {oc};
-    int64_t fan_in = (int64_t)ic * k * k;
-    add(b, cat(name, prefix, "weight"), 4, w, DD_INIT_FAN_IN, fan_in);
-    add(b, cat(name, prefix, "bias"), 1, bias, DD_INIT_FAN_IN, fan_in);
-}
-
-/* torch.nn.Linear(in, out): weight [out, in], bias [out]. */
-static void linear(builder *b, const char *prefix, int out, int in) {
-    char name[NAME_MAX_LEN];
-    int64_t w[2] = {out, in}, bias[1] = {out};
-    add(b, cat(name, prefix, "weight"), 2, w, DD_INIT_FAN_IN, in);
-    add(b, cat(name, prefix, "bias"), 1, bias, DD_INIT_FAN_IN, in);
-}
-
-/* torch.nn.GroupNorm(G, C, affine=True): weight 1, bias 0. */
-static void groupnorm(builder *b, const char *prefix, int C) {
-    char name[NAME_MAX_LEN];
-    int64_t s[1] = {C};
-    add(b, cat(name, prefix, "weight"), 1, s, DD_INIT_ONES, 0);
-    add(b, cat(name, prefix, "bias"), 1, s, DD_INIT_ZEROS, 0);
-}
-
-/* diffusers ResnetBlock2D: norm1, conv1, time_emb_proj, norm2, conv2, conv_shortcut (when in != out). */
-static void resnet(builder *b, const char *prefix, int in, int out, int temb) {
-    char name[NAME_MAX_LEN];
-    groupnorm(b, cat(name, prefix, "norm1"), in);
-    conv(b, cat(name, prefix, "conv1"), out, in, 3);
-    linear(b, cat(name, prefix, "time_emb_proj"), out, temb);
-    groupnorm(b, cat(name, prefix, "norm2"), out);
-    conv(b, cat(name, prefix, "conv2"), out, out, 3);
-    if (in != out) conv(b, cat(name, prefix, "conv_shortcut"), out, in, 1);
-}
-
-/* diffusers Attention (spatial, _from_deprecated_attn_block): group_norm, to_q, to_k, to_v, to_out.0. */
-static void attention(builder *b, const char *prefix, int C) {
-    char name[NAME_MAX_LEN];
-    groupnorm(b, cat(name, prefix, "group_norm"), C);
-    linear(b, cat(name, prefix, "to_q"), C, C);
-    linear(b, cat(name, prefix, "to_k"), C, C);
-    linear(b, cat(name, prefix, "to_v"), C, C);
-    linear(b, cat(name, prefix, "to_out.0"), C, C);
-}
-
-static void build_unet2d(builder *b, const dd_model_config *c) {
-    char pre[NAME_MAX_LEN], name[NAME_MAX_LEN];
-    int n = c->num_blocks, L = c->layers_per_block;
-    const int *ch = c->block_out_channels;
-    int temb = 4 * ch[0];
-    conv(b, "conv_in", ch[0], c->in_channels, 3);
-    linear(b, "time_embedding.linear_1", temb, ch[0]);
-    linear(b, "time_embedding.linear_2", temb, temb);
-    if (c->num_class_embeds > 0) {   /* nn.Embedding(num_class_embeds, 4 C0): N(0, 1) */
-        int64_t s[2] = {c->num_class_embeds, temb};
-        add(b, "class_embedding.weight", 2, s, DD_INIT_NORMAL, 0);
-    }
-    /* down_blocks: a block registers attentions before resnets, then downsamplers */
-    int out_ch = ch[0];
-    for (int i = 0; i < n; i++) {
-        int in_ch = out_ch;
-        out_ch = ch[i];
-        if (c->down_attn[i])
-            for (int j = 0; j < L; j++) {
-                snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", i, j);
-                attention(b, pre, out_ch);
-            }
-        for (int j = 0; j < L; j++) {
-            snprintf(pre, sizeof pre, "down_blocks.%d.resnets.%d", i, j);
-            resnet(b, pre, j == 0 ? in_ch : out_ch, out_ch, temb);
-        }
-        if (i < n - 1) {
-            snprintf(pre, sizeof pre, "down_blocks.%d.downsamplers.0.conv", i);
-            conv(b, pre, out_ch, out_ch, 3);
-        }
-    }
-    /* up_blocks (registered before mid_block in UNet2DModel.__init__) */
-    out_ch = ch[n - 1];
-    for (int i = 0; i < n; i++) {
-        int prev = out_ch;
-        out_ch = ch[n - 1 - i];
-        int in_ch = ch[i + 1 < n ? n - 2 - i : 0];
-        if (c->up_attn[i])
-            for (int j = 0; j <= L; j++) {
-                snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, j);
-                attention(b, pre, out_ch);
-            }
-        for (int j = 0; j <= L; j++) {
-            int skip = j == L ? in_ch : out_ch;
-            int res_in = j == 0 ? prev : out_ch;
-            snprintf(pre, sizeof pre, "up_blocks.%d.resnets.%d", i, j);
-            resnet(b, pre, res_in + skip, out_ch, temb);
-        }
-        if (i < n - 1) {
-            snprintf(pre, sizeof pre, "up_blocks.%d.upsamplers.0.conv", i);
-            conv(b, pre, out_ch, out_ch, 3);
-        }
-    }
-    /* UNetMidBlock2D: attentions then resnets */
-    if (c->mid_block && c->add_attention) attention(b, "mid_block.attentions.0", ch[n - 1]);
-    for (int j = 0; c->mid_block && j < 2; j++) {
-        snprintf(name, sizeof name, "mid_block.resnets.%d", j);
-        resnet(b, name, ch[n - 1], ch[n - 1], temb);
-    }
-    groupnorm(b, "conv_norm_out", ch[0]);
-    conv(b, "conv_out", c->out_channels, ch[0], 3);
-}
-
-/* The seed's BasicUNet: down_layers.0..2, up_layers.0..2, all Conv2d 5x5 with padding 2. */
-static void build_basic(builder *b, const dd_model_config *c) {
-    conv(b, "down_layers.0", 32, c->in_channels, 5);
-    conv(b, "down_layers.1", 64, 32, 5);
-    conv(b, "down_layers.2", 64, 64, 5);
-    conv(b, "up_layers.0", 64, 64, 5);
-    conv(b, "up_layers.1", 32, 64, 5);
-    conv(b, "up_layers.2", c->out_channels, 32, 5);
+    return *a ? 1 : *b ? -1 : 0;
 }
 
 ddpm_status dd_model_params_build(const dd_model_config *c, dd_model_params *p) {
     memset(p, 0, sizeof *p);
-    builder b = {p, DDPM_OK};
-    if (c->kind == DD_MODEL_BASIC) build_basic(&b, c);
-    else build_unet2d(&b, c);
-    if (b.st != DDPM_OK) dd_model_params_free(p);
-    return b.st;
+    dd_graph g;
+    ddpm_status st = dd_model_graph_build(&g, c, 1);   /* the training graph: every layer */
+    if (st != DDPM_OK) return st;
+    const int n = g.nparams;
+    int *order = dd_alloc(sizeof(int) * (size_t)(n ? n : 1));
+    p->t = dd_calloc((size_t)(n ? n : 1), sizeof *p->t);
+    if (!order || !p->t) st = DDPM_ERR_NOMEM;
+    /* insertion sort of the graph's declarations into state_dict order (stable, a few hundred names) */
+    for (int i = 0; i < n && st == DDPM_OK; i++) {
+        int j = i;
+        while (j > 0) {
+            int r = state_dict_cmp(g.params[order[j - 1]].name, g.params[i].name);
+            if (r == -2) {
+                st = dd_error(DDPM_ERR_INTERNAL, "parameter table: no registration order for '%s' or '%s'",
+                              g.params[order[j - 1]].name, g.params[i].name);
+                break;
+            }
+            if (r <= 0) break;
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    if (n == 1 && state_dict_cmp(g.params[0].name, g.params[0].name) == -2)
+        st = dd_error(DDPM_ERR_INTERNAL, "parameter table: no registration order for '%s'", g.params[0].name);
+    for (int i = 0; i < n && st == DDPM_OK; i++) {
+        const dd_param *d = &g.params[order[i]];
+        dd_model_tensor *t = &p->t[i];
+        if (!(t->name = dd_strdup(d->name))) {
+            st = DDPM_ERR_NOMEM;
+            break;
+        }
+        p->count = p->cap = i + 1;
+        t->ndim = d->ndim;
+        memcpy(t->shape, d->shape, sizeof t->shape);
+        t->numel = d->numel;
+        t->offset = p->num_params;
+        t->init = d->init;
+        t->fan_in = d->fan_in;
+        p->num_params += t->numel;
+        if (p->num_params > DD_MODEL_MAX_PARAMS)
+            st = dd_error(DDPM_ERR_INVALID_ARG, "the configuration has more than %lld parameters; that is not a "
+                          "model this engine can hold", (long long)DD_MODEL_MAX_PARAMS);
+    }
+    dd_free(order);
+    dd_graph_free(&g);
+    if (st != DDPM_OK) dd_model_params_free(p);
+    return st;
 }
 
 void dd_model_params_free(dd_model_params *p) {
