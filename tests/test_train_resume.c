@@ -1,5 +1,7 @@
 /* test_train_resume.c — exact resume: 2N steps in one run and N steps, save, resume to 2N give bit-identical
-   weights, EMA, AdamW moments and losses (constant and cosine rates, accumulation, labels, dropout, flips). */
+   weights, EMA, AdamW moments and losses (constant and cosine rates, accumulation, labels, dropout, flips), on
+   every backend. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +139,7 @@ static void check_case(const char *name, const ddpm_train_config *base, int cond
     ddpm_train_resume_options o;
     ddpm_train_resume_options_default(&o);
     o.steps = mode == 0 ? 2 * N_STEPS : 0;
+    o.engine = base->engine;   /* resumed on the backend the run started on */
     t = NULL;
     CHECK_OK(ddpm_trainer_resume(two, NULL, &data, &o, &t));
     if (!t) return;
@@ -207,6 +210,17 @@ int main(void) {
     check_case("resume_class", &l, 1, 0);
     ddpm_set_threads(2);
     check_case("resume_two_threads", &c, 0, 1);
+    ddpm_set_threads(1);
+    /* every backend resumes exactly */
+    ddpm_train_config r = c;
+    r.engine = DDPM_ENGINE_REFERENCE;
+    check_case("resume_reference", &r, 0, 0);
+    if (ddpm_bf16_supported()) {
+        r.engine = DDPM_ENGINE_BF16;
+        check_case("resume_bf16", &r, 0, 1);
+    } else {
+        printf("SKIPPED: resume_bf16: this CPU has no AMX\n");
+    }
     ddpm_set_threads(0);
     return dd_test_finish("test_train_resume");
 }

@@ -1,5 +1,6 @@
 /* test_unet_fixtures.c — UNet2DModel against diffusers v0.27.2 (tests/data/unet_tiny, unet_tiny_class): forward
-   sample, MSE loss, every parameter gradient and d loss / dx, on both engines; batch-size independence,
+   sample, MSE loss, every parameter gradient and d loss / dx, on every backend (reference, cpu, cpu-bf16 where the
+   CPU has AMX); batch-size independence,
    repeatability, save/load round trip, inference plan vs training plan, the memory-limit refusal, and the
    forward batch calls (read, run, save). */
 #include <math.h>
@@ -81,8 +82,32 @@ static int in_list(cJSON *list, const char *name) {
     return 0;
 }
 
+/* What a backend must meet against diffusers' float32 fixture (docs/engine.md, "Tolerances"). The fp32 backends
+   compute what diffusers computes up to float rounding; cpu-bf16 rounds every convolution's inputs to bf16
+   (8 bits of mantissa), so it meets looser, relative bounds, and mathematically zero gradients (a bias before a
+   GroupNorm) are rounding noise measured against the largest gradient. */
+typedef struct {
+    double sample;             /* max |diff| of the output, relative to max |sample| */
+    double loss;               /* relative */
+    double grad;               /* per tensor: max |diff| / max |want| */
+    double zero_grad;          /* max |grad| of a zero-gradient tensor, relative to the largest gradient */
+    double x_grad;             /* relative */
+    double same;               /* batch of 1 vs row 0 of one plan */
+    double plans;              /* an inference plan (also of the saved and reloaded model) vs the training plan;
+                                  cpu-bf16 keeps the 1x1 convolutions fp32 only when training, so its two plans
+                                  are each within `sample` of diffusers */
+} tolerances;
+
+static const tolerances fp32_tol = {1e-5, 1e-5, 1e-4, 1e-6, 1e-4, 1e-6, 1e-6};
+static const tolerances bf16_tol = {3e-2, 3e-2, 1e-1, 3e-2, 1e-1, 1e-3, 6e-2};
+
 static void run(const char *fixture_name, ddpm_engine engine) {
-    const char *ename = engine == DDPM_ENGINE_FAST ? "fast" : "reference";
+    const char *ename = ddpm_enum_name(DDPM_ENUM_ENGINE, (int)engine);
+    if (engine == DDPM_ENGINE_BF16 && !ddpm_bf16_supported()) {
+        printf("SKIPPED: %s/%s: this CPU has no AMX\n", fixture_name, ename);
+        return;
+    }
+    const tolerances tol = engine == DDPM_ENGINE_BF16 ? bf16_tol : fp32_tol;
     char dir[1024], path[1100];
     snprintf(dir, sizeof dir, "%s", dd_test_data(fixture_name));
     fixture f;
@@ -102,21 +127,30 @@ static void run(const char *fixture_name, ddpm_engine engine) {
     float *out = malloc(sizeof(float) * (size_t)f.ny), *out2 = malloc(sizeof(float) * (size_t)f.ny);
     float *dout = malloc(sizeof(float) * (size_t)f.ny), *dx = malloc(sizeof(float) * (size_t)f.nx);
 
-    /* forward: sample within 1e-5 of diffusers' float32 output */
+    /* forward: the sample against diffusers' float32 output (fp32: within 1e-5 of it; the fixture's samples are
+       of order 1, so the absolute and the relative bound are one) */
     CHECK_OK(ddpm_model_forward(m, out, f.x, f.ts, f.labels, f.N));
+    const double scale = fmax(1.0, max_abs(f.sample, (size_t)f.ny));
     double e_sample = max_diff(out, f.sample, (size_t)f.ny);
-    CHECK_MSG(e_sample <= 1e-5, "%s/%s: sample max |diff| %.3g", fixture_name, ename, e_sample);
+    CHECK_MSG(e_sample <= tol.sample * scale, "%s/%s: sample max |diff| %.3g", fixture_name, ename, e_sample);
 
     /* MSE loss and its gradient */
     double loss = ddpm_mse_loss(out, f.target, (size_t)f.ny, dout);
     double e_loss = fabs(loss - f.loss) / fabs(f.loss);
-    CHECK_MSG(e_loss <= 1e-5, "%s/%s: loss %.9g vs %.9g", fixture_name, ename, loss, f.loss);
+    CHECK_MSG(e_loss <= tol.loss, "%s/%s: loss %.9g vs %.9g", fixture_name, ename, loss, f.loss);
 
     /* backward: every parameter gradient, then dx */
     ddpm_model_zero_grad(m);
     CHECK_OK(ddpm_model_backward(m, dout, dx));
     const float *grads = ddpm_model_grads(m);
-    double worst_rel = 0, worst_zero = 0;
+    double worst_rel = 0, worst_zero = 0, gmax = 0;
+    for (int i = 0; i < mi.num_tensors; i++) {
+        ddpm_param_info pi;
+        CHECK_OK(ddpm_model_param(m, i, &pi));
+        float *want = read_f32(gst, pi.name, NULL);
+        gmax = fmax(gmax, max_abs(want, (size_t)pi.numel));
+        free(want);
+    }
     const char *worst_name = "";
     for (int i = 0; i < mi.num_tensors; i++) {
         ddpm_param_info pi;
@@ -126,18 +160,18 @@ static void run(const char *fixture_name, ddpm_engine engine) {
         float *want = read_f32(gst, pi.name, NULL);
         double d = max_diff(grads + pi.offset, want, (size_t)pi.numel);
         if (in_list(zero, pi.name)) {
-            CHECK_MSG(d <= 1e-6, "%s/%s: zero-gradient tensor %s max |grad| diff %.3g", fixture_name, ename, pi.name,
+            CHECK_MSG(d <= tol.zero_grad * (engine == DDPM_ENGINE_BF16 ? gmax : 1.0), "%s/%s: zero-gradient tensor %s max |grad| diff %.3g", fixture_name, ename, pi.name,
                       d);
             worst_zero = fmax(worst_zero, d);
         } else {
             double rel = d / max_abs(want, (size_t)pi.numel);
-            CHECK_MSG(rel <= 1e-4, "%s/%s: grad %s relative error %.3g", fixture_name, ename, pi.name, rel);
+            CHECK_MSG(rel <= tol.grad, "%s/%s: grad %s relative error %.3g", fixture_name, ename, pi.name, rel);
             if (rel > worst_rel) worst_rel = rel, worst_name = pi.name;
         }
         free(want);
     }
     double e_dx = max_diff(dx, f.xgrad, (size_t)f.nx) / max_abs(f.xgrad, (size_t)f.nx);
-    CHECK_MSG(e_dx <= 1e-4, "%s/%s: x_grad relative error %.3g", fixture_name, ename, e_dx);
+    CHECK_MSG(e_dx <= tol.x_grad, "%s/%s: x_grad relative error %.3g", fixture_name, ename, e_dx);
     printf("%s/%s: sample max|diff| %.2e, loss rel %.2e, worst grad rel %.2e (%s), zero-grad max %.2e, "
            "x_grad rel %.2e, plan %zu bytes\n", fixture_name, ename, e_sample, e_loss, worst_rel, worst_name,
            worst_zero, e_dx, ddpm_model_plan_bytes(m));
@@ -151,13 +185,13 @@ static void run(const char *fixture_name, ddpm_engine engine) {
     int64_t row = f.ny / f.N;
     CHECK_OK(ddpm_model_forward(m, out2, f.x, f.ts, f.labels, 1));
     double e_row = max_diff(out2, out, (size_t)row);
-    CHECK_MSG(e_row <= 1e-6, "%s/%s: batch of 1 differs from row 0 by %.3g", fixture_name, ename, e_row);
+    CHECK_MSG(e_row <= tol.same * scale, "%s/%s: batch of 1 differs from row 0 by %.3g", fixture_name, ename, e_row);
 
     /* an inference plan (buffers shared by lifetime) computes the same */
     ddpm_model *mi0 = dd_test_model(dir, 0, engine, 0, f.N);
     CHECK_OK(ddpm_model_forward(mi0, out2, f.x, f.ts, f.labels, f.N));
     double e_inf = max_diff(out2, out, (size_t)f.ny);
-    CHECK_MSG(e_inf <= 1e-6, "%s/%s: inference plan differs by %.3g", fixture_name, ename, e_inf);
+    CHECK_MSG(e_inf <= tol.plans * scale, "%s/%s: inference plan differs by %.3g", fixture_name, ename, e_inf);
     CHECK(ddpm_model_grads(mi0) == NULL);
     CHECK_FAIL(ddpm_model_backward(mi0, dout, dx), DDPM_ERR_INVALID_ARG);
 
@@ -170,7 +204,7 @@ static void run(const char *fixture_name, ddpm_engine engine) {
     ddpm_model *m2 = dd_test_model(path, 0, engine, 0, f.N);
     CHECK_OK(ddpm_model_forward(m2, out2, f.x, f.ts, f.labels, f.N));
     double e_save = max_diff(out2, out, (size_t)f.ny);
-    CHECK_MSG(e_save <= 1e-6, "%s/%s: saved and reloaded model differs by %.3g", fixture_name, ename, e_save);
+    CHECK_MSG(e_save <= tol.plans * scale, "%s/%s: saved and reloaded model differs by %.3g", fixture_name, ename, e_save);
     ddpm_model_free(m2);
 
     /* a plan over the memory limit is refused, and the model stays usable */
@@ -327,6 +361,7 @@ int main(void) {
     for (int i = 0; i < 2; i++) {
         run(fixtures[i], DDPM_ENGINE_REFERENCE);
         run(fixtures[i], DDPM_ENGINE_FAST);
+        run(fixtures[i], DDPM_ENGINE_BF16);
     }
     boundaries();
     forward_batch();
