@@ -35,16 +35,19 @@ typedef struct {
     size_t scratch_bytes;      /* during one call, shared by every node (a convolution's bf16 copies) */
 } dd_node_needs;
 
-/* One call of a node: the planner's buffers for it. Forward reads x[] and writes y; backward reads dy (and x[],
-   y's inputs) and writes dx[k] (overwrite when nd->acc[k] = 0, add when 1; NULL: not needed) and adds into
-   dw, db. */
+/* One call of a node: the planner's buffers for it. Forward reads x[] and writes y; backward reads dy (and x[])
+   and writes every non-NULL dx[k], overwriting them (acc = 0) or adding to them (acc = 1), and adds into dw, db.
+   The executor makes acc the same for every dx[k] of a call: where a node's inputs take their gradients
+   differently (a skip that another node also reads), it calls backward once per input, the parameter
+   gradients in the first call only. */
 typedef struct {
     int N;                     /* images, 1 .. max_batch */
     int training;              /* dropout active */
     const float *x[3];
     float *y;
     const float *dy;
-    float *dx[3];
+    float *dx[3];              /* NULL: not needed (or another call's) */
+    int acc;
     const float *w, *b;        /* the node's parameters (PyTorch layouts), NULL none */
     float *dw, *db;            /* their gradients, accumulated; NULL in an inference plan */
     float *saved;              /* saved_floats per image, max_batch images */

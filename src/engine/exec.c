@@ -65,28 +65,50 @@ static void call_init(const dd_plan *p, int i, const dd_exec *e, int backward, d
     }
 }
 
-ddpm_status dd_plan_forward(const dd_plan *p, const dd_exec *e) {
-    for (int i = 0; i < p->graph.nnodes; i++) {
-        const dd_node *nd = &p->graph.nodes[i];
-        const double t0 = dd_profile_clock(e->prof);
-        dd_node_call c;
-        call_init(p, i, e, 0, &c);
-        ddpm_status st = p->node_backend[i]->forward(&p->graph, nd, &c);
-        if (st != DDPM_OK) return dd_error_prefix(st, nd->name);
-        profile_node(p, nd, e, 0, t0);
+/* The node's backward: one call when every input gradient it writes takes the same accumulate flag, else one
+   call per input (the parameter gradients in the first). */
+static ddpm_status backward_node(const dd_plan *p, const dd_node *nd, const dd_node_call *all) {
+    const dd_backend *b = p->node_backend[nd - p->graph.nodes];
+    int first = -1, mixed = 0;
+    for (int k = 0; k < nd->nin; k++)
+        if (all->dx[k]) {
+            if (first < 0) first = k;
+            else if (nd->acc[k] != nd->acc[first]) mixed = 1;
+        }
+    if (!mixed) {
+        dd_node_call c = *all;
+        c.acc = first >= 0 ? nd->acc[first] : 0;
+        return b->backward(&p->graph, nd, &c);
+    }
+    for (int k = first; k < nd->nin; k++) {
+        if (!all->dx[k]) continue;
+        dd_node_call c = *all;
+        for (int j = 0; j < 3; j++)
+            if (j != k) c.dx[j] = NULL;
+        if (k != first) c.dw = c.db = NULL;
+        c.acc = nd->acc[k];
+        ddpm_status st = b->backward(&p->graph, nd, &c);
+        if (st != DDPM_OK) return st;
     }
     return DDPM_OK;
 }
 
-ddpm_status dd_plan_backward(const dd_plan *p, const dd_exec *e) {
-    for (int i = p->graph.nnodes - 1; i >= 0; i--) {
+/* Every node forward in order, or backward in reverse order. */
+static ddpm_status run(const dd_plan *p, const dd_exec *e, int backward) {
+    const int F = p->graph.nnodes;
+    for (int s = 0; s < F; s++) {
+        const int i = backward ? F - 1 - s : s;
         const dd_node *nd = &p->graph.nodes[i];
         const double t0 = dd_profile_clock(e->prof);
         dd_node_call c;
-        call_init(p, i, e, 1, &c);
-        ddpm_status st = p->node_backend[i]->backward(&p->graph, nd, &c);
+        call_init(p, i, e, backward, &c);
+        ddpm_status st = backward ? backward_node(p, nd, &c) : p->node_backend[i]->forward(&p->graph, nd, &c);
         if (st != DDPM_OK) return dd_error_prefix(st, nd->name);
-        profile_node(p, nd, e, 1, t0);
+        profile_node(p, nd, e, backward, t0);
     }
     return DDPM_OK;
 }
+
+ddpm_status dd_plan_forward(const dd_plan *p, const dd_exec *e) { return run(p, e, 0); }
+
+ddpm_status dd_plan_backward(const dd_plan *p, const dd_exec *e) { return run(p, e, 1); }

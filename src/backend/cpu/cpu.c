@@ -47,8 +47,8 @@ ddpm_status dd_cpu_conv_forward(const dd_node_call *c) {
     return dd_conv_forward(c->state, c->y, c->x[0], c->b, c->N, c->scratch);
 }
 
-ddpm_status dd_cpu_conv_backward(const dd_node *nd, const dd_node_call *c) {
-    return dd_conv_backward(c->state, c->dx[0], c->dw, c->db, c->dy, c->x[0], c->N, nd->acc[0], c->scratch);
+ddpm_status dd_cpu_conv_backward(const dd_node_call *c) {
+    return dd_conv_backward(c->state, c->dx[0], c->dw, c->db, c->dy, c->x[0], c->N, c->acc, c->scratch);
 }
 
 static ddpm_status cpu_prepare(const dd_graph *g, const dd_node *nd, const dd_plan_info *pi, void **state,
@@ -115,8 +115,8 @@ static ddpm_status cpu_backward(const dd_graph *g, const dd_node *nd, const dd_n
     const float *const *in = c->x;
     float *const *din = c->dx;
     const size_t n = (size_t)N * (size_t)g->values[nd->out].size;
-    const int acc = nd->acc[0];
-    if (on_conv(nd)) return dd_cpu_conv_backward(nd, c);
+    const int acc = c->acc;
+    if (on_conv(nd)) return dd_cpu_conv_backward(c);
     switch (nd->op) {
     case DD_OP_LINEAR:
         dd_linear_backward(din[0], c->dw, c->db, dout, in[0], c->w, N * nd->rows, nd->IN, nd->OUT, acc);
@@ -130,37 +130,22 @@ static ddpm_status cpu_backward(const dd_graph *g, const dd_node *nd, const dd_n
         break;
     case DD_OP_ADD:
         for (int k = 0; k < 2; k++)
-            if (din[k]) dd_scaled_grad_f32(din[k], dout, nd->alpha, n, nd->acc[k]);
+            if (din[k]) dd_scaled_grad_f32(din[k], dout, nd->alpha, n, acc);
         break;
     case DD_OP_ADD_BIAS:
         /* d bias [N, C] is accumulated by the kernel: clear it when this is its first gradient */
-        if (din[1] && !nd->acc[1]) memset(din[1], 0, sizeof(float) * (size_t)N * (size_t)nd->C);
+        if (din[1] && !acc) memset(din[1], 0, sizeof(float) * (size_t)N * (size_t)nd->C);
         dd_add_channel_bias_backward(din[0], din[1], dout, N, nd->H, nd->C, acc);
         break;
     case DD_OP_ATTENTION:
-        /* one call when q, k and v take their gradients the same way, else one per input */
-        if (nd->acc[0] == nd->acc[1] && nd->acc[1] == nd->acc[2]) {
-            dd_attention_backward(din[0], din[1], din[2], dout, in[0], in[1], in[2], N, nd->L, nd->C, nd->heads,
-                                  nd->scale, acc, c->work);
-        } else {
-            for (int k = 0; k < 3; k++) {
-                float *d[3] = {NULL, NULL, NULL};
-                if (!(d[k] = din[k])) continue;
-                dd_attention_backward(d[0], d[1], d[2], dout, in[0], in[1], in[2], N, nd->L, nd->C, nd->heads,
-                                      nd->scale, nd->acc[k], c->work);
-            }
-        }
+        dd_attention_backward(din[0], din[1], din[2], dout, in[0], in[1], in[2], N, nd->L, nd->C, nd->heads,
+                              nd->scale, acc, c->work);
         break;
     case DD_OP_UPSAMPLE:
         if (din[0]) dd_upsample2x_backward(din[0], dout, N, nd->H, nd->W, nd->C, acc);
         break;
     case DD_OP_CONCAT:
-        if (din[0] && din[1] && nd->acc[0] != nd->acc[1]) {   /* different first writers: one side at a time */
-            dd_concat_backward(din[0], NULL, dout, N, nd->H, nd->C1, nd->C2, nd->acc[0]);
-            dd_concat_backward(NULL, din[1], dout, N, nd->H, nd->C1, nd->C2, nd->acc[1]);
-        } else if (din[0] || din[1]) {
-            dd_concat_backward(din[0], din[1], dout, N, nd->H, nd->C1, nd->C2, din[0] ? nd->acc[0] : nd->acc[1]);
-        }
+        if (din[0] || din[1]) dd_concat_backward(din[0], din[1], dout, N, nd->H, nd->C1, nd->C2, acc);
         break;
     default:
         return dd_error(DDPM_ERR_INTERNAL, "cpu backend: no kernel for %s", dd_op_name(nd->op));

@@ -12,6 +12,6 @@ ddpm_status dd_cpu_conv_prepare(const dd_node *nd, const dd_plan_info *pi, int b
 void dd_cpu_conv_release(void *state);
 ddpm_status dd_cpu_conv_set_weights(void *state, const dd_node *nd, const float *w);
 ddpm_status dd_cpu_conv_forward(const dd_node_call *c);
-ddpm_status dd_cpu_conv_backward(const dd_node *nd, const dd_node_call *c);
+ddpm_status dd_cpu_conv_backward(const dd_node_call *c);
 
 #endif

@@ -39,8 +39,8 @@ static ddpm_status bf16_forward(const dd_graph *g, const dd_node *nd, const dd_n
 }
 
 static ddpm_status bf16_backward(const dd_graph *g, const dd_node *nd, const dd_node_call *c) {
-    (void)g;
-    return dd_cpu_conv_backward(nd, c);
+    (void)g, (void)nd;
+    return dd_cpu_conv_backward(c);
 }
 
 const dd_backend dd_backend_cpu_bf16 = {

@@ -102,7 +102,7 @@ static ddpm_status ref_backward(const dd_graph *g, const dd_node *nd, const dd_n
     const float *const *in = c->x;
     float *const *din = c->dx;
     const size_t n = out_count(g, nd, N);
-    const int acc = nd->acc[0];
+    const int acc = c->acc;
     switch (nd->op) {
     case DD_OP_CONV: {
         dd_conv_geom geom = nd->geom;
@@ -124,26 +124,16 @@ static ddpm_status ref_backward(const dd_graph *g, const dd_node *nd, const dd_n
         break;
     case DD_OP_ADD:
         for (int k = 0; k < 2; k++)
-            if (din[k]) dd_scaled_grad_f32(din[k], dout, nd->alpha, n, nd->acc[k]);
+            if (din[k]) dd_scaled_grad_f32(din[k], dout, nd->alpha, n, acc);
         break;
     case DD_OP_ADD_BIAS:
         /* d bias [N, C] is accumulated by the kernel: clear it when this is its first gradient */
-        if (din[1] && !nd->acc[1]) memset(din[1], 0, sizeof(float) * (size_t)N * (size_t)nd->C);
+        if (din[1] && !acc) memset(din[1], 0, sizeof(float) * (size_t)N * (size_t)nd->C);
         dd_ref_add_channel_bias_backward_f32(din[0], din[1], dout, N, nd->H, nd->C, acc);
         break;
     case DD_OP_ATTENTION:
-        /* one call when q, k and v take their gradients the same way, else one per input */
-        if (nd->acc[0] == nd->acc[1] && nd->acc[1] == nd->acc[2]) {
-            dd_ref_attention_backward_f32(din[0], din[1], din[2], dout, in[0], in[1], in[2], N, nd->L, nd->C,
-                                          nd->heads, nd->scale, acc);
-        } else {
-            for (int k = 0; k < 3; k++) {
-                float *d[3] = {NULL, NULL, NULL};
-                if (!(d[k] = din[k])) continue;
-                dd_ref_attention_backward_f32(d[0], d[1], d[2], dout, in[0], in[1], in[2], N, nd->L, nd->C,
-                                              nd->heads, nd->scale, nd->acc[k]);
-            }
-        }
+        dd_ref_attention_backward_f32(din[0], din[1], din[2], dout, in[0], in[1], in[2], N, nd->L, nd->C, nd->heads,
+                                      nd->scale, acc);
         break;
     case DD_OP_UPSAMPLE:
         if (din[0]) dd_ref_upsample2x_backward_f32(din[0], dout, N, nd->H, nd->W, nd->C, acc);
@@ -152,13 +142,7 @@ static ddpm_status ref_backward(const dd_graph *g, const dd_node *nd, const dd_n
         if (din[0]) dd_ref_maxpool2x2_backward_f32(din[0], dout, in[0], N, nd->H, nd->W, nd->C, acc);
         break;
     case DD_OP_CONCAT:
-        if (din[0] && din[1] && nd->acc[0] != nd->acc[1]) {   /* different first writers: one side at a time */
-            dd_ref_concat_backward_f32(din[0], NULL, dout, N, nd->H, nd->C1, nd->C2, nd->acc[0]);
-            dd_ref_concat_backward_f32(NULL, din[1], dout, N, nd->H, nd->C1, nd->C2, nd->acc[1]);
-        } else if (din[0] || din[1]) {
-            dd_ref_concat_backward_f32(din[0], din[1], dout, N, nd->H, nd->C1, nd->C2,
-                                       din[0] ? nd->acc[0] : nd->acc[1]);
-        }
+        if (din[0] || din[1]) dd_ref_concat_backward_f32(din[0], din[1], dout, N, nd->H, nd->C1, nd->C2, acc);
         break;
     case DD_OP_TIMESTEP:   /* no gradient with respect to timesteps */
         break;
