@@ -542,6 +542,19 @@ static void test_scheduler_ddim(void) {
         ddpm_pipeline_scheduler_free(&s);
         dd_test_remove_dir(dir);
     }
+    /* a scheduler class the samplers are not is refused in one line naming it, not sampled as DDPM or DDIM */
+    static const char *const others[] = {"EulerDiscreteScheduler", "HeunDiscreteScheduler", "UniPCMultistepScheduler",
+                                         "PNDMScheduler", "ddimscheduler"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        char buf[200];
+        snprintf(buf, sizeof buf, "{\"_class_name\": \"%s\", \"beta_schedule\": \"linear\"}", others[i]);
+        dir = sched_dir("app_sched_other", buf);
+        CHECK_FAIL(ddpm_pipeline_scheduler_load(dir, &s), DDPM_ERR_UNSUPPORTED);
+        const char *msg = ddpm_last_error();
+        CHECK_MSG(strstr(msg, others[i]) && strstr(msg, "does not implement") && strstr(msg, "_class_name") &&
+                  !strchr(msg, '\n'), "%s: %s", others[i], msg);
+        dd_test_remove_dir(dir);
+    }
 }
 
 static void test_scheduler_trained(void) {

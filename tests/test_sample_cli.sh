@@ -123,6 +123,13 @@ expect_error 1 "no tensor 'x_T'" sample --model "$TINY" --steps 3 --noise "$TINY
 expect_error 1 "nothing.safetensors" sample --model "$TINY" --noise "$TMP/nothing.safetensors" --out "$TMP/bad.png"
 absent "$TMP/bad.png" "sample --noise errors"
 
+# a folder whose scheduler is a class the samplers are not: refused in one line, no image
+expect 0 init --model tiny --out "$TMP/euler"
+sed 's/"DDPMScheduler"/"EulerDiscreteScheduler"/' "$TMP/euler/scheduler/scheduler_config.json" >"$TMP/euler.json"
+mv "$TMP/euler.json" "$TMP/euler/scheduler/scheduler_config.json"
+expect_error 1 "EulerDiscreteScheduler" sample --model "$TMP/euler" --steps 2 --num 1 --out "$TMP/bad.png"
+absent "$TMP/bad.png" "sample with an EulerDiscreteScheduler config"
+
 # ------------------------------------------------------------------ trajectory, repeated noise
 expect 0 sample --model "$TINY" --steps 5 --num 2 --trajectory "$TMP/traj.png" --trajectory-frames 3
 [ -f "$TMP/traj.png" ] && png_size "$TMP/traj.png" "$(strip_w 3)" "" "--trajectory"

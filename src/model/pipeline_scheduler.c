@@ -1,8 +1,10 @@
 /* pipeline_scheduler.c — a diffusers pipeline folder's scheduler/scheduler_config.json read with cJSON: the noise
    schedule (num_train_timesteps, beta_start, beta_end, beta_schedule or trained_betas) and the sampler settings
    it fixes (prediction_type, variance_type, clip_sample, clip_sample_range, timestep_spacing, steps_offset,
-   set_alpha_to_one). Keys of other scheduler classes are ignored; values the samplers do not implement are
-   refused naming the file, the key and the value. No file: DDPMScheduler() defaults. */
+   set_alpha_to_one). A _class_name other than DDPMScheduler, DDIMScheduler or DPMSolverMultistepScheduler is
+   refused (its folder would otherwise be sampled by a sampler it does not name); keys of those classes that the
+   samplers do not read are ignored; values the samplers do not implement are refused naming the file, the key
+   and the value. No file: DDPMScheduler() defaults. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
@@ -45,10 +47,21 @@ static ddpm_status parse_key(key_id k, const cJSON *it, const char *what, ddpm_p
     int idx = 0, flag = 0;
     ddpm_status st = DDPM_OK;
     switch (k) {
-    case K_CLASS:
+    case K_CLASS: {
+        /* the classes whose keys this reader honours; any other names a sampler these samplers are not, so
+           sampling its folder with DDPM or DDIM would be silently wrong */
+        static const char *const classes[] = {"DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", NULL};
         if (!cJSON_IsString(it) || !it->valuestring) return dd_json_type_error(what, key, "a string", it);
-        snprintf(out->class_name, sizeof out->class_name, "%s", it->valuestring);
-        return DDPM_OK;
+        for (int i = 0; classes[i]; i++)
+            if (strcmp(it->valuestring, classes[i]) == 0) {
+                snprintf(out->class_name, sizeof out->class_name, "%s", it->valuestring);
+                return DDPM_OK;
+            }
+        char got[96];
+        return dd_error(DDPM_ERR_UNSUPPORTED, "%s: _class_name %s is a scheduler ddpm does not implement (it reads "
+                        "DDPMScheduler, DDIMScheduler and DPMSolverMultistepScheduler configs)", what,
+                        dd_json_text(it, got, sizeof got));
+    }
     case K_T:
         sp->T_given = 1;
         return dd_json_int(it, what, key, 1, DD_SCHEDULE_MAX_T, 0, 0, &sp->sc.T);
