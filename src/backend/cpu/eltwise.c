@@ -19,11 +19,12 @@
 /* Elements per task of the element-wise transcendental loops. */
 #define DD_EW_ROW 4096
 
-/* Row functions with clones for AVX-512 and AVX2 picked at load time (GCC ifunc); baseline x86-64 otherwise.
-   Each element is computed by the same IEEE operations in every clone (no FMA contraction, no reordering
-   across elements), so the clones give identical bits. */
+/* Row functions with clones for AVX-512 and x86-64-v3 (AVX2 + FMA) picked at load time (GCC ifunc); baseline
+   x86-64 otherwise. Each element is computed by the same IEEE operations in every clone (explicit fmaf, which is
+   exactly rounded everywhere: an FMA instruction in the vector clones, libm's fmaf in the baseline one; no other
+   contraction, no reordering across elements), so the clones give identical bits. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define DD_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
 #define DD_CLONES
 #endif
@@ -74,22 +75,22 @@ static inline float dd_exp_approx(float x0) {
     float x;
     memcpy(&x, &u, sizeof x);
     const float magic = 12582912.0f;              /* 1.5 * 2^23: adding it rounds to an integer */
-    const float r = x * 1.44269504088896341f + magic;
+    const float r = fmaf(x, 1.44269504088896341f, magic);
     const uint32_t rb = dd_fbits(r);
     const float n = r - magic;                    /* round(x / ln2), in [-126, 127] */
-    float f = x - n * 0.693359375f;
-    f = f - n * -2.12194440e-4f;
+    float f = fmaf(n, -0.693359375f, x);
+    f = fmaf(n, 2.12194440e-4f, f);
     float p = 1.9875691500e-4f;
-    p = p * f + 1.3981999507e-3f;
-    p = p * f + 8.3334519073e-3f;
-    p = p * f + 4.1665795894e-2f;
-    p = p * f + 1.6666665459e-1f;
-    p = p * f + 5.0000001201e-1f;
-    p = p * (f * f) + f + 1.0f;
+    p = fmaf(p, f, 1.3981999507e-3f);
+    p = fmaf(p, f, 8.3334519073e-3f);
+    p = fmaf(p, f, 4.1665795894e-2f);
+    p = fmaf(p, f, 1.6666665459e-1f);
+    p = fmaf(p, f, 5.0000001201e-1f);
+    p = fmaf(p, f * f, f) + 1.0f;
     const uint32_t eb = (rb - 0x4B400000u + 127u) << 23;   /* bits of 2^n */
     float s;
     memcpy(&s, &eb, sizeof s);
-    return p * s + (x0 - x0);
+    return fmaf(p, s, x0 - x0);
 }
 
 /* max_i x[i], n >= 1, exact (NaN is not propagated). */
@@ -142,28 +143,39 @@ DD_CLONES void dd_vsilu(float *y, const float *x, size_t n) {
     }
 }
 
-/* x = softmax(x) over n >= 1 elements: e^(x - max) summed in DD_EW_TAIL lane partials added in lane order
-   (a fixed order, the same in every clone), each multiplied by 1 / sum. */
+/* x = softmax(x) over n >= 1 elements: e^(x - max) summed in DD_EW_TAIL lane partials, added pairwise (a fixed
+   order, the same in every clone), each multiplied by 1 / sum. */
 DD_CLONES void dd_vsoftmax(float *x, size_t n) {
     const float mx = dd_row_max(x, n);
-    const size_t nv = n - n % DD_EW_TAIL;
-    float part[DD_EW_TAIL] = {0};
+    const size_t nv = n - n % DD_EW_TAIL, nt = n - nv;
+    float part[DD_EW_TAIL] = {0}, t[DD_EW_TAIL];
+    /* the tail first, from the last whole block of the row (still the inputs) when there is one: lane
+       DD_EW_TAIL - nt + m of t is element nv + m */
+    if (nt && n >= DD_EW_TAIL)
+        for (int l = 0; l < DD_EW_TAIL; l++) t[l] = dd_exp_approx(x[n - DD_EW_TAIL + (size_t)l] - mx);
     for (size_t i = 0; i < nv; i += DD_EW_TAIL)   /* exp and the partial sums in one pass */
         for (int l = 0; l < DD_EW_TAIL; l++) {
             const float e = dd_exp_approx(x[i + l] - mx);
             x[i + l] = e;
             part[l] += e;
         }
-    if (nv < n) {
-        float t[DD_EW_TAIL] = {0};
-        memcpy(t, x + nv, (n - nv) * sizeof(float));
+    if (nt && n >= DD_EW_TAIL) {
+        for (size_t m = 0; m < nt; m++) {
+            x[nv + m] = t[DD_EW_TAIL - nt + m];
+            part[m] += x[nv + m];
+        }
+    } else if (nt) {   /* a row shorter than a block: through a zero-padded one */
+        for (int l = 0; l < DD_EW_TAIL; l++) t[l] = (size_t)l < nt ? x[nv + (size_t)l] : 0.0f;
         for (int l = 0; l < DD_EW_TAIL; l++) t[l] = dd_exp_approx(t[l] - mx);
-        for (int l = 0; l < (int)(n - nv); l++) part[l] += t[l];
-        memcpy(x + nv, t, (n - nv) * sizeof(float));
+        for (size_t m = 0; m < nt; m++) {
+            x[nv + m] = t[m];
+            part[m] += t[m];
+        }
     }
-    float z = 0.0f;
-    for (int l = 0; l < DD_EW_TAIL; l++) z += part[l];
-    const float iz = 1.0f / z;
+    /* the lane partials summed pairwise (lanes l and l + w for w = 8, 4, 2, 1): four dependent adds, not 16 */
+    for (int w = DD_EW_TAIL / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) part[l] += part[l + w];
+    const float iz = 1.0f / part[0];
     for (size_t i = 0; i < n; i++) x[i] *= iz;
 }
 

@@ -66,6 +66,19 @@ DD_CLONES static void dd_gn_apply(float *y0, const float *x0, int C, int HW, int
         return;
     }
     const int R = DD_GN_TILE / nc;
+    if (nc == C) {   /* whole rows: a tile of rows is contiguous in y, so it is made there */
+        for (int p0 = 0; p0 < HW; p0 += R) {
+            const int nr = HW - p0 < R ? HW - p0 : R;
+            float *yt0 = y0 + (size_t)p0 * C;
+            for (int t = 0; t < nr; t++) {
+                const float *x = x0 + (size_t)(p0 + t) * C;   /* [nc] */
+                float *yt = yt0 + (size_t)t * nc;
+                for (int j = 0; j < nc; j++) yt[j] = (x[j] - m[j]) * r[j] * ga[j] + be[j];
+            }
+            dd_vsilu(yt0, yt0, (size_t)nr * nc);
+        }
+        return;
+    }
     float tile[DD_GN_TILE];
     for (int p0 = 0; p0 < HW; p0 += R) {
         const int nr = HW - p0 < R ? HW - p0 : R;
@@ -178,7 +191,10 @@ DD_CLONES static void dd_gn_bwd_apply(float *o0, const float *d0, const float *x
 void dd_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
                           const float *beta, int N, int HW, int C, int G, double eps, int silu) {
     const int Cg = C / G;
-    const int gpb = dd_gn_groups_per_block(Cg, G, DD_GN_FWD_TARGET);
+    /* with images enough to share among the threads, a task is a whole image (up to DD_GN_MAXG groups), whose
+       rows are then contiguous */
+    const int whole = N >= 4 * omp_get_max_threads() && G <= DD_GN_MAXG && C <= DD_GN_CB;
+    const int gpb = whole ? G : dd_gn_groups_per_block(Cg, G, DD_GN_FWD_TARGET);
     const int nblk = (G + gpb - 1) / gpb;
     const double cnt = (double)Cg * HW;
 #pragma omp parallel for collapse(2) schedule(static)
