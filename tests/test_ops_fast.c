@@ -246,6 +246,7 @@ static void test_linear(void) {
 
 static void test_groupnorm(void) {
     float *gn_work = malloc(sizeof(float) * dd_groupnorm_work_floats() * (size_t)(omp_get_num_procs() + 2));
+    double *gn_sums = malloc(sizeof(double) * dd_groupnorm_sums_doubles(3, 1024));   /* the largest N, C below */
     static const int shapes[][4] = {   /* N, HW, C, G */
         {3, 49, 32, 32}, {2, 196, 64, 32}, {3, 25, 8, 4}, {2, 784, 32, 32}, {2, 16, 1024, 2}, {2, 9, 96, 32},
         {2, 784, 128, 32},  /* one block on 1 thread is too big to cache, half of it on 2 threads is not */
@@ -273,7 +274,7 @@ static void test_groupnorm(void) {
                     float *dinp = randn(n, 0.0), *dg = randn((size_t)C, 0.0), *db = randn((size_t)C, 0.0);
                     float *rdinp = copy_of(dinp, n), *rdg = copy_of(dg, (size_t)C), *rdb = copy_of(db, (size_t)C);
                     dd_groupnorm_backward(dinp, affine ? dg : NULL, affine ? db : NULL, dout, inp, rmean, rrstd,
-                                          ga, be, N, HW, C, G, silu, acc, acc ? gn_work : NULL);
+                                          ga, be, N, HW, C, G, silu, acc, acc ? gn_work : NULL, gn_sums);
                     dd_ref_groupnorm_backward_f32(rdinp, affine ? rdg : NULL, affine ? rdb : NULL, dout, inp,
                                                   rmean, rrstd, ga, be, N, HW, C, G, silu, acc);
                     snprintf(what, sizeof what, "groupnorm N%d HW%d C%d G%d silu=%d affine=%d dinp acc=%d", N, HW,
@@ -295,14 +296,14 @@ static void test_groupnorm(void) {
             const int nt = omp_get_max_threads();
             omp_set_num_threads(1);
             dd_groupnorm_forward(o1, m1, r1, inp, gamma, beta, N, HW, C, G, 1e-5, 1);
-            dd_groupnorm_backward(o1, g1, NULL, dout, inp, m1, r1, gamma, beta, N, HW, C, G, 1, 0, gn_work);
+            dd_groupnorm_backward(o1, g1, NULL, dout, inp, m1, r1, gamma, beta, N, HW, C, G, 1, 0, gn_work, gn_sums);
             omp_set_num_threads(2);
             dd_groupnorm_forward(o2, m2, r2, inp, gamma, beta, N, HW, C, G, 1e-5, 1);
-            dd_groupnorm_backward(o2, g2, NULL, dout, inp, m2, r2, gamma, beta, N, HW, C, G, 1, 0, gn_work);
+            dd_groupnorm_backward(o2, g2, NULL, dout, inp, m2, r2, gamma, beta, N, HW, C, G, 1, 0, gn_work, gn_sums);
             CHECK(memcmp(o1, o2, n * sizeof(float)) == 0 && memcmp(g1, g2, (size_t)C * sizeof(float)) == 0);
             /* and without the work slices (xhat and dy recomputed): the same bits */
             memset(g2, 0, (size_t)C * sizeof(float));
-            dd_groupnorm_backward(o2, g2, NULL, dout, inp, m2, r2, gamma, beta, N, HW, C, G, 1, 0, NULL);
+            dd_groupnorm_backward(o2, g2, NULL, dout, inp, m2, r2, gamma, beta, N, HW, C, G, 1, 0, NULL, gn_sums);
             omp_set_num_threads(nt);
             CHECK(memcmp(o1, o2, n * sizeof(float)) == 0 && memcmp(g1, g2, (size_t)C * sizeof(float)) == 0);
             free(o1), free(o2), free(m1), free(r1), free(m2), free(r2), free(g1), free(g2);
@@ -310,6 +311,7 @@ static void test_groupnorm(void) {
         free(inp), free(gamma), free(beta), free(dout);
     }
     free(gn_work);
+    free(gn_sums);
 }
 
 /* ------------------------------------------------------------------ glue ops */

@@ -59,7 +59,10 @@ static ddpm_status cpu_prepare(const dd_graph *g, const dd_node *nd, const dd_pl
     if (on_conv(nd)) return dd_cpu_conv_prepare(nd, pi, 0, state, needs);
     if (nd->op == DD_OP_GROUPNORM) {
         needs->saved_floats = 2 * (size_t)nd->G;                        /* mean [G], rstd [G] per image */
-        if (pi->training) needs->work_floats = dd_groupnorm_work_floats();   /* the backward's kept xhat, dy */
+        if (pi->training) {
+            needs->work_floats = dd_groupnorm_work_floats();   /* the backward's kept xhat, dy */
+            needs->saved_floats += 2 * dd_groupnorm_sums_doubles(1, nd->C);   /* its per-image sums (doubles) */
+        }
     }
     if (nd->op == DD_OP_ATTENTION) needs->work_floats = dd_attention_work_floats(nd->L, nd->C, nd->heads);
     return DDPM_OK;
@@ -123,7 +126,8 @@ static ddpm_status cpu_backward(const dd_graph *g, const dd_node *nd, const dd_n
         break;
     case DD_OP_GROUPNORM:
         dd_groupnorm_backward(din[0], c->dw, c->db, dout, in[0], c->saved, c->saved + (size_t)N * nd->G, c->w, c->b,
-                              N, nd->H, nd->C, nd->G, nd->silu, acc, c->work);
+                              N, nd->H, nd->C, nd->G, nd->silu, acc, c->work,
+                              (double *)(void *)(c->saved + 2 * (size_t)N * nd->G));
         break;
     case DD_OP_SILU:
         if (din[0]) dd_silu_backward(din[0], dout, in[0], n, acc);

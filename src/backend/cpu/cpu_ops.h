@@ -39,10 +39,12 @@ void dd_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp
                           const float *beta, int N, int HW, int C, int G, double eps, int silu);
 void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
                            const float *mean, const float *rstd, const float *gamma, const float *beta, int N,
-                           int HW, int C, int G, int silu, int acc, float *work);
+                           int HW, int C, int G, int silu, int acc, float *work, double *sums);
 /* Floats of the backward's work slice per thread (the caller passes omp_get_max_threads() slices, or NULL to
    recompute xhat and dy in the output pass). */
 size_t dd_groupnorm_work_floats(void);
+/* Doubles of the backward's `sums`: each image's per-channel sums, added over the images in order afterwards. */
+static inline size_t dd_groupnorm_sums_doubles(int N, int C) { return 2 * (size_t)N * (size_t)C; }
 void dd_silu_forward(float *out, const float *inp, size_t n);
 void dd_silu_backward(float *dinp, const float *dout, const float *inp, size_t n, int acc);
 void dd_add_forward(float *out, const float *a, const float *b, double alpha, size_t n);

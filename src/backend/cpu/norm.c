@@ -267,42 +267,37 @@ static void dd_gn_load_chunk(float *m, float *r, float *ga, float *be, const flo
 /* With xhat = (x - mean) rstd, y = xhat gamma + beta, dy = dout (times silu'(y) when fused):
    dgamma[c] += sum dy xhat, dbeta[c] += sum dy (double, images in order), and per (image, group), means over
    its Cg HW elements, dx = rstd (dy gamma - mean(dy gamma) - xhat mean(dy gamma xhat)) (acc = 1 adds).
-   mean, rstd [N, G] are the forward's; xhat and y are recomputed. */
+   mean, rstd [N, G] are the forward's; xhat and y are recomputed. sums [N, 2, C] doubles holds each image's
+   per-channel sums (dd_groupnorm_sums_doubles). */
 void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
                            const float *mean, const float *rstd, const float *gamma, const float *beta, int N,
-                           int HW, int C, int G, int silu, int acc, float *work) {
+                           int HW, int C, int G, int silu, int acc, float *work, double *sums) {
     if (!dinp && !dgamma && !dbeta) return;
     const int Cg = C / G;
-    /* one block of whole groups per thread (each reads whole cache lines of its rows and the load is even),
-       split further only to keep a block within DD_GN_MAXG groups and DD_GN_CB channels */
-    const int nt = omp_get_max_threads();
-    int gpb = (G + nt - 1) / nt;
-    if (gpb > DD_GN_MAXG) gpb = DD_GN_MAXG;
+    /* tasks are images (each streams through whole rows, and the load is even); inside one, blocks of whole
+       groups of at most DD_GN_MAXG groups and DD_GN_CB channels */
+    int gpb = G < DD_GN_MAXG ? G : DD_GN_MAXG;
     if (gpb * Cg > DD_GN_CB) gpb = DD_GN_CB / Cg > 0 ? DD_GN_CB / Cg : 1;
     const int nblk = (G + gpb - 1) / gpb;
     const double cnt = (double)Cg * HW;
     const size_t slice = dd_groupnorm_work_floats();
 #pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < nblk; blk++) {
-        const int g0 = blk * gpb, ng = G - g0 < gpb ? G - g0 : gpb;
-        const int c0 = g0 * Cg, c1 = (g0 + ng) * Cg;
-        /* the cached path (with the fused SiLU, whose second sigmoid it saves; without, x and dout are still in
-           cache for the output pass): a block of one chunk whose [HW, nc] fits the thread's work slice */
-        const int cached = work && silu && c1 - c0 <= DD_GN_CB && (size_t)HW * (size_t)(c1 - c0) <= DD_GN_CACHE;
-        float *cdy = cached ? work + (size_t)omp_get_thread_num() * slice : NULL;
-        float *cxh = cached ? cdy + DD_GN_CACHE + DD_GN_PAD : NULL;
-        /* A block of at most DD_GN_CB channels keeps its dgamma / dbeta sums in double over all images;
-           a larger one (a single wide group) adds each image's sums to dgamma / dbeta directly. */
-        const int fits = c1 - c0 <= DD_GN_CB;
-        double dgs[DD_GN_CB], dbs[DD_GN_CB];
-        for (int j = 0; j < DD_GN_CB; j++) dgs[j] = dbs[j] = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *x0 = inp + (size_t)n * HW * C, *d0 = dout + (size_t)n * HW * C;   /* [HW, C] */
+    for (int n = 0; n < N; n++) {
+        const float *x0 = inp + (size_t)n * HW * C, *d0 = dout + (size_t)n * HW * C;   /* [HW, C] */
+        double *isdy = sums + (size_t)n * 2 * C, *isdx = isdy + C;                      /* this image's sums */
+        for (int blk = 0; blk < nblk; blk++) {
+            const int g0 = blk * gpb, ng = G - g0 < gpb ? G - g0 : gpb;
+            const int c0 = g0 * Cg, c1 = (g0 + ng) * Cg;
+            /* the cached path (with the fused SiLU, whose second sigmoid it saves; without, x and dout are still
+               in cache for the output pass): a block of one chunk whose [HW, nc] fits the thread's work slice */
+            const int cached = work && silu && c1 - c0 <= DD_GN_CB && (size_t)HW * (size_t)(c1 - c0) <= DD_GN_CACHE;
+            float *cdy = cached ? work + (size_t)omp_get_thread_num() * slice : NULL;
+            float *cxh = cached ? cdy + DD_GN_CACHE + DD_GN_PAD : NULL;
             double A[DD_GN_MAXG] = {0}, B[DD_GN_MAXG] = {0};   /* per group: sum dy gamma, sum dy gamma xhat */
             for (int a = c0; a < c1; a += DD_GN_CB) {
                 const int nc = c1 - a < DD_GN_CB ? c1 - a : DD_GN_CB;
                 float m[DD_GN_CB], r[DD_GN_CB], ga[DD_GN_CB], be[DD_GN_CB];
-                double sdy[DD_GN_CB], sdx[DD_GN_CB];
+                double *sdy = isdy + a, *sdx = isdx + a;
                 dd_gn_load_chunk(m, r, ga, be, mean, rstd, gamma, beta, n, G, Cg, a, nc);
                 for (int j = 0; j < nc; j++) sdy[j] = sdx[j] = 0.0;
                 dd_gn_bwd_sums(sdy, sdx, d0 + a, x0 + a, C, HW, nc, m, r, ga, be, silu, cdy, cxh);
@@ -310,17 +305,6 @@ void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                     const int k = (a + j - c0) / Cg;
                     A[k] += (double)ga[j] * sdy[j];
                     B[k] += (double)ga[j] * sdx[j];
-                }
-                if (fits) {
-                    for (int j = 0; j < nc; j++) {
-                        dgs[j] += sdx[j];
-                        dbs[j] += sdy[j];
-                    }
-                } else {
-                    for (int j = 0; j < nc; j++) {
-                        if (dgamma) dgamma[a + j] = (float)(dgamma[a + j] + sdx[j]);
-                        if (dbeta) dbeta[a + j] = (float)(dbeta[a + j] + sdy[j]);
-                    }
                 }
             }
             if (!dinp) continue;
@@ -342,10 +326,26 @@ void dd_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                                 silu, acc, cdy, cxh);
             }
         }
-        if (fits)
-            for (int j = 0; j < c1 - c0; j++) {
-                if (dgamma) dgamma[c0 + j] = (float)(dgamma[c0 + j] + dgs[j]);
-                if (dbeta) dbeta[c0 + j] = (float)(dbeta[c0 + j] + dbs[j]);
+    }
+    if (!dgamma && !dbeta) return;
+    /* dgamma, dbeta: the images' sums added in image order, in double (a group of at most DD_GN_CB channels)
+       or onto the float gradient image by image (a single wider group), whatever the thread count */
+    const int fits = Cg <= DD_GN_CB;
+#pragma omp parallel for schedule(static) if (C >= 64)
+    for (int c = 0; c < C; c++) {
+        if (fits) {
+            double dgs = 0.0, dbs = 0.0;
+            for (int n = 0; n < N; n++) {
+                dbs += sums[(size_t)n * 2 * C + c];
+                dgs += sums[(size_t)n * 2 * C + C + c];
             }
+            if (dgamma) dgamma[c] = (float)(dgamma[c] + dgs);
+            if (dbeta) dbeta[c] = (float)(dbeta[c] + dbs);
+        } else {
+            for (int n = 0; n < N; n++) {
+                if (dgamma) dgamma[c] = (float)(dgamma[c] + sums[(size_t)n * 2 * C + C + c]);
+                if (dbeta) dbeta[c] = (float)(dbeta[c] + sums[(size_t)n * 2 * C + c]);
+            }
+        }
     }
 }
