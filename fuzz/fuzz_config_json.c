@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../src/model/model.h" /* internal: dd_model_config_parse (the fuzz build adds no src/ path) */
+#include "model/model.h" /* internal: dd_model_config_parse */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,7 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../src/diffusion/schedule.h" /* internal: dd_schedule_parse_text (the fuzz build adds no src/ path) */
+#include "diffusion/schedule.h" /* internal: dd_schedule_parse_text */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

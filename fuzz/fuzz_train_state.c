@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/train/train.h" /* internal: dd_train_state_parse (the fuzz build adds no src/ path) */
+#include "train/train.h" /* internal: dd_train_state_parse */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
